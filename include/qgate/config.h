@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * qgate configuration: the plain data the YAML loader produces and the
+ * dataplane consumes. The loader validates the whole document before
+ * anything starts and reports each problem as FILE:LINE:COLUMN: message.
+ */
+#ifndef QGATE_CONFIG_H
+#define QGATE_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "qgate/addr.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QG_CONFIG_MAX_CORES    64
+#define QG_CONFIG_MAX_SERVICES 256
+#define QG_CONFIG_MAX_BACKENDS 4096 /* per service */
+#define QG_CONFIG_NAME_MAX     64   /* service name, with the NUL */
+#define QG_CONFIG_MAX_ERRORS   32
+#define QG_CONFIG_MAX_WEIGHT   1000
+
+/** Packet I/O backend of the dataplane. */
+enum qg_config_io {
+	QG_CONFIG_IO_URING = 0,
+	QG_CONFIG_IO_RECVMMSG,
+	QG_CONFIG_IO_DPDK,
+};
+
+/** Transport protocol a service speaks. */
+enum qg_config_proto {
+	QG_CONFIG_PROTO_UDP = 0,
+	QG_CONFIG_PROTO_QUIC,
+};
+
+/** Backend selection policy. */
+enum qg_config_policy {
+	QG_CONFIG_POLICY_MAGLEV = 0,
+	QG_CONFIG_POLICY_WRR,
+	QG_CONFIG_POLICY_LEAST_CONN,
+};
+
+/** What the Maglev hash covers. */
+enum qg_config_hash {
+	QG_CONFIG_HASH_FIVE_TUPLE = 0, /**< client IP + port (VIP and protocol are fixed per service) */
+	QG_CONFIG_HASH_SRC_IP,
+	QG_CONFIG_HASH_SRC_IP_PORT,
+};
+
+/** One backend of a service. */
+struct qg_config_backend {
+	struct qg_addr addr;
+	uint32_t weight; /**< 0..QG_CONFIG_MAX_WEIGHT; 0 = draining */
+	int line;        /**< where it was written (1-based), 0 for built-in */
+};
+
+/** One service: a listening VIP and its backend pool. */
+struct qg_config_service {
+	char name[QG_CONFIG_NAME_MAX];
+	struct qg_addr listen;
+	enum qg_config_proto protocol;
+	enum qg_config_policy policy;
+	enum qg_config_hash hash;
+	uint32_t idle_timeout_ms;      /**< flows idle this long expire (default 30 s) */
+	uint32_t max_flows_per_client; /**< per worker; 0 = unlimited */
+	uint32_t maglev_table_size;    /**< prime, default 65537 */
+	uint32_t n_backends;
+	struct qg_config_backend *backends;
+	int line;
+};
+
+/** The dataplane section. */
+struct qg_config_dataplane {
+	enum qg_config_io io;
+	uint32_t n_cores;
+	uint32_t cores[QG_CONFIG_MAX_CORES]; /**< CPU ids, one worker pinned to each */
+	uint32_t flows_per_core;             /**< flow-table capacity per worker (default 1048576) */
+	uint32_t upstream_sockets_per_core;  /**< cap of the upstream socket pool (socket backends, default 65536) */
+	uint32_t rx_buffers;                 /**< receive buffers per worker (power of two, default 4096) */
+	uint32_t max_datagram;               /**< largest UDP payload relayed (default 2048, max 65507) */
+	uint32_t burst;                      /**< packets per receive/transmit burst (default 32) */
+};
+
+/** A whole configuration. Owned by the loader; freed with qg_config_free(). */
+struct qg_config {
+	char source[256]; /**< file path, or "<default>" */
+	struct qg_config_dataplane dataplane;
+	uint32_t stats_interval_ms; /**< period of the stats line on stderr; 0 = off (default) */
+	uint32_t n_services;
+	struct qg_config_service *services;
+};
+
+/** One problem found in a configuration. */
+struct qg_config_error {
+	int line;   /**< 1-based, 0 when the problem is not tied to a place */
+	int column; /**< 1-based */
+	char msg[200];
+};
+
+/** Every problem found, in document order (at most QG_CONFIG_MAX_ERRORS). */
+struct qg_config_errors {
+	char file[256];
+	unsigned count;
+	unsigned dropped; /**< problems beyond QG_CONFIG_MAX_ERRORS */
+	struct qg_config_error items[QG_CONFIG_MAX_ERRORS];
+};
+
+/**
+ * Load and completely validate a YAML file.
+ * @return 0 and *out set, -EINVAL with errs filled when the file is invalid,
+ *         or another -errno when it cannot be read (errs holds a message too).
+ */
+int qg_config_load_file(const char *path, struct qg_config **out, struct qg_config_errors *errs);
+
+/** As qg_config_load_file() on text in memory; name is used as FILE in messages. */
+int qg_config_load_string(const char *name, const char *text, size_t len, struct qg_config **out,
+			  struct qg_config_errors *errs);
+
+/** The built-in default configuration (the demo's) as YAML text. */
+const char *qg_config_default_yaml(void);
+
+/** Load the built-in default configuration. */
+int qg_config_load_default(struct qg_config **out, struct qg_config_errors *errs);
+
+/** Print every error as "FILE:LINE:COLUMN: message" lines. */
+void qg_config_errors_print(const struct qg_config_errors *errs, FILE *f);
+
+/** Free a configuration (NULL is fine). */
+void qg_config_free(struct qg_config *cfg);
+
+/** Find a service by name; NULL when absent. */
+const struct qg_config_service *qg_config_service_find(const struct qg_config *cfg, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QGATE_CONFIG_H */
