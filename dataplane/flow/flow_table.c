@@ -1,1 +1,560 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Per-core flow table (see include/qgate/flow.h for the contract).
+ *
+ * Layout, all allocated once at creation:
+ *  - flows[capacity]: 64-byte entries, cache-line aligned. A free entry has
+ *    svc == FLOW_SVC_FREE and is chained on the free list through hnext.
+ *  - buckets[pow2 >= capacity]: head index of each hash chain (hnext links).
+ *  - clients[capacity] + cbuckets[pow2 >= capacity]: per-(svc, client IP)
+ *    flow counters for max_flows_per_client. A counter lives only while its
+ *    count is > 0 and every counted flow holds one, so capacity counters are
+ *    always enough.
+ *  - svcs[n_services]: per-service LRU list (head = least recent) and limits.
+ *
+ * The table is owned by one worker thread: nothing here is locked or atomic.
+ *
+ * Removal callback: it runs after the flow is unlinked from every list and
+ * before its entry returns to the free list, so it may read the flow (all
+ * fields keep their values) but it must not call any qg_flow_* function on
+ * the same table (the table is mid-update).
+ *
+ * Clock: now_ms is a wrapping 32-bit millisecond clock and must not go
+ * backwards between calls on one table; idleness is (uint32_t)(now - last),
+ * which stays correct across the wrap as long as idle periods are < 2^32 ms.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qgate/addr.h"
+#include "qgate/compiler.h"
+#include "qgate/flow.h"
+#include "qgate/hash.h"
+
+_Static_assert(sizeof(struct qg_flow) == QG_CACHE_LINE, "struct qg_flow must be one cache line");
+_Static_assert(sizeof(struct qg_addr) == 20, "struct qg_addr layout changed");
+
+/* svc value marking an entry on the free list (so n_services <= 0xffff). */
+#define FLOW_SVC_FREE UINT16_MAX
+/* Largest capacity: keeps the power-of-two bucket count within uint32_t. */
+#define FLOW_MAX_CAPACITY (UINT32_C(1) << 31)
+
+/* Golden-ratio multiplier, used to fold the service index into the seed. */
+#define FLOW_SEED_MUL 0x9e3779b97f4a7c15ULL
+
+/* Counter of the flows one client IP holds in one service. 32 bytes. */
+struct qg_flow_client {
+	uint8_t ip[16];
+	uint16_t svc;
+	uint8_t family;
+	uint8_t pad;
+	uint32_t count;
+	uint32_t next; /* hash chain, or free list when count == 0 */
+	uint32_t hash;
+};
+
+_Static_assert(sizeof(struct qg_flow_client) == 32, "client counter should stay 32 bytes");
+
+struct qg_flow_svc {
+	uint32_t head; /* least recently used */
+	uint32_t tail; /* most recently used */
+	uint32_t idle_timeout_ms;
+	uint32_t max_per_client; /* 0 = unlimited */
+};
+
+struct qg_flow_table {
+	struct qg_flow *flows;
+	uint32_t *buckets;
+	struct qg_flow_client *clients;
+	uint32_t *cbuckets;
+	uint64_t seed;
+	uint64_t cseed; /* separate seed so client and flow chains do not correlate */
+	uint32_t bucket_mask;
+	uint32_t cbucket_mask;
+	uint32_t capacity;
+	uint32_t count;
+	uint32_t free_head;
+	uint32_t cfree_head;
+	uint32_t n_services;
+	uint32_t expire_next; /* service qg_flow_expire starts with next time */
+	qg_flow_remove_cb on_remove;
+	void *cb_ctx;
+	struct qg_flow_svc svcs[];
+};
+
+static inline uint32_t flow_hash(const struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client)
+{
+	/* Folding svc into the seed hashes the 24-byte key without copying it. */
+	return (uint32_t)qg_hash_addr(client, t->seed ^ ((uint64_t)(svc + 1) * FLOW_SEED_MUL));
+}
+
+static inline uint32_t client_hash(const struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client)
+{
+	return (uint32_t)qg_hash_ip(client, t->cseed ^ ((uint64_t)(svc + 1) * FLOW_SEED_MUL));
+}
+
+static inline int flow_is_live(const struct qg_flow_table *t, uint32_t idx)
+{
+	return idx < t->capacity && t->flows[idx].svc != FLOW_SVC_FREE;
+}
+
+static inline int flow_idle_expired(const struct qg_flow *f, uint32_t timeout, uint32_t now_ms)
+{
+	return (uint32_t)(now_ms - f->last_seen) > timeout;
+}
+
+/* ---- LRU (per service, head = oldest) ---- */
+
+static inline void lru_unlink(struct qg_flow_table *t, struct qg_flow *f)
+{
+	struct qg_flow_svc *s = &t->svcs[f->svc];
+
+	if (f->lru_prev != QG_FLOW_NONE)
+		t->flows[f->lru_prev].lru_next = f->lru_next;
+	else
+		s->head = f->lru_next;
+	if (f->lru_next != QG_FLOW_NONE)
+		t->flows[f->lru_next].lru_prev = f->lru_prev;
+	else
+		s->tail = f->lru_prev;
+}
+
+static inline void lru_append(struct qg_flow_table *t, uint32_t idx, struct qg_flow *f)
+{
+	struct qg_flow_svc *s = &t->svcs[f->svc];
+
+	f->lru_next = QG_FLOW_NONE;
+	f->lru_prev = s->tail;
+	if (s->tail != QG_FLOW_NONE)
+		t->flows[s->tail].lru_next = idx;
+	else
+		s->head = idx;
+	s->tail = idx;
+}
+
+/* Mark a flow used at now_ms. Relinks only when the time moved: a burst of
+ * packets within one millisecond costs a single compare. */
+static inline void flow_refresh(struct qg_flow_table *t, uint32_t idx, struct qg_flow *f, uint32_t now_ms)
+{
+	if (f->last_seen == now_ms)
+		return;
+	f->last_seen = now_ms;
+	if (f->lru_next != QG_FLOW_NONE) {
+		lru_unlink(t, f);
+		lru_append(t, idx, f);
+	}
+}
+
+/* ---- hash chains ---- */
+
+static void hash_unlink(struct qg_flow_table *t, uint32_t idx, const struct qg_flow *f)
+{
+	uint32_t *link = &t->buckets[f->hash & t->bucket_mask];
+
+	while (*link != idx) {
+		assert(*link != QG_FLOW_NONE);
+		link = &t->flows[*link].hnext;
+	}
+	*link = f->hnext;
+}
+
+static inline void hash_link(struct qg_flow_table *t, uint32_t idx, struct qg_flow *f)
+{
+	uint32_t *b = &t->buckets[f->hash & t->bucket_mask];
+
+	f->hnext = *b;
+	*b = idx;
+}
+
+static inline uint32_t hash_find(const struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client,
+				 uint32_t h)
+{
+	uint32_t i = t->buckets[h & t->bucket_mask];
+
+	while (i != QG_FLOW_NONE) {
+		const struct qg_flow *f = &t->flows[i];
+
+		if (likely(f->hash == h) && likely(f->svc == svc) &&
+		    likely(qg_addr_equal(&f->client, client)))
+			return i;
+		i = f->hnext;
+	}
+	return QG_FLOW_NONE;
+}
+
+/* ---- per-client counters ---- */
+
+static inline int client_match(const struct qg_flow_client *c, uint32_t h, uint16_t svc,
+			       const struct qg_addr *a)
+{
+	return c->hash == h && c->svc == svc && c->family == a->family && memcmp(c->ip, a->ip, 16) == 0;
+}
+
+static uint32_t client_find(const struct qg_flow_table *t, uint16_t svc, const struct qg_addr *a, uint32_t h)
+{
+	uint32_t i = t->cbuckets[h & t->cbucket_mask];
+
+	while (i != QG_FLOW_NONE) {
+		const struct qg_flow_client *c = &t->clients[i];
+
+		if (client_match(c, h, svc, a))
+			return i;
+		i = c->next;
+	}
+	return QG_FLOW_NONE;
+}
+
+/* Count one more flow for (svc, a->ip). Never fails: live counters never
+ * outnumber live counted flows, and the caller holds a free flow entry. */
+static uint32_t client_get(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *a, uint32_t h)
+{
+	uint32_t i = client_find(t, svc, a, h);
+	struct qg_flow_client *c;
+	uint32_t *b;
+
+	if (i != QG_FLOW_NONE) {
+		t->clients[i].count++;
+		return i;
+	}
+	i = t->cfree_head;
+	assert(i != QG_FLOW_NONE);
+	c = &t->clients[i];
+	t->cfree_head = c->next;
+	memcpy(c->ip, a->ip, sizeof(c->ip));
+	c->svc = svc;
+	c->family = a->family;
+	c->pad = 0;
+	c->count = 1;
+	c->hash = h;
+	b = &t->cbuckets[h & t->cbucket_mask];
+	c->next = *b;
+	*b = i;
+	return i;
+}
+
+static void client_put(struct qg_flow_table *t, uint32_t i)
+{
+	struct qg_flow_client *c = &t->clients[i];
+	uint32_t *link;
+
+	if (--c->count)
+		return;
+	link = &t->cbuckets[c->hash & t->cbucket_mask];
+	while (*link != i) {
+		assert(*link != QG_FLOW_NONE);
+		link = &t->clients[*link].next;
+	}
+	*link = c->next;
+	c->next = t->cfree_head;
+	t->cfree_head = i;
+}
+
+/* ---- removal ---- */
+
+static void flow_release(struct qg_flow_table *t, uint32_t idx, enum qg_flow_reason why)
+{
+	struct qg_flow *f = &t->flows[idx];
+
+	hash_unlink(t, idx, f);
+	lru_unlink(t, f);
+	if (f->client_slot != QG_FLOW_NONE)
+		client_put(t, f->client_slot);
+	t->count--;
+	/* The entry is intact and off every list: the callback sees a consistent
+	 * flow and cannot find it again through the table. */
+	if (t->on_remove)
+		t->on_remove(t->cb_ctx, idx, f, why);
+	f->svc = FLOW_SVC_FREE;
+	f->hnext = t->free_head;
+	t->free_head = idx;
+}
+
+/* ---- public API ---- */
+
+static void *alloc_lines(size_t n, size_t elem)
+{
+	size_t bytes = n * elem;
+
+	/* aligned_alloc wants a size multiple of the alignment. */
+	bytes = (bytes + QG_CACHE_LINE - 1) & ~(size_t)(QG_CACHE_LINE - 1);
+	return aligned_alloc(QG_CACHE_LINE, bytes ? bytes : QG_CACHE_LINE);
+}
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+	uint32_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+int qg_flow_table_create(const struct qg_flow_table_params *p, struct qg_flow_table **out)
+{
+	struct qg_flow_table *t;
+	uint32_t nb, i;
+
+	if (!p || !out || p->capacity == 0 || p->capacity > FLOW_MAX_CAPACITY || p->n_services == 0 ||
+	    p->n_services > FLOW_SVC_FREE || !p->idle_timeout_ms)
+		return -EINVAL;
+
+	t = alloc_lines(1, sizeof(*t) + (size_t)p->n_services * sizeof(t->svcs[0]));
+	if (!t)
+		return -ENOMEM;
+	memset(t, 0, sizeof(*t));
+	nb = pow2_at_least(p->capacity);
+	t->flows = alloc_lines(p->capacity, sizeof(struct qg_flow));
+	t->buckets = alloc_lines(nb, sizeof(uint32_t));
+	t->clients = alloc_lines(p->capacity, sizeof(struct qg_flow_client));
+	t->cbuckets = alloc_lines(nb, sizeof(uint32_t));
+	if (!t->flows || !t->buckets || !t->clients || !t->cbuckets)
+		goto err;
+
+	t->capacity = p->capacity;
+	t->bucket_mask = nb - 1;
+	t->cbucket_mask = nb - 1;
+	t->n_services = p->n_services;
+	t->seed = p->seed;
+	t->cseed = qg_hash_mix64(p->seed ^ 0x5bd1e9955bd1e995ULL);
+	t->on_remove = p->on_remove;
+	t->cb_ctx = p->cb_ctx;
+
+	/* Writing every entry now also faults the pages in, so the fast path
+	 * never takes a first-touch page fault. */
+	memset(t->flows, 0, (size_t)p->capacity * sizeof(struct qg_flow));
+	memset(t->clients, 0, (size_t)p->capacity * sizeof(struct qg_flow_client));
+	memset(t->buckets, 0xff, (size_t)nb * sizeof(uint32_t));
+	memset(t->cbuckets, 0xff, (size_t)nb * sizeof(uint32_t));
+	for (i = 0; i < p->capacity; i++) {
+		t->flows[i].svc = FLOW_SVC_FREE;
+		t->flows[i].hnext = i + 1 < p->capacity ? i + 1 : QG_FLOW_NONE;
+		t->clients[i].next = i + 1 < p->capacity ? i + 1 : QG_FLOW_NONE;
+	}
+	t->free_head = 0;
+	t->cfree_head = 0;
+	for (i = 0; i < p->n_services; i++) {
+		t->svcs[i].head = QG_FLOW_NONE;
+		t->svcs[i].tail = QG_FLOW_NONE;
+		t->svcs[i].idle_timeout_ms = p->idle_timeout_ms[i];
+		t->svcs[i].max_per_client = p->max_flows_per_client ? p->max_flows_per_client[i] : 0;
+	}
+	*out = t;
+	return 0;
+
+err:
+	qg_flow_table_destroy(t);
+	return -ENOMEM;
+}
+
+void qg_flow_table_destroy(struct qg_flow_table *t)
+{
+	if (!t)
+		return;
+	free(t->flows);
+	free(t->buckets);
+	free(t->clients);
+	free(t->cbuckets);
+	free(t);
+}
+
+uint32_t qg_flow_lookup(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client, uint32_t now_ms)
+{
+	struct qg_flow *f;
+	uint32_t idx;
+
+	if (unlikely(svc >= t->n_services))
+		return QG_FLOW_NONE;
+	idx = hash_find(t, svc, client, flow_hash(t, svc, client));
+	if (idx == QG_FLOW_NONE)
+		return QG_FLOW_NONE;
+	f = &t->flows[idx];
+	/* The periodic expiry may lag behind: never resurrect an idle flow. */
+	if (unlikely(flow_idle_expired(f, t->svcs[svc].idle_timeout_ms, now_ms))) {
+		flow_release(t, idx, QG_FLOW_REASON_EXPIRED);
+		return QG_FLOW_NONE;
+	}
+	flow_refresh(t, idx, f, now_ms);
+	return idx;
+}
+
+/* Least recently used flow over all services: the oldest of the list heads. */
+static uint32_t flow_oldest(const struct qg_flow_table *t, uint32_t now_ms)
+{
+	uint32_t best = QG_FLOW_NONE, best_age = 0, s;
+
+	for (s = 0; s < t->n_services; s++) {
+		uint32_t h = t->svcs[s].head;
+		uint32_t age;
+
+		if (h == QG_FLOW_NONE)
+			continue;
+		age = now_ms - t->flows[h].last_seen;
+		if (best == QG_FLOW_NONE || age > best_age) {
+			best = h;
+			best_age = age;
+		}
+	}
+	return best;
+}
+
+int qg_flow_insert(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client, uint32_t now_ms,
+		   uint32_t *idx)
+{
+	const struct qg_flow_svc *s;
+	struct qg_flow *f;
+	uint32_t h, ch = 0, i;
+
+	if (unlikely(!t || !client || !idx || svc >= t->n_services))
+		return -EINVAL;
+	s = &t->svcs[svc];
+	h = flow_hash(t, svc, client);
+	assert(hash_find(t, svc, client, h) == QG_FLOW_NONE);
+
+	/* Quota before eviction: a refused client must not cost anyone a flow. */
+	if (s->max_per_client) {
+		ch = client_hash(t, svc, client);
+		i = client_find(t, svc, client, ch);
+		if (i != QG_FLOW_NONE && t->clients[i].count >= s->max_per_client)
+			return -EDQUOT;
+	}
+
+	if (unlikely(t->free_head == QG_FLOW_NONE)) {
+		uint32_t victim = flow_oldest(t, now_ms);
+
+		if (victim == QG_FLOW_NONE)
+			return -ENOSPC;
+		flow_release(t, victim, QG_FLOW_REASON_EVICTED);
+	}
+
+	i = t->free_head;
+	f = &t->flows[i];
+	t->free_head = f->hnext;
+
+	f->client = *client;
+	f->svc = svc;
+	f->flags = 0;
+	f->backend = QG_FLOW_NONE;
+	f->upstream = QG_FLOW_NONE;
+	f->last_seen = now_ms;
+	f->hash = h;
+	f->user = 0;
+	f->user2 = 0;
+	/* Eviction may have just freed this client's counter; get it anew. */
+	f->client_slot = s->max_per_client ? client_get(t, svc, client, ch) : QG_FLOW_NONE;
+	hash_link(t, i, f);
+	lru_append(t, i, f);
+	t->count++;
+	*idx = i;
+	return 0;
+}
+
+void qg_flow_remove(struct qg_flow_table *t, uint32_t idx)
+{
+	if (unlikely(!t || !flow_is_live(t, idx)))
+		return;
+	flow_release(t, idx, QG_FLOW_REASON_REMOVED);
+}
+
+void qg_flow_touch(struct qg_flow_table *t, uint32_t idx, uint32_t now_ms)
+{
+	if (unlikely(!flow_is_live(t, idx)))
+		return;
+	flow_refresh(t, idx, &t->flows[idx], now_ms);
+}
+
+int qg_flow_rekey(struct qg_flow_table *t, uint32_t idx, const struct qg_addr *client)
+{
+	struct qg_flow *f;
+	uint32_t h, other;
+
+	if (!t || !client || !flow_is_live(t, idx))
+		return -EINVAL;
+	f = &t->flows[idx];
+	h = flow_hash(t, f->svc, client);
+	other = hash_find(t, f->svc, client, h);
+	if (other == idx)
+		return 0;
+	if (other != QG_FLOW_NONE)
+		return -EEXIST;
+
+	/* A migrated flow keeps counting against a client, now the new one. The
+	 * limit is not enforced here: refusing a migration would kill a live
+	 * connection, and the total number of flows does not grow. */
+	if (f->client_slot != QG_FLOW_NONE) {
+		const struct qg_flow_client *c = &t->clients[f->client_slot];
+
+		if (c->family != client->family || memcmp(c->ip, client->ip, 16) != 0) {
+			/* Release first so the counter pool never needs a spare. */
+			client_put(t, f->client_slot);
+			f->client_slot = client_get(t, f->svc, client, client_hash(t, f->svc, client));
+		}
+	}
+	hash_unlink(t, idx, f);
+	f->client = *client;
+	f->hash = h;
+	hash_link(t, idx, f);
+	return 0;
+}
+
+unsigned qg_flow_expire(struct qg_flow_table *t, uint32_t now_ms, unsigned budget)
+{
+	uint32_t start = t->expire_next, k;
+	unsigned done = 0;
+
+	/* Start one service later each call so a service with many idle flows
+	 * cannot use up every budget and starve the others. */
+	t->expire_next = start + 1 < t->n_services ? start + 1 : 0;
+	for (k = 0; k < t->n_services && done < budget; k++) {
+		uint32_t s = start + k < t->n_services ? start + k : start + k - t->n_services;
+		struct qg_flow_svc *sv = &t->svcs[s];
+
+		/* The list is in last_seen order: stop at the first live flow. */
+		while (done < budget && sv->head != QG_FLOW_NONE &&
+		       flow_idle_expired(&t->flows[sv->head], sv->idle_timeout_ms, now_ms)) {
+			flow_release(t, sv->head, QG_FLOW_REASON_EXPIRED);
+			done++;
+		}
+	}
+	return done;
+}
+
+void qg_flow_set_service(struct qg_flow_table *t, uint16_t svc, uint32_t idle_timeout_ms,
+			 uint32_t max_flows_per_client)
+{
+	if (!t || svc >= t->n_services)
+		return;
+	/* Flows created while the service was unlimited hold no counter and stay
+	 * uncounted; flows that hold one keep releasing it when they leave. */
+	t->svcs[svc].idle_timeout_ms = idle_timeout_ms;
+	t->svcs[svc].max_per_client = max_flows_per_client;
+}
+
+uint32_t qg_flow_count(const struct qg_flow_table *t)
+{
+	return t->count;
+}
+
+uint32_t qg_flow_capacity(const struct qg_flow_table *t)
+{
+	return t->capacity;
+}
+
+struct qg_flow *qg_flow_get(struct qg_flow_table *t, uint32_t idx)
+{
+	return flow_is_live(t, idx) ? &t->flows[idx] : NULL;
+}
+
+void qg_flow_foreach(struct qg_flow_table *t, void (*fn)(void *ctx, uint32_t idx, const struct qg_flow *f),
+		     void *ctx)
+{
+	uint32_t i;
+
+	/* fn must not change the table; a scan of the pool is fine off the fast path. */
+	for (i = 0; i < t->capacity; i++)
+		if (t->flows[i].svc != FLOW_SVC_FREE)
+			fn(ctx, i, &t->flows[i]);
+}

@@ -36,6 +36,7 @@ struct qg_flow {
 	uint32_t hash;      /**< key hash, to skip full compares and rehash quickly */
 	uint32_t client_slot; /**< per-client counter entry, QG_FLOW_NONE when unlimited */
 	uint32_t user;        /**< spare for the owner (e.g. QUIC CID links) */
+	uint32_t user2;       /**< second spare for the owner; pads the entry to 64 bytes */
 };
 
 /** Why a flow left the table (passed to the removal callback). */
