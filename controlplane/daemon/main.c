@@ -1,1 +1,185 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * qgate, the daemon: load and validate the configuration (or the built-in
+ * default), start the dataplane, report, and stop cleanly on SIGINT/SIGTERM.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qgate/config.h"
+#include "qgate/dataplane.h"
+#include "qgate/log.h"
+#include "stats.h"
+
+#define EXIT_BAD_CONFIG 2
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: qgate [-c FILE] [--stats SECONDS] [-v | -q]\n"
+		   "       qgate --check-config FILE\n"
+		   "       qgate --print-default-config\n"
+		   "\n"
+		   "  -c, --config FILE        run with this YAML configuration (default: the built-in one)\n"
+		   "      --check-config FILE  validate FILE and exit: 0 valid, 2 invalid\n"
+		   "      --print-default-config  print the built-in configuration\n"
+		   "      --stats SECONDS      print per-backend counters every SECONDS (overrides stats_interval)\n"
+		   "  -v, --verbose            debug logging\n"
+		   "  -q, --quiet              errors and warnings only\n"
+		   "  -h, --help               this text\n");
+}
+
+static int load(const char *path, struct qg_config **cfg)
+{
+	struct qg_config_errors errs;
+	int rc;
+
+	memset(&errs, 0, sizeof(errs));
+	rc = path ? qg_config_load_file(path, cfg, &errs) : qg_config_load_default(cfg, &errs);
+	if (rc)
+		qg_config_errors_print(&errs, stderr);
+	return rc;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int run(struct qg_config *cfg)
+{
+	struct qg_stats_report *report = NULL;
+	struct qg_dataplane *dp = NULL;
+	struct sigaction sa;
+	unsigned waited = 0;
+	int rc;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = qg_dataplane_create(cfg, &dp);
+	if (rc)
+		goto out;
+	rc = qg_stats_report_create(cfg, &report);
+	if (rc)
+		goto out;
+	rc = qg_dataplane_start(dp);
+	if (rc)
+		goto out;
+	for (uint32_t s = 0; s < cfg->n_services; s++) {
+		char addr[QG_ADDR_STRLEN];
+
+		QG_LOG_INFO("service %s listening on %s (udp), %u backend(s)", cfg->services[s].name,
+			    qg_addr_format(&cfg->services[s].listen, addr, sizeof(addr)),
+			    cfg->services[s].n_backends);
+	}
+	QG_LOG_INFO("ready (config %s)", cfg->source);
+	while (!stop_requested) {
+		sleep_ms(50);
+		waited += 50;
+		if (cfg->stats_interval_ms && waited >= cfg->stats_interval_ms) {
+			qg_stats_report_print(report, dp, stdout);
+			waited = 0;
+		}
+	}
+	QG_LOG_INFO("stopping");
+	qg_dataplane_stop(dp);
+	qg_stats_report_totals(dp, stderr);
+out:
+	if (rc)
+		QG_LOG_ERR("cannot start: %s", strerror(-rc));
+	qg_stats_report_destroy(report);
+	qg_dataplane_destroy(dp);
+	return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", required_argument, NULL, 'C' },
+		{ "print-default-config", no_argument, NULL, 'P' },
+		{ "stats", required_argument, NULL, 's' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL, *check = NULL;
+	struct qg_config *cfg = NULL;
+	double stats = -1;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'C':
+			check = optarg;
+			break;
+		case 'P':
+			fputs(qg_config_default_yaml(), stdout);
+			return 0;
+		case 's': {
+			char *end;
+
+			stats = strtod(optarg, &end);
+			if (*end || stats < 0 || stats > 86400) {
+				fprintf(stderr, "qgate: --stats takes seconds (0..86400), not '%s'\n", optarg);
+				return EXIT_BAD_CONFIG;
+			}
+			break;
+		}
+		case 'v':
+			qg_log_set_level(QG_LOG_DEBUG);
+			break;
+		case 'q':
+			qg_log_set_level(QG_LOG_WARN);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_BAD_CONFIG;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "qgate: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return EXIT_BAD_CONFIG;
+	}
+	if (check) {
+		if (load(check, &cfg))
+			return EXIT_BAD_CONFIG;
+		printf("%s: valid (%u service(s))\n", check, cfg->n_services);
+		qg_config_free(cfg);
+		return 0;
+	}
+	if (load(path, &cfg))
+		return EXIT_BAD_CONFIG;
+	if (stats >= 0)
+		cfg->stats_interval_ms = (uint32_t)(stats * 1000);
+	rc = run(cfg);
+	qg_config_free(cfg);
+	return rc;
+}

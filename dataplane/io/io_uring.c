@@ -1,1 +1,507 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * io_uring backend: one ring per worker. Every socket (the worker's
+ * SO_REUSEPORT socket of each service, and each upstream socket) has one
+ * multishot recvmsg armed on a shared provided-buffer ring, so receiving
+ * costs no syscall per datagram. A received buffer is forwarded in place
+ * (zero copy) with a send/sendmsg SQE and goes back to the buffer ring when
+ * that send completes. All SQEs of a loop iteration go to the kernel in one
+ * io_uring_enter, which also reaps completions.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "io_sock.h"
+#include "qgate/compiler.h"
+#include "qgate/io.h"
+#include "qgate/log.h"
+#include "upstream_pool.h"
+
+#define URING_BGID        0
+#define URING_MAX_BUFS    32768 /* kernel limit of a provided buffer ring */
+#define URING_NAME_LEN    ((uint32_t)sizeof(struct sockaddr_in6))
+#define URING_HDR         ((uint32_t)sizeof(struct io_uring_recvmsg_out) + URING_NAME_LEN)
+
+/* user_data: op (8 bits) | generation (16 bits) | index (32 bits) */
+enum { OP_RECV_SVC = 1, OP_RECV_UP, OP_SEND_UP, OP_SEND_CLI, OP_CANCEL };
+
+static inline uint64_t ud_make(unsigned op, uint16_t gen, uint32_t idx)
+{
+	return ((uint64_t)op << 56) | ((uint64_t)gen << 32) | idx;
+}
+
+/* What a sendmsg toward a client needs until it completes: one per buffer. */
+struct uring_txmsg {
+	struct msghdr msg;
+	struct iovec iov;
+	struct sockaddr_storage name;
+};
+
+struct qg_io {
+	struct io_uring ring;
+	int ring_ready;
+	struct io_uring_buf_ring *br;
+	size_t br_len;
+	uint32_t n_bufs;
+	uint32_t stride;
+	uint8_t *bufs;
+	size_t bufs_len;
+	uint32_t pending_adds; /* buffers re-added since the last advance */
+	uint32_t max_datagram;
+	unsigned n_services;
+	int *svc_fd;
+	struct qg_addr *svc_addr;
+	struct uring_txmsg *txmsg;
+	struct msghdr rx_msg; /* layout template of multishot recvmsg */
+	struct qg_up_pool pool;
+	struct qg_ctr_block *ctr;
+};
+
+static int uring_probe(char *why, size_t len)
+{
+	struct io_uring_probe *probe = NULL;
+	struct io_uring ring;
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+	int rc;
+
+	/* Multishot recvmsg arrived in 6.0; opcode probing cannot see the flag, the version can. */
+	if (uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
+	    (major < 6)) {
+		snprintf(why, len, "kernel %s lacks multishot recvmsg (needs 6.0)", u.release);
+		return -ENOSYS;
+	}
+	rc = io_uring_queue_init(8, &ring, 0);
+	if (rc < 0) {
+		snprintf(why, len, "io_uring_setup: %s%s", strerror(-rc),
+			 rc == -EPERM ? " (kernel.io_uring_disabled or seccomp)" : "");
+		return rc;
+	}
+	probe = io_uring_get_probe_ring(&ring);
+	if (!probe || !io_uring_opcode_supported(probe, IORING_OP_RECVMSG) ||
+	    !io_uring_opcode_supported(probe, IORING_OP_SENDMSG) || !io_uring_opcode_supported(probe, IORING_OP_SEND)) {
+		snprintf(why, len, "kernel io_uring lacks recvmsg/sendmsg/send");
+		rc = -ENOSYS;
+	}
+	if (probe)
+		io_uring_free_probe(probe);
+	io_uring_queue_exit(&ring);
+	return rc;
+}
+
+static struct io_uring_sqe *uring_sqe(struct qg_io *io)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+
+	if (unlikely(!sqe)) {
+		/* SQ full within one iteration: push it out now rather than lose work. */
+		qg_ctr_add(io->ctr, QG_CTR_ERR_SQ_FULL, 1);
+		io_uring_submit(&io->ring);
+		sqe = io_uring_get_sqe(&io->ring);
+	}
+	return sqe;
+}
+
+static int uring_arm(struct qg_io *io, int fd, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = uring_sqe(io);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_recvmsg_multishot(sqe, fd, &io->rx_msg, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = URING_BGID;
+	io_uring_sqe_set_data64(sqe, ud);
+	return 0;
+}
+
+static int up_arm(void *ctx, uint32_t up, int fd, uint16_t gen)
+{
+	struct qg_io *io = ctx;
+
+	if (!io->ring_ready)
+		return -EAGAIN;
+	return uring_arm(io, fd, ud_make(OP_RECV_UP, gen, up));
+}
+
+static void up_disarm(void *ctx, uint32_t up, int fd, uint16_t gen)
+{
+	struct qg_io *io = ctx;
+	struct io_uring_sqe *sqe;
+
+	(void)fd;
+	if (!io->ring_ready)
+		return;
+	/* The armed receive holds its own file reference: cancel it, or close() would not stop it. */
+	sqe = uring_sqe(io);
+	if (!sqe)
+		return;
+	io_uring_prep_cancel64(sqe, ud_make(OP_RECV_UP, gen, up), 0);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_CANCEL, 0, 0));
+}
+
+static inline void buf_recycle(struct qg_io *io, uint32_t bid)
+{
+	io_uring_buf_ring_add(io->br, io->bufs + (size_t)bid * io->stride, io->stride, (unsigned short)bid,
+			      io_uring_buf_ring_mask(io->n_bufs), (int)io->pending_adds);
+	io->pending_adds++;
+}
+
+static inline void buf_commit(struct qg_io *io)
+{
+	if (io->pending_adds) {
+		io_uring_buf_ring_advance(io->br, (int)io->pending_adds);
+		io->pending_adds = 0;
+	}
+}
+
+static void uring_destroy(struct qg_io *io);
+
+static int uring_create(const struct qg_io_params *p, struct qg_io **out)
+{
+	struct qg_up_pool_hooks hooks = { up_arm, up_disarm, NULL };
+	struct qg_io *io;
+	int rc = -ENOMEM;
+
+	if (p->rx_buffers > URING_MAX_BUFS || (p->rx_buffers & (p->rx_buffers - 1)) || p->rx_buffers < 2) {
+		QG_LOG_ERR("io_uring: rx_buffers must be a power of two up to %u", URING_MAX_BUFS);
+		return -EINVAL;
+	}
+	io = calloc(1, sizeof(*io));
+	if (!io)
+		return -ENOMEM;
+	io->ctr = p->ctr;
+	io->n_bufs = p->rx_buffers;
+	io->max_datagram = p->max_datagram;
+	io->stride = qg_io_stride(p->max_datagram, URING_HDR);
+	io->n_services = p->n_services;
+	io->svc_fd = malloc(sizeof(int) * (p->n_services + 1));
+	io->svc_addr = calloc(p->n_services + 1, sizeof(*io->svc_addr));
+	io->txmsg = calloc(io->n_bufs, sizeof(*io->txmsg));
+	if (!io->svc_fd || !io->svc_addr || !io->txmsg)
+		goto err;
+	for (unsigned s = 0; s < p->n_services; s++)
+		io->svc_fd[s] = -1;
+	hooks.ctx = io;
+	rc = qg_up_pool_init(&io->pool, p->max_upstreams, &hooks);
+	if (rc)
+		goto err;
+	for (unsigned s = 0; s < p->n_services; s++) {
+		io->svc_addr[s] = p->listen[s];
+		rc = qg_io_sock_listen(&p->listen[s], &io->svc_fd[s]);
+		if (rc)
+			goto err;
+	}
+	io->rx_msg.msg_namelen = URING_NAME_LEN;
+	*out = io;
+	return 0;
+err:
+	uring_destroy(io);
+	return rc;
+}
+
+/* liburing 2.3 has no io_uring_setup_buf_ring(): map and register the ring by hand. */
+static int uring_setup_buf_ring(struct qg_io *io)
+{
+	struct io_uring_buf_reg reg;
+	void *mem;
+	int rc;
+
+	io->br_len = (size_t)io->n_bufs * sizeof(struct io_uring_buf);
+	mem = mmap(NULL, io->br_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return -ENOMEM;
+	io->br = mem;
+	io_uring_buf_ring_init(io->br);
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (uint64_t)(uintptr_t)mem;
+	reg.ring_entries = io->n_bufs;
+	reg.bgid = URING_BGID;
+	rc = io_uring_register_buf_ring(&io->ring, &reg, 0);
+	if (rc) {
+		munmap(mem, io->br_len);
+		io->br = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+/* On the worker thread: a ring created there may use SINGLE_ISSUER + DEFER_TASKRUN. */
+static int uring_start(struct qg_io *io)
+{
+	struct io_uring_params par;
+	unsigned cq = io->n_bufs * 2 < 8192 ? 8192 : io->n_bufs * 2;
+	int rc;
+
+	memset(&par, 0, sizeof(par));
+	par.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	par.cq_entries = cq;
+	rc = io_uring_queue_init_params(4096, &io->ring, &par);
+	if (rc == -EINVAL) {
+		memset(&par, 0, sizeof(par));
+		par.flags = IORING_SETUP_CQSIZE;
+		par.cq_entries = cq;
+		rc = io_uring_queue_init_params(4096, &io->ring, &par);
+	}
+	if (rc < 0) {
+		QG_LOG_ERR("io_uring_queue_init: %s", strerror(-rc));
+		return rc;
+	}
+	io->ring_ready = 1;
+	io->bufs_len = (size_t)io->n_bufs * io->stride;
+	io->bufs = mmap(NULL, io->bufs_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (io->bufs == MAP_FAILED) {
+		io->bufs = NULL;
+		return -ENOMEM;
+	}
+	/* Few TLB entries for many buffers: only the touched head of each is in cache anyway. */
+	(void)madvise(io->bufs, io->bufs_len, MADV_HUGEPAGE);
+	rc = uring_setup_buf_ring(io);
+	if (rc) {
+		QG_LOG_ERR("io_uring: cannot register a provided buffer ring: %s", strerror(-rc));
+		return rc;
+	}
+	for (uint32_t b = 0; b < io->n_bufs; b++)
+		buf_recycle(io, b);
+	buf_commit(io);
+	for (unsigned s = 0; s < io->n_services; s++) {
+		rc = uring_arm(io, io->svc_fd[s], ud_make(OP_RECV_SVC, 0, s));
+		if (rc)
+			return rc;
+	}
+	rc = io_uring_submit(&io->ring);
+	return rc < 0 ? rc : 0;
+}
+
+static void uring_destroy(struct qg_io *io)
+{
+	if (!io)
+		return;
+	/* Tearing the ring down first cancels every armed receive; the sockets then just close. */
+	if (io->ring_ready) {
+		io_uring_queue_exit(&io->ring);
+		io->ring_ready = 0;
+	}
+	if (io->br)
+		munmap(io->br, io->br_len);
+	qg_up_pool_fini(&io->pool);
+	for (unsigned s = 0; io->svc_fd && s < io->n_services; s++)
+		if (io->svc_fd[s] >= 0)
+			close(io->svc_fd[s]);
+	if (io->bufs)
+		munmap(io->bufs, io->bufs_len);
+	free(io->svc_fd);
+	free(io->svc_addr);
+	free(io->txmsg);
+	free(io);
+}
+
+/* A multishot receive stopped (error, no buffers): arm it again if its socket lives. */
+static void rx_rearm(struct qg_io *io, unsigned op, uint16_t gen, uint32_t idx)
+{
+	if (op == OP_RECV_SVC) {
+		if (idx < io->n_services)
+			uring_arm(io, io->svc_fd[idx], ud_make(OP_RECV_SVC, 0, idx));
+	} else if (qg_up_pool_current(&io->pool, idx, gen)) {
+		uring_arm(io, qg_up_pool_fd(&io->pool, idx), ud_make(OP_RECV_UP, gen, idx));
+	}
+}
+
+/* Turn one receive completion into a packet. @return 1 when pkt was filled. */
+static int rx_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsigned op, uint16_t gen, uint32_t idx,
+		       struct qg_pkt *pkt)
+{
+	struct io_uring_recvmsg_out *o;
+	uint32_t bid;
+	uint8_t *buf;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res != -ECANCELED)
+		rx_rearm(io, op, gen, idx);
+	if (cqe->res < 0) {
+		if (cqe->res == -ENOBUFS)
+			qg_ctr_add(io->ctr, QG_CTR_ERR_RX_NOBUFS, 1);
+		else if (cqe->res == -ECONNREFUSED)
+			qg_ctr_add(io->ctr, QG_CTR_ERR_BACKEND_REFUSED, 1);
+		else if (cqe->res != -ECANCELED)
+			qg_ctr_add(io->ctr, QG_CTR_ERR_RX, 1);
+		return 0;
+	}
+	if (!(cqe->flags & IORING_CQE_F_BUFFER))
+		return 0;
+	bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	buf = io->bufs + (size_t)bid * io->stride;
+	if (op == OP_RECV_UP && !qg_up_pool_current(&io->pool, idx, gen)) {
+		buf_recycle(io, bid); /* arrived for a socket since closed */
+		return 0;
+	}
+	o = io_uring_recvmsg_validate(buf, cqe->res, &io->rx_msg);
+	if (unlikely(!o)) {
+		qg_ctr_add(io->ctr, QG_CTR_ERR_RX, 1);
+		buf_recycle(io, bid);
+		return 0;
+	}
+	pkt->data = io_uring_recvmsg_payload(o, &io->rx_msg);
+	pkt->len = io_uring_recvmsg_payload_length(o, cqe->res, &io->rx_msg);
+	pkt->buf = bid;
+	pkt->flags = ((o->flags & MSG_TRUNC) || pkt->len > io->max_datagram) ? QG_PKT_F_OVERSIZE : 0;
+	pkt->priv = NULL;
+	if (op == OP_RECV_SVC) {
+		pkt->dir = QG_PKT_FROM_CLIENT;
+		pkt->svc = (uint16_t)idx;
+		pkt->upstream = UINT32_MAX;
+		if (qg_addr_from_sockaddr(io_uring_recvmsg_name(o), &pkt->peer) < 0) {
+			qg_ctr_add(io->ctr, QG_CTR_ERR_RX, 1);
+			buf_recycle(io, bid);
+			return 0;
+		}
+	} else {
+		pkt->dir = QG_PKT_FROM_BACKEND;
+		pkt->upstream = idx;
+		pkt->svc = UINT16_MAX;
+	}
+	return 1;
+}
+
+static void tx_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsigned op, uint32_t idx)
+{
+	if (idx < io->n_bufs)
+		buf_recycle(io, idx);
+	if (cqe->res >= 0)
+		return;
+	if (op == OP_SEND_UP) {
+		if (cqe->res == -ECONNREFUSED)
+			qg_ctr_add(io->ctr, QG_CTR_ERR_BACKEND_REFUSED, 1);
+		qg_ctr_add(io->ctr, QG_CTR_DROP_TX_BACKEND, 1);
+	} else {
+		qg_ctr_add(io->ctr, QG_CTR_DROP_TX_CLIENT, 1);
+	}
+}
+
+static unsigned uring_reap(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, seen = 0, filled = 0;
+
+	io_uring_for_each_cqe(&io->ring, head, cqe)
+	{
+		uint64_t ud = io_uring_cqe_get_data64(cqe);
+		unsigned op = (unsigned)(ud >> 56);
+		uint16_t gen = (uint16_t)(ud >> 32);
+		uint32_t idx = (uint32_t)ud;
+
+		if (filled == n)
+			break;
+		seen++;
+		if (op == OP_RECV_SVC || op == OP_RECV_UP)
+			filled += (unsigned)rx_complete(io, cqe, op, gen, idx, &pkts[filled]);
+		else if (op == OP_SEND_UP || op == OP_SEND_CLI)
+			tx_complete(io, cqe, op, idx);
+	}
+	io_uring_cq_advance(&io->ring, seen);
+	return filled;
+}
+
+static unsigned uring_rx_burst(struct qg_io *io, struct qg_pkt *pkts, unsigned n, unsigned wait_us)
+{
+	unsigned filled;
+
+	buf_commit(io);
+	filled = uring_reap(io, pkts, n);
+	if (filled)
+		return filled;
+	/* One syscall submits everything queued and runs the deferred completions. */
+	if (wait_us) {
+		struct __kernel_timespec ts = { .tv_sec = wait_us / 1000000, .tv_nsec = (wait_us % 1000000) * 1000 };
+		struct io_uring_cqe *cqe;
+
+		io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, &ts, NULL);
+	} else {
+		io_uring_submit_and_get_events(&io->ring);
+	}
+	buf_commit(io);
+	return uring_reap(io, pkts, n);
+}
+
+static void uring_tx_backend(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct qg_pkt *p = &pkts[i];
+		struct io_uring_sqe *sqe = uring_sqe(io);
+
+		if (unlikely(!sqe || p->upstream >= io->pool.cap)) {
+			qg_ctr_add(io->ctr, QG_CTR_DROP_TX_BACKEND, 1);
+			buf_recycle(io, p->buf);
+			continue;
+		}
+		io_uring_prep_send(sqe, qg_up_pool_fd(&io->pool, p->upstream), p->data, p->len, 0);
+		io_uring_sqe_set_data64(sqe, ud_make(OP_SEND_UP, 0, p->buf));
+	}
+}
+
+static void uring_tx_client(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct qg_pkt *p = &pkts[i];
+		struct uring_txmsg *t = &io->txmsg[p->buf];
+		struct io_uring_sqe *sqe = uring_sqe(io);
+
+		if (unlikely(!sqe || p->svc >= io->n_services)) {
+			qg_ctr_add(io->ctr, QG_CTR_DROP_TX_CLIENT, 1);
+			buf_recycle(io, p->buf);
+			continue;
+		}
+		t->iov.iov_base = p->data;
+		t->iov.iov_len = p->len;
+		t->msg.msg_iov = &t->iov;
+		t->msg.msg_iovlen = 1;
+		t->msg.msg_name = &t->name;
+		t->msg.msg_namelen = qg_addr_to_sockaddr(&p->peer, &t->name);
+		io_uring_prep_sendmsg(sqe, io->svc_fd[p->svc], &t->msg, 0);
+		io_uring_sqe_set_data64(sqe, ud_make(OP_SEND_CLI, 0, p->buf));
+	}
+}
+
+static void uring_release(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		buf_recycle(io, pkts[i].buf);
+}
+
+static int uring_upstream_open(struct qg_io *io, uint32_t bslot, const struct qg_addr *backend, uint32_t *up)
+{
+	return qg_up_pool_open(&io->pool, bslot, backend, up);
+}
+
+static void uring_upstream_close(struct qg_io *io, uint32_t up, int reuse)
+{
+	qg_up_pool_close(&io->pool, up, reuse);
+}
+
+static void uring_flush(struct qg_io *io)
+{
+	buf_commit(io);
+	if (io_uring_sq_ready(&io->ring))
+		io_uring_submit_and_get_events(&io->ring);
+}
+
+const struct qg_io_ops qg_io_uring_ops = {
+	.name = "io_uring",
+	.probe = uring_probe,
+	.create = uring_create,
+	.destroy = uring_destroy,
+	.rx_burst = uring_rx_burst,
+	.tx_backend = uring_tx_backend,
+	.tx_client = uring_tx_client,
+	.release = uring_release,
+	.upstream_open = uring_upstream_open,
+	.upstream_close = uring_upstream_close,
+	.start = uring_start,
+	.flush = uring_flush,
+};

@@ -1,1 +1,327 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qgate/flow.h"
+#include "qgate/hash.h"
+#include "qgate/log.h"
+#include "relay.h"
+
+/*
+ * Selection hashes use a fixed seed so every worker, and every qgate
+ * instance in front of the same pool, sends a client to the same backend.
+ * The flow table uses a random seed instead: it is private to a worker.
+ */
+#define QG_SELECT_SEED 0x71a7e5eed0c0ffeeULL
+
+struct qg_relay {
+	const struct qg_io_ops *ops;
+	struct qg_io *io;
+	struct qg_ctr_block *ctr;
+	const struct qg_svc_table *table;
+	struct qg_flow_table *flows;
+	uint32_t *up_flow; /* upstream -> flow index */
+	uint32_t max_upstreams;
+	uint32_t n_services;
+	uint32_t n_slots;
+	uint32_t burst;
+	struct qg_relay_bstat *bstat; /* per backend slot */
+	uint32_t *slot_active;        /* per backend slot: what least_conn compares */
+	uint64_t *svc_active;         /* per service */
+	struct qg_wrr **wrr;          /* per service, NULL unless policy wrr */
+	uint32_t *lc_cursor;          /* per service */
+	uint32_t *timeouts;           /* per service, for the flow table */
+	uint32_t *limits;
+	struct qg_pkt *to_backend;
+	struct qg_pkt *to_client;
+	struct qg_pkt *drop;
+};
+
+static void relay_on_remove(void *ctx, uint32_t idx, const struct qg_flow *f, enum qg_flow_reason why)
+{
+	struct qg_relay *r = ctx;
+
+	(void)idx;
+	if (f->upstream != QG_FLOW_NONE) {
+		r->up_flow[f->upstream] = QG_FLOW_NONE;
+		r->ops->upstream_close(r->io, f->upstream, why == QG_FLOW_REASON_EXPIRED);
+	}
+	if (f->backend != QG_FLOW_NONE) {
+		r->slot_active[f->backend]--;
+		QG_STORE_RELAXED(&r->bstat[f->backend].flows_active, r->bstat[f->backend].flows_active - 1);
+	}
+	QG_STORE_RELAXED(&r->svc_active[f->svc], r->svc_active[f->svc] - 1);
+	if (why == QG_FLOW_REASON_EXPIRED)
+		qg_ctr_add(r->ctr, QG_CTR_FLOW_EXPIRED, 1);
+	else if (why == QG_FLOW_REASON_EVICTED)
+		qg_ctr_add(r->ctr, QG_CTR_FLOW_EVICTED, 1);
+}
+
+static uint64_t select_hash(const struct qg_svc *s, const struct qg_addr *client)
+{
+	struct qg_addr key[2];
+
+	switch (s->hash) {
+	case QG_CONFIG_HASH_SRC_IP:
+		return qg_hash_ip(client, QG_SELECT_SEED);
+	case QG_CONFIG_HASH_SRC_IP_PORT:
+		return qg_hash_addr(client, QG_SELECT_SEED);
+	default:
+		/* Protocol is fixed per service; the VIP makes two services' spreads independent. */
+		key[0] = *client;
+		key[1] = s->listen;
+		return qg_hash_bytes(key, sizeof(key), QG_SELECT_SEED);
+	}
+}
+
+/* Member index of the backend for a new flow, or QG_LB_NONE. */
+static uint32_t select_backend(struct qg_relay *r, uint16_t svc_idx, const struct qg_svc *s,
+			       const struct qg_addr *client)
+{
+	switch (s->policy) {
+	case QG_CONFIG_POLICY_WRR:
+		return qg_wrr_next(r->wrr[svc_idx]);
+	case QG_CONFIG_POLICY_LEAST_CONN:
+		return qg_lc_pick(&r->slot_active[s->slot_base], s->weights, s->n_backends,
+				  &r->lc_cursor[svc_idx]);
+	default:
+		return qg_maglev_lookup(s->maglev, select_hash(s, client));
+	}
+}
+
+/* Create the flow of a client's first datagram. @return its index or QG_FLOW_NONE (counted). */
+static uint32_t relay_new_flow(struct qg_relay *r, const struct qg_pkt *p, uint32_t now_ms)
+{
+	const struct qg_svc *s = &r->table->svc[p->svc];
+	struct qg_flow *f;
+	uint32_t member, idx, up, slot;
+	int rc;
+
+	member = select_backend(r, p->svc, s, &p->peer);
+	if (unlikely(member == QG_LB_NONE)) {
+		qg_ctr_add(r->ctr, QG_CTR_DROP_NO_BACKEND, 1);
+		return QG_FLOW_NONE;
+	}
+	rc = qg_flow_insert(r->flows, p->svc, &p->peer, now_ms, &idx);
+	if (unlikely(rc)) {
+		qg_ctr_add(r->ctr, rc == -EDQUOT ? QG_CTR_DROP_CLIENT_LIMIT : QG_CTR_DROP_FLOW_TABLE_FULL, 1);
+		return QG_FLOW_NONE;
+	}
+	f = qg_flow_get(r->flows, idx);
+	QG_STORE_RELAXED(&r->svc_active[p->svc], r->svc_active[p->svc] + 1);
+	slot = s->slot_base + member;
+	rc = r->ops->upstream_open(r->io, slot, &s->backends[member].addr, &up);
+	if (unlikely(rc || up >= r->max_upstreams)) {
+		qg_ctr_add(r->ctr, rc == -ENOSPC ? QG_CTR_DROP_UPSTREAM_EXHAUSTED : QG_CTR_DROP_UPSTREAM_OPEN, 1);
+		qg_flow_remove(r->flows, idx);
+		return QG_FLOW_NONE;
+	}
+	f->backend = slot;
+	f->upstream = up;
+	r->up_flow[up] = idx;
+	r->slot_active[slot]++;
+	QG_STORE_RELAXED(&r->bstat[slot].flows_active, r->bstat[slot].flows_active + 1);
+	QG_COUNTER_ADD(&r->bstat[slot].flows_created, 1);
+	qg_ctr_add(r->ctr, QG_CTR_FLOW_CREATED, 1);
+	return idx;
+}
+
+void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_t now_ms)
+{
+	unsigned nb = 0, nc = 0, nd = 0, from_client = 0;
+	uint64_t bytes = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct qg_pkt *p = &pkts[i];
+		struct qg_flow *f;
+		uint32_t idx;
+
+		bytes += p->len;
+		if (p->dir == QG_PKT_FROM_CLIENT) {
+			from_client++;
+			if (unlikely(p->flags & QG_PKT_F_OVERSIZE)) {
+				qg_ctr_add(r->ctr, QG_CTR_DROP_OVERSIZE, 1);
+				r->drop[nd++] = *p;
+				continue;
+			}
+			if (unlikely(p->svc >= r->n_services)) {
+				qg_ctr_add(r->ctr, QG_CTR_DROP_NO_SERVICE, 1);
+				r->drop[nd++] = *p;
+				continue;
+			}
+			idx = qg_flow_lookup(r->flows, p->svc, &p->peer, now_ms);
+			if (unlikely(idx == QG_FLOW_NONE)) {
+				idx = relay_new_flow(r, p, now_ms);
+				if (idx == QG_FLOW_NONE) {
+					r->drop[nd++] = *p;
+					continue;
+				}
+			}
+			f = qg_flow_get(r->flows, idx);
+			p->upstream = f->upstream;
+			QG_COUNTER_ADD(&r->bstat[f->backend].tx_pkts, 1);
+			QG_COUNTER_ADD(&r->bstat[f->backend].tx_bytes, p->len);
+			r->to_backend[nb++] = *p;
+		} else {
+			if (unlikely(p->flags & QG_PKT_F_OVERSIZE)) {
+				qg_ctr_add(r->ctr, QG_CTR_DROP_OVERSIZE, 1);
+				r->drop[nd++] = *p;
+				continue;
+			}
+			idx = p->upstream < r->max_upstreams ? r->up_flow[p->upstream] : QG_FLOW_NONE;
+			if (unlikely(idx == QG_FLOW_NONE)) {
+				qg_ctr_add(r->ctr, QG_CTR_DROP_STALE_REPLY, 1);
+				r->drop[nd++] = *p;
+				continue;
+			}
+			qg_flow_touch(r->flows, idx, now_ms);
+			f = qg_flow_get(r->flows, idx);
+			p->peer = f->client;
+			p->svc = f->svc;
+			QG_COUNTER_ADD(&r->bstat[f->backend].rx_pkts, 1);
+			QG_COUNTER_ADD(&r->bstat[f->backend].rx_bytes, p->len);
+			r->to_client[nc++] = *p;
+		}
+	}
+	qg_ctr_add(r->ctr, QG_CTR_RX_CLIENT, from_client);
+	qg_ctr_add(r->ctr, QG_CTR_RX_BACKEND, n - from_client);
+	qg_ctr_add(r->ctr, QG_CTR_RX_BYTES, bytes);
+	if (nb) {
+		qg_ctr_add(r->ctr, QG_CTR_TX_BACKEND, nb);
+		r->ops->tx_backend(r->io, r->to_backend, nb);
+	}
+	if (nc) {
+		qg_ctr_add(r->ctr, QG_CTR_TX_CLIENT, nc);
+		r->ops->tx_client(r->io, r->to_client, nc);
+	}
+	if (nd)
+		r->ops->release(r->io, r->drop, nd);
+}
+
+unsigned qg_relay_expire(struct qg_relay *r, uint32_t now_ms, unsigned budget)
+{
+	return qg_flow_expire(r->flows, now_ms, budget);
+}
+
+void qg_relay_set_table(struct qg_relay *r, const struct qg_svc_table *t)
+{
+	r->table = t;
+	for (uint32_t i = 0; i < t->n_services && i < r->n_services; i++) {
+		const struct qg_svc *s = &t->svc[i];
+
+		if (r->wrr[i])
+			qg_wrr_set_weights(r->wrr[i], s->weights, s->n_backends);
+		qg_flow_set_service(r->flows, (uint16_t)i, s->idle_timeout_ms, s->max_flows_per_client);
+	}
+}
+
+const struct qg_relay_bstat *qg_relay_bstats(const struct qg_relay *r)
+{
+	return r->bstat;
+}
+
+uint64_t qg_relay_flows_active(const struct qg_relay *r, unsigned svc)
+{
+	return svc < r->n_services ? QG_LOAD_RELAXED(&r->svc_active[svc]) : 0;
+}
+
+int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
+{
+	const struct qg_svc_table *t = p->table;
+	struct qg_flow_table_params fp;
+	struct qg_relay *r;
+	int rc = -ENOMEM;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->ops = p->ops;
+	r->io = p->io;
+	r->ctr = p->ctr;
+	r->table = t;
+	r->n_services = t->n_services;
+	r->n_slots = t->n_slots;
+	r->max_upstreams = p->max_upstreams;
+	r->burst = p->burst;
+	r->up_flow = malloc(sizeof(*r->up_flow) * p->max_upstreams);
+	r->bstat = aligned_alloc(QG_CACHE_LINE, (sizeof(*r->bstat) * (t->n_slots + 1) + QG_CACHE_LINE - 1) /
+							    QG_CACHE_LINE * QG_CACHE_LINE);
+	r->slot_active = calloc(t->n_slots + 1, sizeof(*r->slot_active));
+	r->svc_active = calloc(t->n_services + 1, sizeof(*r->svc_active));
+	r->wrr = calloc(t->n_services + 1, sizeof(*r->wrr));
+	r->lc_cursor = calloc(t->n_services + 1, sizeof(*r->lc_cursor));
+	r->timeouts = calloc(t->n_services + 1, sizeof(*r->timeouts));
+	r->limits = calloc(t->n_services + 1, sizeof(*r->limits));
+	r->to_backend = calloc(p->burst, sizeof(struct qg_pkt));
+	r->to_client = calloc(p->burst, sizeof(struct qg_pkt));
+	r->drop = calloc(p->burst, sizeof(struct qg_pkt));
+	if (!r->up_flow || !r->bstat || !r->slot_active || !r->svc_active || !r->wrr || !r->lc_cursor ||
+	    !r->timeouts || !r->limits || !r->to_backend || !r->to_client || !r->drop)
+		goto err;
+	memset(r->bstat, 0, sizeof(*r->bstat) * (t->n_slots + 1));
+	for (uint32_t i = 0; i < p->max_upstreams; i++)
+		r->up_flow[i] = QG_FLOW_NONE;
+	for (uint32_t i = 0; i < t->n_services; i++) {
+		const struct qg_svc *s = &t->svc[i];
+
+		r->timeouts[i] = s->idle_timeout_ms;
+		r->limits[i] = s->max_flows_per_client;
+		if (s->policy == QG_CONFIG_POLICY_WRR) {
+			rc = qg_wrr_create(s->weights, s->n_backends, &r->wrr[i]);
+			if (rc)
+				goto err;
+		}
+	}
+	memset(&fp, 0, sizeof(fp));
+	fp.capacity = p->flows;
+	fp.n_services = t->n_services;
+	fp.idle_timeout_ms = r->timeouts;
+	fp.max_flows_per_client = r->limits;
+	fp.seed = p->seed;
+	fp.on_remove = relay_on_remove;
+	fp.cb_ctx = r;
+	rc = qg_flow_table_create(&fp, &r->flows);
+	if (rc) {
+		QG_LOG_ERR("cannot allocate a flow table of %u flows: %s", p->flows, strerror(-rc));
+		goto err;
+	}
+	*out = r;
+	return 0;
+err:
+	qg_relay_destroy(r);
+	return rc;
+}
+
+static void relay_close_upstream(void *ctx, uint32_t idx, const struct qg_flow *f)
+{
+	struct qg_relay *r = ctx;
+
+	(void)idx;
+	if (f->upstream != QG_FLOW_NONE)
+		r->ops->upstream_close(r->io, f->upstream, 0);
+}
+
+void qg_relay_destroy(struct qg_relay *r)
+{
+	if (!r)
+		return;
+	if (r->flows) {
+		qg_flow_foreach(r->flows, relay_close_upstream, r);
+		qg_flow_table_destroy(r->flows);
+	}
+	for (uint32_t i = 0; r->wrr && i < r->n_services; i++)
+		qg_wrr_destroy(r->wrr[i]);
+	free(r->wrr);
+	free(r->up_flow);
+	free(r->bstat);
+	free(r->slot_active);
+	free(r->svc_active);
+	free(r->lc_cursor);
+	free(r->timeouts);
+	free(r->limits);
+	free(r->to_backend);
+	free(r->to_client);
+	free(r->drop);
+	free(r);
+}

@@ -1,1 +1,294 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Dataplane life cycle and its control-side API. The service table is the
+ * one structure workers share: it is published with liburcu's QSBR flavour,
+ * whose read side costs workers nothing per packet (one quiescent-state
+ * announcement per loop iteration), and replaced, never modified.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include <urcu-qsbr.h>
+
+#include "../pipeline/svc_table.h"
+#include "qgate/dataplane.h"
+#include "qgate/log.h"
+#include "worker.h"
+
+struct qg_dataplane {
+	const struct qg_io_ops *ops;
+	struct qg_svc_table *table; /* RCU-published */
+	unsigned n_workers;
+	struct qg_worker *workers;
+	pthread_mutex_t ctl_lock; /* serialises control-side writers, never taken by workers */
+	int running;
+};
+
+/* Each upstream is a socket: make sure the open-file limit fits them, or shrink the pool. */
+static uint32_t fit_fd_limit(uint32_t per_worker, unsigned workers, unsigned services)
+{
+	uint64_t need = (uint64_t)per_worker * workers + (uint64_t)services * workers + 256;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return per_worker;
+	if (rl.rlim_cur < need) {
+		rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur >= need)
+		return per_worker;
+	uint64_t fit = rl.rlim_cur > 256 + (uint64_t)services * workers
+			       ? (rl.rlim_cur - 256 - (uint64_t)services * workers) / workers
+			       : 1;
+	QG_LOG_WARN("open-file limit %llu allows %llu upstream sockets per worker, not %u",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)fit, per_worker);
+	return fit ? (uint32_t)fit : 1;
+}
+
+static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned idx, const struct qg_config *cfg,
+		       uint32_t upstreams, const struct qg_addr *listen)
+{
+	const struct qg_config_dataplane *d = &cfg->dataplane;
+	struct qg_io_params iop;
+	struct qg_relay_params rp;
+	uint64_t seed;
+	int rc;
+
+	w->idx = idx;
+	w->cpu = d->cores[idx];
+	w->burst = d->burst;
+	w->ops = dp->ops;
+	w->table = &dp->table;
+	memset(&iop, 0, sizeof(iop));
+	iop.worker = idx;
+	iop.n_services = cfg->n_services;
+	iop.listen = listen;
+	iop.rx_buffers = d->rx_buffers;
+	iop.max_datagram = d->max_datagram;
+	iop.max_upstreams = upstreams;
+	iop.burst = d->burst;
+	iop.ctr = &w->ctr;
+	rc = dp->ops->create(&iop, &w->io);
+	if (rc)
+		return rc;
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL ^ idx;
+	memset(&rp, 0, sizeof(rp));
+	rp.ops = dp->ops;
+	rp.io = w->io;
+	rp.ctr = &w->ctr;
+	rp.table = dp->table;
+	rp.flows = d->flows_per_core;
+	rp.max_upstreams = upstreams;
+	rp.burst = d->burst;
+	rp.seed = seed;
+	return qg_relay_create(&rp, &w->relay);
+}
+
+int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
+{
+	const struct qg_config_dataplane *d = &cfg->dataplane;
+	struct qg_addr *listen = NULL;
+	struct qg_dataplane *dp;
+	uint32_t upstreams;
+	int rc = -ENOMEM;
+
+	if (d->n_cores == 0 || cfg->n_services == 0 || d->burst == 0)
+		return -EINVAL;
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	pthread_mutex_init(&dp->ctl_lock, NULL);
+	dp->ops = qg_io_select(d->io);
+	if (!dp->ops) {
+		QG_LOG_ERR("dataplane backend %d is not built into this qgate", d->io);
+		rc = -ENOTSUP;
+		goto err;
+	}
+	rc = qg_svc_table_build(cfg, 1, &dp->table);
+	if (rc)
+		goto err;
+	rc = -ENOMEM;
+	listen = calloc(cfg->n_services, sizeof(*listen));
+	dp->workers = aligned_alloc(QG_CACHE_LINE, sizeof(*dp->workers) * d->n_cores);
+	if (!listen || !dp->workers)
+		goto err;
+	memset(dp->workers, 0, sizeof(*dp->workers) * d->n_cores);
+	for (uint32_t s = 0; s < cfg->n_services; s++)
+		listen[s] = cfg->services[s].listen;
+	upstreams = fit_fd_limit(d->upstream_sockets_per_core, d->n_cores, cfg->n_services);
+	for (unsigned i = 0; i < d->n_cores; i++) {
+		dp->n_workers = i + 1;
+		rc = worker_init(dp, &dp->workers[i], i, cfg, upstreams, listen);
+		if (rc)
+			goto err;
+	}
+	free(listen);
+	QG_LOG_INFO("dataplane: %u worker(s), %s backend, %u flows and %u upstreams per worker", dp->n_workers,
+		    dp->ops->name, d->flows_per_core, upstreams);
+	*out = dp;
+	return 0;
+err:
+	free(listen);
+	qg_dataplane_destroy(dp);
+	return rc;
+}
+
+int qg_dataplane_start(struct qg_dataplane *dp)
+{
+	int rc = 0;
+
+	if (dp->running)
+		return -EALREADY;
+	for (unsigned i = 0; i < dp->n_workers; i++) {
+		struct qg_worker *w = &dp->workers[i];
+
+		rc = -pthread_create(&w->thread, NULL, qg_worker_main, w);
+		if (rc) {
+			QG_LOG_ERR("cannot start worker %u: %s", i, strerror(-rc));
+			break;
+		}
+		w->thread_started = 1;
+	}
+	dp->running = 1;
+	/* Wait until every worker runs or one failed: start-up errors belong to the caller. */
+	for (unsigned i = 0; rc == 0 && i < dp->n_workers; i++) {
+		struct qg_worker *w = &dp->workers[i];
+		int st;
+
+		while ((st = QG_LOAD_ACQUIRE(&w->status)) == 0)
+			usleep(1000);
+		if (st < 0)
+			rc = st;
+	}
+	if (rc)
+		qg_dataplane_stop(dp);
+	return rc;
+}
+
+void qg_dataplane_stop(struct qg_dataplane *dp)
+{
+	if (!dp || !dp->running)
+		return;
+	for (unsigned i = 0; i < dp->n_workers; i++)
+		QG_STORE_RELEASE(&dp->workers[i].stop, 1);
+	for (unsigned i = 0; i < dp->n_workers; i++) {
+		if (dp->workers[i].thread_started)
+			pthread_join(dp->workers[i].thread, NULL);
+		dp->workers[i].thread_started = 0;
+	}
+	dp->running = 0;
+}
+
+void qg_dataplane_destroy(struct qg_dataplane *dp)
+{
+	if (!dp)
+		return;
+	qg_dataplane_stop(dp);
+	for (unsigned i = 0; dp->workers && i < dp->n_workers; i++) {
+		qg_relay_destroy(dp->workers[i].relay);
+		if (dp->workers[i].io)
+			dp->ops->destroy(dp->workers[i].io);
+	}
+	free(dp->workers);
+	qg_svc_table_free(dp->table);
+	pthread_mutex_destroy(&dp->ctl_lock);
+	free(dp);
+}
+
+const char *qg_dataplane_io_name(const struct qg_dataplane *dp)
+{
+	return dp->ops->name;
+}
+
+unsigned qg_dataplane_workers(const struct qg_dataplane *dp)
+{
+	return dp->n_workers;
+}
+
+int qg_dataplane_set_weight(struct qg_dataplane *dp, const char *service, const struct qg_addr *backend,
+			    uint32_t weight)
+{
+	struct qg_svc_table *old, *nt = NULL;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&dp->ctl_lock);
+	old = dp->table;
+	for (uint32_t s = 0; s < old->n_services && rc == -ENOENT; s++) {
+		if (strcmp(old->svc[s].name, service) != 0)
+			continue;
+		for (uint32_t b = 0; b < old->svc[s].n_backends; b++) {
+			if (qg_addr_equal(&old->svc[s].backends[b].addr, backend)) {
+				rc = qg_svc_table_with_weight(old, s, b, weight, &nt);
+				break;
+			}
+		}
+	}
+	if (rc == 0) {
+		rcu_assign_pointer(dp->table, nt);
+		/* Every worker passes a quiescent state within one loop iteration (or is offline). */
+		synchronize_rcu();
+		qg_svc_table_free(old);
+	}
+	pthread_mutex_unlock(&dp->ctl_lock);
+	return rc;
+}
+
+void qg_dataplane_worker_counters(const struct qg_dataplane *dp, unsigned worker, struct qg_ctr_block *out)
+{
+	if (worker < dp->n_workers)
+		qg_ctr_sum(&dp->workers[worker].ctr, 1, out);
+	else
+		memset(out, 0, sizeof(*out));
+}
+
+void qg_dataplane_counters(const struct qg_dataplane *dp, struct qg_ctr_block *out)
+{
+	struct qg_ctr_block one;
+
+	memset(out, 0, sizeof(*out));
+	for (unsigned w = 0; w < dp->n_workers; w++) {
+		qg_ctr_sum(&dp->workers[w].ctr, 1, &one);
+		for (unsigned i = 0; i < QG_CTR__COUNT; i++)
+			out->v[i] += one.v[i];
+	}
+}
+
+int qg_dataplane_backend_stats(const struct qg_dataplane *dp, unsigned svc, unsigned b,
+			       struct qg_backend_stats *out)
+{
+	const struct qg_svc_table *t = dp->table;
+	uint32_t slot;
+
+	memset(out, 0, sizeof(*out));
+	if (svc >= t->n_services || b >= t->svc[svc].n_backends)
+		return -ENOENT;
+	slot = t->svc[svc].slot_base + b;
+	for (unsigned w = 0; w < dp->n_workers; w++) {
+		const struct qg_relay_bstat *s = &qg_relay_bstats(dp->workers[w].relay)[slot];
+
+		out->tx_pkts += QG_LOAD_RELAXED(&s->tx_pkts);
+		out->rx_pkts += QG_LOAD_RELAXED(&s->rx_pkts);
+		out->tx_bytes += QG_LOAD_RELAXED(&s->tx_bytes);
+		out->rx_bytes += QG_LOAD_RELAXED(&s->rx_bytes);
+		out->flows_created += QG_LOAD_RELAXED(&s->flows_created);
+		out->flows_active += QG_LOAD_RELAXED(&s->flows_active);
+	}
+	return 0;
+}
+
+uint64_t qg_dataplane_flows_active(const struct qg_dataplane *dp, unsigned svc)
+{
+	uint64_t n = 0;
+
+	for (unsigned w = 0; w < dp->n_workers; w++)
+		n += qg_relay_flows_active(dp->workers[w].relay, svc);
+	return n;
+}

@@ -1,1 +1,104 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu-qsbr.h>
+
+#include "qgate/clock.h"
+#include "qgate/log.h"
+#include "worker.h"
+
+/*
+ * Empty polls before the worker sleeps in the kernel. Polling keeps latency
+ * low under load; sleeping when idle leaves the core to others on shared
+ * machines. About 100-200 us of spinning at one syscall per poll.
+ */
+#define QG_WORKER_IDLE_POLLS 256
+#define QG_WORKER_SLEEP_US   5000
+#define QG_WORKER_EXPIRE_MAX 1024 /* flows expired per millisecond at most */
+
+static void worker_pin(struct qg_worker *w)
+{
+	cpu_set_t set;
+	int rc;
+
+	CPU_ZERO(&set);
+	CPU_SET(w->cpu, &set);
+	rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (rc)
+		QG_LOG_WARN("worker %u: cannot pin to CPU %u: %s", w->idx, w->cpu, strerror(rc));
+}
+
+/* Follow the published table; after a quiescent state the old one may be gone. */
+static inline void worker_sync_table(struct qg_worker *w, const struct qg_svc_table **cur)
+{
+	const struct qg_svc_table *t = rcu_dereference(*w->table);
+
+	if (unlikely(t != *cur)) {
+		qg_relay_set_table(w->relay, t);
+		*cur = t;
+	}
+}
+
+static void worker_loop(struct qg_worker *w)
+{
+	struct qg_pkt *pkts = calloc(w->burst, sizeof(*pkts));
+	const struct qg_svc_table *cur = NULL;
+	unsigned idle = 0;
+	uint32_t last_expire = 0;
+
+	if (!pkts) {
+		QG_STORE_RELEASE(&w->status, -ENOMEM);
+		return;
+	}
+	QG_STORE_RELEASE(&w->status, 1);
+	while (!QG_LOAD_ACQUIRE(&w->stop)) {
+		uint32_t now;
+		unsigned n;
+
+		worker_sync_table(w, &cur);
+		if (idle >= QG_WORKER_IDLE_POLLS) {
+			rcu_thread_offline();
+			n = w->ops->rx_burst(w->io, pkts, w->burst, QG_WORKER_SLEEP_US);
+			rcu_thread_online();
+			worker_sync_table(w, &cur);
+		} else {
+			n = w->ops->rx_burst(w->io, pkts, w->burst, 0);
+		}
+		now = (uint32_t)qg_clock_ms();
+		if (n) {
+			qg_relay_burst(w->relay, pkts, n, now);
+			idle = 0;
+		} else {
+			idle++;
+		}
+		w->ops->flush(w->io);
+		if (now != last_expire) {
+			qg_relay_expire(w->relay, now, QG_WORKER_EXPIRE_MAX);
+			last_expire = now;
+		}
+		rcu_quiescent_state();
+	}
+	w->ops->flush(w->io);
+	free(pkts);
+}
+
+void *qg_worker_main(void *arg)
+{
+	struct qg_worker *w = arg;
+	int rc;
+
+	worker_pin(w);
+	rcu_register_thread();
+	rc = w->ops->start(w->io);
+	if (rc) {
+		QG_LOG_ERR("worker %u: %s backend failed to start: %s", w->idx, w->ops->name, strerror(-rc));
+		QG_STORE_RELEASE(&w->status, rc);
+	} else {
+		worker_loop(w);
+	}
+	rcu_unregister_thread();
+	return NULL;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Shared between the files of the configuration loader only: the walk over the
+ * libyaml document (config_load.c) and the scalar value checks (config_value.c).
+ */
+#ifndef QGATE_CONFIG_INTERNAL_H
+#define QGATE_CONFIG_INTERNAL_H
+
+#include <sched.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <yaml.h>
+
+#include "qgate/config.h"
+
+/** State of one load: the document being walked and where problems go. */
+struct qg_cfg_ctx {
+	yaml_document_t *doc;
+	struct qg_config_errors *errs;
+};
+
+/** A named value of an enumeration key; unavailable is set when this build cannot run it. */
+struct qg_cfg_enum {
+	const char *name;
+	int value;
+	const char *unavailable;
+};
+
+/* Values the schema knows; flip .unavailable to NULL as the features land. */
+extern const struct qg_cfg_enum qg_cfg_io_values[3];
+extern const struct qg_cfg_enum qg_cfg_proto_values[2];
+extern const struct qg_cfg_enum qg_cfg_policy_values[3];
+extern const struct qg_cfg_enum qg_cfg_hash_values[3];
+
+#define QG_CFG_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/** Record a problem at line/column (1-based; line 0 = not tied to a place), kept in document order. */
+void qg_cfg_error_at(struct qg_config_errors *errs, int line, int column, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/** Record a problem at a node of the document. */
+void qg_cfg_error(struct qg_cfg_ctx *ctx, const yaml_node_t *node, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/** "a mapping", "a sequence", "a scalar", "an empty value": for type mismatch messages. */
+const char *qg_cfg_node_kind(const yaml_node_t *node);
+
+/** 1 when node is a plain null (empty, ~ or null), as YAML would read it. */
+int qg_cfg_is_null(const yaml_node_t *node);
+
+/* Each check below reports its own problem (naming key) and returns 0 or -EINVAL. */
+int qg_cfg_scalar(struct qg_cfg_ctx *ctx, const yaml_node_t *node, const char *key, const char **s);
+int qg_cfg_u32(struct qg_cfg_ctx *ctx, const yaml_node_t *node, const char *key, uint32_t min, uint32_t max,
+	       uint32_t *out);
+int qg_cfg_duration(struct qg_cfg_ctx *ctx, const yaml_node_t *node, const char *key, uint32_t min_ms,
+		    uint32_t max_ms, uint32_t *out_ms);
+int qg_cfg_enum(struct qg_cfg_ctx *ctx, const yaml_node_t *node, const char *key,
+		const struct qg_cfg_enum *values, size_t n, int *out);
+int qg_cfg_addr(struct qg_cfg_ctx *ctx, const yaml_node_t *node, const char *key, struct qg_addr *out);
+int qg_cfg_name(struct qg_cfg_ctx *ctx, const yaml_node_t *node, char *out, size_t size);
+
+int qg_cfg_is_prime(uint32_t n);
+
+/** The cores default: CPU 0, or the lowest allowed CPU when this process may not run on 0. */
+void qg_cfg_default_cores(struct qg_config_dataplane *dp);
+
+/** Check a cores sequence (1..64 distinct CPUs this process may run on) into dp. @return 0 or -ENOMEM. */
+int qg_cfg_cores(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_dataplane *dp);
+
+#endif /* QGATE_CONFIG_INTERNAL_H */

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The UDP relay pipeline of one worker: classify a burst, find or create each
+ * datagram's flow, select a backend for new flows, and hand the burst back to
+ * the I/O backend split into "toward backends", "toward clients" and drops.
+ * It is the same code for every I/O backend: it sees struct qg_pkt only.
+ */
+#ifndef QG_RELAY_H
+#define QG_RELAY_H
+
+#include <stdint.h>
+
+#include "qgate/compiler.h"
+#include "qgate/dataplane.h"
+#include "qgate/io.h"
+#include "svc_table.h"
+
+/** One backend slot's figures in one worker (written by it alone). */
+struct qg_relay_bstat {
+	uint64_t tx_pkts;
+	uint64_t rx_pkts;
+	uint64_t tx_bytes;
+	uint64_t rx_bytes;
+	uint64_t flows_created;
+	uint64_t flows_active;
+};
+
+struct qg_relay_params {
+	const struct qg_io_ops *ops;
+	struct qg_io *io;
+	struct qg_ctr_block *ctr;
+	const struct qg_svc_table *table; /* initial table; later ones via qg_relay_set_table() */
+	uint32_t flows;         /* flow-table capacity */
+	uint32_t max_upstreams; /* size of the upstream -> flow map */
+	uint32_t burst;
+	uint64_t seed; /* flow-table hash seed */
+};
+
+struct qg_relay;
+
+/** Create a worker's relay state (all memory allocated here). 0 or -errno. */
+int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out);
+
+/** Free it (NULL is fine). Open upstreams are closed. */
+void qg_relay_destroy(struct qg_relay *r);
+
+/**
+ * Switch to a newer table (same services and backends, other weights).
+ * Allocation-free: the worker calls it when it sees a new generation.
+ */
+void qg_relay_set_table(struct qg_relay *r, const struct qg_svc_table *t);
+
+/** Process a received burst; every packet ends up sent or released. */
+void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_t now_ms);
+
+/** Expire idle flows, at most budget. @return how many. */
+unsigned qg_relay_expire(struct qg_relay *r, uint32_t now_ms, unsigned budget);
+
+/** Per-slot figures (array of table->n_slots), read with relaxed loads by the control thread. */
+const struct qg_relay_bstat *qg_relay_bstats(const struct qg_relay *r);
+
+/** Active flows of a service in this worker. */
+uint64_t qg_relay_flows_active(const struct qg_relay *r, unsigned svc);
+
+#endif /* QG_RELAY_H */

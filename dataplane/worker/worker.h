@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A dataplane worker: one thread pinned to one CPU, polling its own I/O
+ * instance and running its own relay. Everything it writes is its own; the
+ * only shared thing it reads is the published service table.
+ */
+#ifndef QG_WORKER_H
+#define QG_WORKER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "../pipeline/relay.h"
+#include "qgate/compiler.h"
+#include "qgate/counters.h"
+#include "qgate/io.h"
+
+struct qg_worker {
+	struct qg_ctr_block ctr; /* first: its own cache lines */
+	unsigned idx;
+	unsigned cpu;
+	uint32_t burst;
+	const struct qg_io_ops *ops;
+	struct qg_io *io;
+	struct qg_relay *relay;
+	struct qg_svc_table **table; /* RCU-published pointer owned by the dataplane */
+	pthread_t thread;
+	int thread_started;
+	int stop;   /* set by the control side */
+	int status; /* 0 starting, 1 running, -errno failed */
+} QG_CACHE_ALIGNED;
+
+/** Thread entry of a worker (arg: struct qg_worker *). */
+void *qg_worker_main(void *arg);
+
+#endif /* QG_WORKER_H */

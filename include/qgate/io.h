@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Packet I/O backends behind one ops table. A backend moves datagrams in
+ * bursts between the wire and the relay pipeline; it knows nothing of flows
+ * or selection. The pipeline sees every datagram as a struct qg_pkt: the UDP
+ * payload, where it came from (a service's client or an upstream toward a
+ * backend) and, on the way out, where it goes. Buffers stay owned by the
+ * backend: each packet handed out by rx_burst comes back exactly once through
+ * tx_backend, tx_client or release.
+ *
+ * One instance per worker; every call comes from that worker's thread.
+ */
+#ifndef QGATE_IO_H
+#define QGATE_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qgate/addr.h"
+#include "qgate/counters.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Backend slots an I/O backend must accept (every backend of every service). */
+#define QG_IO_MAX_BACKEND_SLOTS 65536
+
+/** Direction of a received datagram. */
+#define QG_PKT_FROM_CLIENT  0 /**< arrived on a service (VIP) socket/address */
+#define QG_PKT_FROM_BACKEND 1 /**< arrived on an upstream toward a backend */
+
+/** Packet flags. */
+#define QG_PKT_F_OVERSIZE 0x01 /**< larger than max_datagram: payload incomplete, must be dropped */
+
+/** A datagram in flight through the pipeline. */
+struct qg_pkt {
+	uint8_t *data;     /**< UDP payload */
+	uint32_t len;      /**< payload length */
+	uint32_t buf;      /**< backend's buffer handle */
+	uint32_t upstream; /**< FROM_BACKEND: upstream it arrived on; toward a backend: upstream to use */
+	uint16_t svc;      /**< FROM_CLIENT: service index; toward a client: service to answer from */
+	uint8_t dir;       /**< QG_PKT_FROM_* */
+	uint8_t flags;     /**< QG_PKT_F_* */
+	struct qg_addr peer; /**< FROM_CLIENT: the client; toward a client: its address */
+	void *priv;          /**< backend-private (e.g. an mbuf) */
+};
+
+/** What a worker gives its I/O backend at creation. */
+struct qg_io_params {
+	unsigned worker;        /**< worker index */
+	unsigned n_services;
+	const struct qg_addr *listen; /**< listen address of each service (n_services) */
+	uint32_t rx_buffers;    /**< receive buffers (power of two) */
+	uint32_t max_datagram;  /**< largest payload relayed */
+	uint32_t max_upstreams; /**< cap of upstreams (sockets or NAT ports) */
+	uint32_t burst;         /**< packets per burst */
+	struct qg_ctr_block *ctr; /**< the worker's counters */
+};
+
+struct qg_io;
+
+/** The ops table every backend fills. */
+struct qg_io_ops {
+	const char *name;
+	/** 0 when usable here, else -errno with a reason in why. */
+	int (*probe)(char *why, size_t len);
+	/** Create the worker's instance: sockets bound, buffers allocated. 0 or -errno (logged). */
+	int (*create)(const struct qg_io_params *p, struct qg_io **out);
+	void (*destroy)(struct qg_io *io);
+	/**
+	 * Receive up to n datagrams. When none is ready, wait up to wait_us
+	 * (0 = do not wait). @return how many were filled.
+	 */
+	unsigned (*rx_burst)(struct qg_io *io, struct qg_pkt *pkts, unsigned n, unsigned wait_us);
+	/** Send each packet on its pkt->upstream. Takes every buffer. */
+	void (*tx_backend)(struct qg_io *io, struct qg_pkt *pkts, unsigned n);
+	/** Send each packet to pkt->peer from service pkt->svc. Takes every buffer. */
+	void (*tx_client)(struct qg_io *io, struct qg_pkt *pkts, unsigned n);
+	/** Give buffers back without sending (drops). */
+	void (*release)(struct qg_io *io, struct qg_pkt *pkts, unsigned n);
+	/**
+	 * Get an upstream toward backend (slot numbers backends across
+	 * services, < QG_IO_MAX_BACKEND_SLOTS), reusing an idle one toward the
+	 * same backend when there is one. @return 0 and *up (< max_upstreams),
+	 * -ENOSPC when the cap is reached, or another -errno.
+	 */
+	int (*upstream_open)(struct qg_io *io, uint32_t backend_slot, const struct qg_addr *backend, uint32_t *up);
+	/**
+	 * Give an upstream back. reuse != 0 (its flow ended idle) lets it serve
+	 * a later flow to the same backend; otherwise (evicted, removed) it is
+	 * closed, so nothing still in flight for the old client can reach a new
+	 * one.
+	 */
+	void (*upstream_close)(struct qg_io *io, uint32_t up, int reuse);
+	/** Called once on the worker's own thread before its loop (rings bound to a thread). 0 or -errno. */
+	int (*start)(struct qg_io *io);
+	/** Push out everything queued (end of a burst). */
+	void (*flush)(struct qg_io *io);
+};
+
+/** The io_uring backend (multishot receive, provided buffer ring, socket relay). */
+extern const struct qg_io_ops qg_io_uring_ops;
+
+/** The portable recvmmsg/sendmmsg + epoll backend. */
+extern const struct qg_io_ops qg_io_recvmmsg_ops;
+
+/**
+ * Pick the backend for a configured kind: io_uring falls back to recvmmsg
+ * when io_uring is unusable here, and logs why.
+ * @return the ops, or NULL when the kind is not built in.
+ */
+const struct qg_io_ops *qg_io_select(int config_io_kind);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QGATE_IO_H */

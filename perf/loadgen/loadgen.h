@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * qgate-loadgen internals shared by the I/O drivers (kernel sockets today,
+ * DPDK later): the traffic model (packet layout, per-flow outstanding ring)
+ * and the statistics (latency histogram, counters, JSON summary). Nothing
+ * here does I/O, so another driver reuses it unchanged.
+ */
+#ifndef QGATE_PERF_LOADGEN_H
+#define QGATE_PERF_LOADGEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "qgate/compiler.h"
+
+/* ---- Traffic model ------------------------------------------------------ */
+
+#define LG_MAGIC	    0x474c4751u /* "QGLG" little endian */
+#define LG_STAMP_LEN	    24		/* magic u32, flow u32, seq u64, send time u64 */
+#define LG_QUIC_CID_LEN	    8
+#define LG_QUIC_INITIAL_MIN 1200 /* RFC 9000 14.1: client Initials are padded to 1200 */
+#define LG_QUIC_LONG_HDR    27	 /* byte0, version, dcid len+8, scid len+8, token len, length(2), pn */
+#define LG_QUIC_SHORT_HDR   (1 + LG_QUIC_CID_LEN)
+#define LG_MAX_DATAGRAM	    65507
+
+enum lg_payload {
+	LG_PAYLOAD_UDP = 0,
+	LG_PAYLOAD_QUIC,
+};
+
+/* What every flow sends; read-only once built, shared by all threads. */
+struct lg_model {
+	enum lg_payload payload;
+	uint32_t size;	       /* UDP payload of ordinary datagrams */
+	uint32_t initial_size; /* QUIC: the first datagram of a flow (>= 1200) */
+	uint32_t max_size;
+	uint32_t cid_nonce; /* makes connection IDs unique per run too */
+	uint8_t *filler;    /* max_size bytes: the bytes after the stamp, checked on reply */
+};
+
+enum lg_slot_state {
+	LG_SLOT_FREE = 0,
+	LG_SLOT_WARMUP,	  /* in flight, sent outside the measured window */
+	LG_SLOT_MEASURED, /* in flight, counts in the summary */
+};
+
+/* One datagram in flight. */
+struct lg_slot {
+	uint64_t seq;
+	uint64_t sent_ns;
+	uint32_t state;
+};
+
+/*
+ * One flow = one source port. Sequence numbers are consecutive, so the ring
+ * slot of seq is seq & mask and every lookup is O(1); tail is the oldest
+ * unresolved sequence number, which is also the first to time out because
+ * send times grow with seq.
+ */
+struct lg_flow {
+	uint32_t id; /* global, carried in every datagram */
+	int fd;
+	uint64_t next_seq;
+	uint64_t tail;
+	uint32_t inflight;
+	uint32_t mask;
+	struct lg_slot *ring;
+};
+
+int lg_model_init(struct lg_model *m, enum lg_payload payload, uint32_t size);
+void lg_model_free(struct lg_model *m);
+
+/* Allocate the ring (ring_size a power of two). @return 0 or -ENOMEM. */
+int lg_flow_init(struct lg_flow *f, uint32_t id, uint32_t ring_size);
+void lg_flow_free(struct lg_flow *f);
+
+/* Write datagram seq of flow f stamped with now_ns into buf (max_size bytes); returns its length. */
+size_t lg_build(const struct lg_model *m, const struct lg_flow *f, uint64_t seq, uint64_t now_ns,
+		uint8_t *buf);
+
+/* Read flow id and sequence number of a reply. @return 0 or -EBADMSG when it is not ours. */
+int lg_parse(const struct lg_model *m, const uint8_t *buf, size_t len, uint32_t *flow, uint64_t *seq);
+
+/* 1 when buf is byte for byte what lg_build() produced for (f, seq, sent_ns). */
+int lg_verify(const struct lg_model *m, const struct lg_flow *f, uint64_t seq, uint64_t sent_ns,
+	      const uint8_t *buf, size_t len);
+
+static inline int lg_flow_has_room(const struct lg_flow *f)
+{
+	return f->next_seq - f->tail <= f->mask;
+}
+
+/* Record that the next sequence number went out at now_ns. */
+static inline void lg_flow_sent(struct lg_flow *f, uint64_t now_ns, int measured)
+{
+	struct lg_slot *s = &f->ring[f->next_seq & f->mask];
+
+	s->seq = f->next_seq++;
+	s->sent_ns = now_ns;
+	s->state = measured ? LG_SLOT_MEASURED : LG_SLOT_WARMUP;
+	f->inflight++;
+}
+
+/* Skip resolved slots so tail is the oldest datagram still in flight. */
+static inline void lg_flow_advance(struct lg_flow *f)
+{
+	while (f->tail != f->next_seq && f->ring[f->tail & f->mask].state == LG_SLOT_FREE)
+		f->tail++;
+}
+
+/* The in-flight slot of seq, or NULL when seq is not (or no longer) outstanding. */
+static inline struct lg_slot *lg_flow_lookup(struct lg_flow *f, uint64_t seq)
+{
+	struct lg_slot *s = &f->ring[seq & f->mask];
+
+	if (seq - f->tail >= f->next_seq - f->tail || s->state == LG_SLOT_FREE || s->seq != seq)
+		return NULL;
+	return s;
+}
+
+static inline void lg_flow_resolve(struct lg_flow *f, struct lg_slot *s)
+{
+	s->state = LG_SLOT_FREE;
+	f->inflight--;
+	if (s->seq == f->tail)
+		lg_flow_advance(f);
+}
+
+/* ---- Statistics --------------------------------------------------------- */
+
+/*
+ * Log-linear histogram of nanoseconds (HDR-like): values below 128 have a
+ * bucket each, above that every power of two is split into 64 buckets, so a
+ * bucket is at most 1/64 of its value wide and the midpoint we report is
+ * within 0.8%. Fixed size, no allocation when recording.
+ */
+#define LG_HIST_SUB	64
+#define LG_HIST_BUCKETS (2 * LG_HIST_SUB + (64 - 7) * LG_HIST_SUB)
+
+struct lg_hist {
+	uint64_t count[LG_HIST_BUCKETS];
+	uint64_t total;
+	uint64_t max;
+};
+
+static inline unsigned lg_hist_index(uint64_t v)
+{
+	unsigned msb, shift;
+
+	if (v < 2 * LG_HIST_SUB)
+		return (unsigned)v;
+	msb = 63u - (unsigned)__builtin_clzll(v);
+	shift = msb - 6; /* v >> shift lands in [64, 127] */
+	return 2 * LG_HIST_SUB + (shift - 1) * LG_HIST_SUB + (unsigned)((v >> shift) - LG_HIST_SUB);
+}
+
+/* Single writer (the owning thread); other threads read with relaxed loads. */
+static inline void lg_hist_record(struct lg_hist *h, uint64_t v)
+{
+	unsigned i = lg_hist_index(v);
+
+	QG_COUNTER_ADD(&h->count[i], 1);
+	QG_COUNTER_ADD(&h->total, 1);
+	if (v > h->max)
+		QG_STORE_RELAXED(&h->max, v);
+}
+
+/* dst += src, reading src with relaxed loads (it may be live). */
+void lg_hist_add(struct lg_hist *dst, const struct lg_hist *src);
+/* dst = a - b (b an older snapshot of a); max is a's. */
+void lg_hist_diff(struct lg_hist *dst, const struct lg_hist *a, const struct lg_hist *b);
+/* The value (ns) at quantile q (0..1]; 0 when empty. */
+uint64_t lg_hist_quantile(const struct lg_hist *h, double q);
+
+struct lg_counters {
+	uint64_t tx;
+	uint64_t rx;
+	uint64_t lost;
+	uint64_t mismatched;
+	uint64_t late;	     /* replies to datagrams already counted lost, or duplicates */
+	uint64_t tx_skipped; /* open loop: the flow's ring was full, datagram not sent */
+};
+
+/* Per thread: "live" covers the whole run (for the 1 s line), "meas" only the measured window. */
+struct lg_stats {
+	struct lg_counters live QG_CACHE_ALIGNED;
+	struct lg_counters meas QG_CACHE_ALIGNED;
+	struct lg_hist live_hist QG_CACHE_ALIGNED;
+	struct lg_hist meas_hist QG_CACHE_ALIGNED;
+};
+
+void lg_counters_add(struct lg_counters *dst, const struct lg_counters *src);
+
+/* Everything the JSON summary reports. */
+struct lg_report {
+	const char *mode; /* "kernel" */
+	const char *target;
+	const char *payload;
+	int open_loop;
+	uint32_t flows, window, size, threads;
+	uint64_t rate;
+	double duration_s, warmup_s;
+	uint32_t timeout_ms;
+	double cpu_s; /* user+system CPU of the whole process, to show it was not the bottleneck */
+	struct lg_counters c;
+	const struct lg_hist *hist;
+};
+
+void lg_report_json(FILE *f, const struct lg_report *r);
+void lg_report_text(FILE *f, const struct lg_report *r);
+
+#endif /* QGATE_PERF_LOADGEN_H */
