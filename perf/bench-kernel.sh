@@ -29,6 +29,7 @@ WINDOW=16
 SIZE=64
 LEGS="direct,nginx,qgate,qgate-recvmmsg"
 NCPU=$(nproc)
+TOOL_ARGS=()
 ECHO_CPU=$((NCPU - 1))
 RELAY_CPU=0
 NGINX=${NGINX:-nginx}
@@ -49,6 +50,8 @@ usage: perf/bench-kernel.sh [options]
   --echo-cpu N      CPU of the echo backends (default: last CPU, $ECHO_CPU)
   --relay-cpu N     CPU of the relay (default 0)
   --results DIR     where results go (default perf/results)
+  --no-gso          the load generator and echo send and receive datagram by datagram
+                    (no UDP GSO/GRO): models peers without segmentation offload
   -h, --help        this text
 Writes perf/results/bench-kernel-YYYYmmdd-HHMMSS.json and bench-kernel-latest.md.
 EOF
@@ -72,6 +75,7 @@ while [ $# -gt 0 ]; do
 	--echo-cpu) ECHO_CPU=${2:?}; shift 2 ;;
 	--relay-cpu) RELAY_CPU=${2:?}; shift 2 ;;
 	--results) RESULTS=${2:?}; shift 2 ;;
+	--no-gso) TOOL_ARGS+=(--no-gso); shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
 	esac
@@ -155,7 +159,7 @@ stop_pid() {
 
 ECHO_P1=$(free_port)
 ECHO_P2=$(free_port)
-taskset -c "$ECHO_CPU" "$ECHO_BIN" -l "127.0.0.1:$ECHO_P1" -l "127.0.0.1:$ECHO_P2" --quiet 2>"$TMP/echo.err" &
+taskset -c "$ECHO_CPU" "$ECHO_BIN" -l "127.0.0.1:$ECHO_P1" -l "127.0.0.1:$ECHO_P2" --quiet ${TOOL_ARGS[@]+"${TOOL_ARGS[@]}"} 2>"$TMP/echo.err" &
 ECHO_PID=$!
 PIDS+=("$ECHO_PID")
 for _ in $(seq 1 50); do
@@ -170,7 +174,7 @@ grep -q "listening on" "$TMP/echo.err" || { cat "$TMP/echo.err" >&2; echo "bench
 run_loadgen() {
 	local out="$TMP/$1.$2.json"
 	timeout $((DURATION + WARMUP + 30)) "$LOADGEN_BIN" --target "127.0.0.1:$3" --flows "$FLOWS" \
-		--window "$WINDOW" --size "$SIZE" --duration "$DURATION" --warmup "$WARMUP" --json --quiet \
+		--window "$WINDOW" --size "$SIZE" --duration "$DURATION" --warmup "$WARMUP" --json --quiet ${TOOL_ARGS[@]+"${TOOL_ARGS[@]}"} \
 		>"$out" 2>"$TMP/$1.$2.err" || { cat "$TMP/$1.$2.err" >&2; return 1; }
 	jq -e '.rtt_per_s' "$out" >/dev/null || return 1
 	jq -r --arg leg "$1" '"  \($leg): \(.rtt_per_s | floor) round trips/s, loss \(.loss_pct)%, p50 \(.p50_us) us, p99 \(.p99_us) us"' "$out" >&2
@@ -316,10 +320,12 @@ jq -n --argjson legs "$legs_json" --argjson qn "$R_QN" --argjson qd "$R_QD" --ar
 	--arg loadavg "$LOADAVG" --argjson echo_cpu "$ECHO_CPU" --argjson relay_cpu "$RELAY_CPU" \
 	--argjson duration "$DURATION" --argjson warmup "$WARMUP" --argjson repeat "$REPEAT" \
 	--argjson flows "$FLOWS" --argjson window "$WINDOW" --argjson size "$SIZE" \
+	--argjson peer_gso "$([ ${#TOOL_ARGS[@]} -eq 0 ] && echo true || echo false)" \
 	'{date: $date,
 	  machine: {nproc: $nproc, cpu_model: $cpu, kernel: $kernel, loadavg_at_start: $loadavg},
 	  setup: {duration_s: $duration, warmup_s: $warmup, repeat: $repeat, flows: $flows, window: $window,
-	          size: $size, echo_cpu: $echo_cpu, relay_cpu: $relay_cpu, loadgen_cpu: "unpinned"},
+	          size: $size, echo_cpu: $echo_cpu, relay_cpu: $relay_cpu, loadgen_cpu: "unpinned",
+	          peer_gso: $peer_gso},
 	  legs: $legs,
 	  ratios: {qgate_over_nginx: $qn, qgate_over_direct: $qd, qgate_recvmmsg_over_nginx: $rn}}' >"$JSON_OUT"
 
@@ -328,7 +334,7 @@ jq -n --argjson legs "$legs_json" --argjson qn "$R_QN" --argjson qd "$R_QD" --ar
 	echo
 	echo "$NCPU CPUs ($(jq -r .machine.cpu_model "$JSON_OUT")), kernel $(uname -r), load average at start $LOADAVG."
 	echo "$FLOWS flows x $WINDOW in flight, $SIZE-byte UDP payload, ${DURATION}s measured (+${WARMUP}s warm-up), median of $REPEAT."
-	echo "Echo on CPU $ECHO_CPU, relay on CPU $RELAY_CPU, loadgen unpinned."
+	echo "Echo on CPU $ECHO_CPU, relay on CPU $RELAY_CPU, loadgen unpinned. Peer GSO/GRO: $([ ${#TOOL_ARGS[@]} -eq 0 ] && echo on || echo off)."
 	echo
 	echo "| leg | round trips/s | loss % | p50 us | p99 us | status |"
 	echo "|---|---:|---:|---:|---:|---|"

@@ -31,6 +31,7 @@ extern const struct qg_cfg_enum qg_cfg_io_values[3];
 extern const struct qg_cfg_enum qg_cfg_proto_values[2];
 extern const struct qg_cfg_enum qg_cfg_policy_values[3];
 extern const struct qg_cfg_enum qg_cfg_hash_values[3];
+extern const struct qg_cfg_enum qg_cfg_bool_values[2];
 
 #define QG_CFG_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -53,11 +53,12 @@ enum {
 	DP_RX_BUFFERS,
 	DP_MAX_DATAGRAM,
 	DP_BURST,
+	DP_UDP_GSO,
 	DP_N
 };
 static const char *const dp_keys[DP_N] = {
 	"backend",    "cores",	      "flows_per_core", "upstream_sockets_per_core",
-	"rx_buffers", "max_datagram", "burst",
+	"rx_buffers", "max_datagram", "burst", "udp_gso",
 };
 static const struct section dp_section = { "dataplane", "in dataplane", dp_keys, DP_N };
 
@@ -217,6 +218,9 @@ static int load_dataplane(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struc
 		qg_cfg_u32(ctx, f.val[DP_MAX_DATAGRAM], "max_datagram", 64, 65507, &dp->max_datagram);
 	if (f.val[DP_BURST])
 		qg_cfg_u32(ctx, f.val[DP_BURST], "burst", 1, 256, &dp->burst);
+	if (f.val[DP_UDP_GSO] && !qg_cfg_enum(ctx, f.val[DP_UDP_GSO], "udp_gso", qg_cfg_bool_values,
+					      QG_CFG_NELEM(qg_cfg_bool_values), &io))
+		dp->udp_gso = io;
 	if (f.val[DP_CORES])
 		return qg_cfg_cores(ctx, f.val[DP_CORES], dp);
 	return 0;
@@ -508,6 +512,7 @@ static int load_root(struct qg_cfg_ctx *ctx, const yaml_node_t *root, struct qg_
 	dp->rx_buffers = 4096;
 	dp->max_datagram = 2048;
 	dp->burst = 32;
+	dp->udp_gso = 1;
 	qg_cfg_default_cores(dp);
 	if (root->type != YAML_MAPPING_NODE) {
 		qg_cfg_error(

@@ -44,6 +44,12 @@ const struct qg_cfg_enum qg_cfg_hash_values[3] = {
 	{ "src_ip_port", QG_CONFIG_HASH_SRC_IP_PORT, NULL },
 };
 
+/* Only the two YAML 1.2 spellings: "yes"/"on" are too easy to mistype into something else. */
+const struct qg_cfg_enum qg_cfg_bool_values[2] = {
+	{ "false", 0, NULL },
+	{ "true", 1, NULL },
+};
+
 static int error_before(const struct qg_config_error *e, int line, int column)
 {
 	return e->line < line || (e->line == line && e->column <= column);

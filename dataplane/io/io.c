@@ -13,12 +13,15 @@
 /* Large socket buffers absorb bursts between two polls; forced as root, else capped by rmem_max. */
 #define QG_IO_SOCKBUF (8 << 20)
 
-static void set_bufsize(int fd, int opt_force, int opt)
+static void set_bufsize(int fd, int opt_force, int opt, int bytes)
 {
-	int v = QG_IO_SOCKBUF;
+	if (setsockopt(fd, SOL_SOCKET, opt_force, &bytes, sizeof(bytes)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof(bytes));
+}
 
-	if (setsockopt(fd, SOL_SOCKET, opt_force, &v, sizeof(v)) < 0)
-		(void)setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v));
+void qg_io_sock_rcvbuf(int fd, int bytes)
+{
+	set_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF, bytes);
 }
 
 int qg_io_sock_listen(const struct qg_addr *listen, int *fd_out)
@@ -35,8 +38,8 @@ int qg_io_sock_listen(const struct qg_addr *listen, int *fd_out)
 		goto err;
 	if (listen->family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto err;
-	set_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF);
-	set_bufsize(fd, SO_SNDBUFFORCE, SO_SNDBUF);
+	set_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF, QG_IO_SOCKBUF);
+	set_bufsize(fd, SO_SNDBUFFORCE, SO_SNDBUF, QG_IO_SOCKBUF);
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
 		goto err;
 	*fd_out = fd;

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -46,6 +47,12 @@ struct qg_io {
 	struct iovec iov[MM_BATCH];
 	struct sockaddr_storage names[MM_BATCH];
 	uint32_t mm_buf[MM_BATCH];
+	uint32_t mm_segs[MM_BATCH]; /* datagrams carried by each message of a send */
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} cm[MM_BATCH];
+	int udp_gso;
 };
 
 static int mm_probe(char *why, size_t len)
@@ -94,6 +101,7 @@ static int mm_create(const struct qg_io_params *p, struct qg_io **out)
 	io->max_datagram = p->max_datagram;
 	io->stride = qg_io_stride(p->max_datagram, 0);
 	io->n_services = p->n_services;
+	io->udp_gso = p->udp_gso;
 	io->svc_fd = malloc(sizeof(int) * (p->n_services + 1));
 	io->free_bufs = malloc(sizeof(uint32_t) * io->n_bufs);
 	if (!io->svc_fd || !io->free_bufs)
@@ -259,30 +267,52 @@ static unsigned mm_rx_burst(struct qg_io *io, struct qg_pkt *pkts, unsigned n, u
 	return filled;
 }
 
-/* Send n packets toward one socket in one sendmmsg; name == 1 sends each to pkt->peer. */
+/*
+ * Send n packets toward one socket in one sendmmsg; named: each goes to
+ * pkt->peer. With GSO, each run of one flow's datagrams becomes one message.
+ */
 static void mm_send(struct qg_io *io, int fd, struct qg_pkt *pkts, unsigned n, int named, enum qg_ctr_id fail)
 {
-	unsigned done = 0;
+	unsigned nmsg = 0, done = 0;
 
-	for (unsigned i = 0; i < n; i++) {
-		memset(&io->mm[i].msg_hdr, 0, sizeof(io->mm[i].msg_hdr));
-		io->iov[i].iov_base = pkts[i].data;
-		io->iov[i].iov_len = pkts[i].len;
-		io->mm[i].msg_hdr.msg_iov = &io->iov[i];
-		io->mm[i].msg_hdr.msg_iovlen = 1;
-		if (named) {
-			io->mm[i].msg_hdr.msg_name = &io->names[i];
-			io->mm[i].msg_hdr.msg_namelen = qg_addr_to_sockaddr(&pkts[i].peer, &io->names[i]);
+	for (unsigned i = 0; i < n;) {
+		unsigned run = io->udp_gso ? qg_io_gso_run(pkts + i, n - i, named) : 1;
+		struct msghdr *h = &io->mm[nmsg].msg_hdr;
+
+		memset(h, 0, sizeof(*h));
+		for (unsigned k = 0; k < run; k++) {
+			io->iov[i + k].iov_base = pkts[i + k].data;
+			io->iov[i + k].iov_len = pkts[i + k].len;
 		}
+		h->msg_iov = &io->iov[i];
+		h->msg_iovlen = run;
+		if (named) {
+			h->msg_name = &io->names[nmsg];
+			h->msg_namelen = qg_addr_to_sockaddr(&pkts[i].peer, &io->names[nmsg]);
+		}
+		if (run > 1) {
+			struct cmsghdr *cm;
+
+			h->msg_control = io->cm[nmsg].buf;
+			h->msg_controllen = sizeof(io->cm[nmsg].buf);
+			cm = CMSG_FIRSTHDR(h);
+			cm->cmsg_level = SOL_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+			*(uint16_t *)(void *)CMSG_DATA(cm) = (uint16_t)pkts[i].len;
+		}
+		io->mm_segs[nmsg] = run;
+		nmsg++;
+		i += run;
 	}
-	while (done < n) {
-		int r = sendmmsg(fd, io->mm + done, n - done, MSG_DONTWAIT);
+	while (done < nmsg) {
+		int r = sendmmsg(fd, io->mm + done, nmsg - done, MSG_DONTWAIT);
 
 		if (r <= 0) {
-			/* The first datagram failed (ICMP error queued, buffer full): count it, go on. */
+			/* The first message failed (ICMP error queued, buffer full): count it, go on. */
 			if (r < 0 && errno == ECONNREFUSED)
 				qg_ctr_add(io->ctr, QG_CTR_ERR_BACKEND_REFUSED, 1);
-			qg_ctr_add(io->ctr, fail, 1);
+			qg_ctr_add(io->ctr, fail, io->mm_segs[done]);
 			done++;
 			continue;
 		}

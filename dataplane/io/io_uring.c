@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <liburing.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@
 #define URING_HDR         ((uint32_t)sizeof(struct io_uring_recvmsg_out) + URING_NAME_LEN)
 
 /* user_data: op (8 bits) | generation (16 bits) | index (32 bits) */
-enum { OP_RECV_SVC = 1, OP_RECV_UP, OP_SEND_UP, OP_SEND_CLI, OP_CANCEL };
+enum { OP_RECV_SVC = 1, OP_RECV_UP, OP_SEND_UP, OP_SEND_CLI, OP_CANCEL, OP_GSO_UP, OP_GSO_CLI };
 
 static inline uint64_t ud_make(unsigned op, uint16_t gen, uint32_t idx)
 {
@@ -42,6 +43,19 @@ struct uring_txmsg {
 	struct msghdr msg;
 	struct iovec iov;
 	struct sockaddr_storage name;
+};
+
+/* A batched (UDP GSO) send: several buffers of one flow in one sendmsg. */
+struct uring_gso {
+	struct msghdr msg;
+	struct sockaddr_storage name;
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} cm;
+	uint32_t n;
+	struct iovec iov[QG_IO_GSO_MAX_SEGS];
+	uint16_t bid[QG_IO_GSO_MAX_SEGS];
 };
 
 struct qg_io {
@@ -59,6 +73,9 @@ struct qg_io {
 	int *svc_fd;
 	struct qg_addr *svc_addr;
 	struct uring_txmsg *txmsg;
+	struct uring_gso *gso;    /* NULL when GSO batching is off */
+	uint32_t *gso_free;
+	uint32_t n_gso, n_gso_free;
 	struct msghdr rx_msg; /* layout template of multishot recvmsg */
 	struct qg_up_pool pool;
 	struct qg_ctr_block *ctr;
@@ -187,6 +204,17 @@ static int uring_create(const struct qg_io_params *p, struct qg_io **out)
 	io->txmsg = calloc(io->n_bufs, sizeof(*io->txmsg));
 	if (!io->svc_fd || !io->svc_addr || !io->txmsg)
 		goto err;
+	if (p->udp_gso) {
+		/* Every batch holds at least two buffers: half as many slots as buffers never run out. */
+		io->n_gso = io->n_bufs / 2;
+		io->gso = calloc(io->n_gso, sizeof(*io->gso));
+		io->gso_free = malloc(sizeof(*io->gso_free) * io->n_gso);
+		if (!io->gso || !io->gso_free)
+			goto err;
+		for (uint32_t g = 0; g < io->n_gso; g++)
+			io->gso_free[g] = g;
+		io->n_gso_free = io->n_gso;
+	}
 	for (unsigned s = 0; s < p->n_services; s++)
 		io->svc_fd[s] = -1;
 	hooks.ctx = io;
@@ -300,6 +328,8 @@ static void uring_destroy(struct qg_io *io)
 	free(io->svc_fd);
 	free(io->svc_addr);
 	free(io->txmsg);
+	free(io->gso);
+	free(io->gso_free);
 	free(io);
 }
 
@@ -384,6 +414,23 @@ static void tx_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsign
 	}
 }
 
+static void gso_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsigned op, uint32_t slot)
+{
+	struct uring_gso *g;
+
+	if (slot >= io->n_gso)
+		return;
+	g = &io->gso[slot];
+	for (uint32_t i = 0; i < g->n; i++)
+		buf_recycle(io, g->bid[i]);
+	io->gso_free[io->n_gso_free++] = slot;
+	if (cqe->res >= 0)
+		return;
+	if (op == OP_GSO_UP && cqe->res == -ECONNREFUSED)
+		qg_ctr_add(io->ctr, QG_CTR_ERR_BACKEND_REFUSED, 1);
+	qg_ctr_add(io->ctr, op == OP_GSO_UP ? QG_CTR_DROP_TX_BACKEND : QG_CTR_DROP_TX_CLIENT, g->n);
+}
+
 static unsigned uring_reap(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 {
 	struct io_uring_cqe *cqe;
@@ -403,6 +450,8 @@ static unsigned uring_reap(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 			filled += (unsigned)rx_complete(io, cqe, op, gen, idx, &pkts[filled]);
 		else if (op == OP_SEND_UP || op == OP_SEND_CLI)
 			tx_complete(io, cqe, op, idx);
+		else if (op == OP_GSO_UP || op == OP_GSO_CLI)
+			gso_complete(io, cqe, op, idx);
 	}
 	io_uring_cq_advance(&io->ring, seen);
 	return filled;
@@ -429,43 +478,110 @@ static unsigned uring_rx_burst(struct qg_io *io, struct qg_pkt *pkts, unsigned n
 	return uring_reap(io, pkts, n);
 }
 
-static void uring_tx_backend(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
+/* Socket a packet leaves on, or -1 (counted by the caller). */
+static inline int tx_fd(struct qg_io *io, const struct qg_pkt *p, int to_client)
 {
-	for (unsigned i = 0; i < n; i++) {
-		struct qg_pkt *p = &pkts[i];
-		struct io_uring_sqe *sqe = uring_sqe(io);
-
-		if (unlikely(!sqe || p->upstream >= io->pool.cap)) {
-			qg_ctr_add(io->ctr, QG_CTR_DROP_TX_BACKEND, 1);
-			buf_recycle(io, p->buf);
-			continue;
-		}
-		io_uring_prep_send(sqe, qg_up_pool_fd(&io->pool, p->upstream), p->data, p->len, 0);
-		io_uring_sqe_set_data64(sqe, ud_make(OP_SEND_UP, 0, p->buf));
-	}
+	if (to_client)
+		return p->svc < io->n_services ? io->svc_fd[p->svc] : -1;
+	return p->upstream < io->pool.cap ? qg_up_pool_fd(&io->pool, p->upstream) : -1;
 }
 
-static void uring_tx_client(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
+static void tx_fail(struct qg_io *io, struct qg_pkt *p, unsigned n, int to_client)
 {
-	for (unsigned i = 0; i < n; i++) {
-		struct qg_pkt *p = &pkts[i];
-		struct uring_txmsg *t = &io->txmsg[p->buf];
-		struct io_uring_sqe *sqe = uring_sqe(io);
+	qg_ctr_add(io->ctr, to_client ? QG_CTR_DROP_TX_CLIENT : QG_CTR_DROP_TX_BACKEND, n);
+	for (unsigned i = 0; i < n; i++)
+		buf_recycle(io, p[i].buf);
+}
 
-		if (unlikely(!sqe || p->svc >= io->n_services)) {
-			qg_ctr_add(io->ctr, QG_CTR_DROP_TX_CLIENT, 1);
-			buf_recycle(io, p->buf);
-			continue;
-		}
+static void tx_one(struct qg_io *io, struct qg_pkt *p, int to_client)
+{
+	struct io_uring_sqe *sqe;
+	int fd = tx_fd(io, p, to_client);
+
+	if (unlikely(fd < 0) || unlikely(!(sqe = uring_sqe(io)))) {
+		tx_fail(io, p, 1, to_client);
+		return;
+	}
+	if (to_client) {
+		/* Unconnected service socket: the destination travels in a msghdr that lives until completion. */
+		struct uring_txmsg *t = &io->txmsg[p->buf];
+
 		t->iov.iov_base = p->data;
 		t->iov.iov_len = p->len;
 		t->msg.msg_iov = &t->iov;
 		t->msg.msg_iovlen = 1;
 		t->msg.msg_name = &t->name;
 		t->msg.msg_namelen = qg_addr_to_sockaddr(&p->peer, &t->name);
-		io_uring_prep_sendmsg(sqe, io->svc_fd[p->svc], &t->msg, 0);
+		io_uring_prep_sendmsg(sqe, fd, &t->msg, 0);
 		io_uring_sqe_set_data64(sqe, ud_make(OP_SEND_CLI, 0, p->buf));
+	} else {
+		io_uring_prep_send(sqe, fd, p->data, p->len, 0);
+		io_uring_sqe_set_data64(sqe, ud_make(OP_SEND_UP, 0, p->buf));
 	}
+}
+
+/* n >= 2 packets of one flow in one sendmsg with UDP_SEGMENT; buffers are gathered, not copied. */
+static void tx_gso(struct qg_io *io, struct qg_pkt *p, unsigned n, int to_client)
+{
+	struct io_uring_sqe *sqe;
+	struct uring_gso *g;
+	struct cmsghdr *cm;
+	uint32_t slot;
+	int fd = tx_fd(io, p, to_client);
+
+	if (unlikely(fd < 0) || unlikely(!(sqe = uring_sqe(io)))) {
+		tx_fail(io, p, n, to_client);
+		return;
+	}
+	slot = io->gso_free[--io->n_gso_free];
+	g = &io->gso[slot];
+	g->n = n;
+	for (unsigned i = 0; i < n; i++) {
+		g->iov[i].iov_base = p[i].data;
+		g->iov[i].iov_len = p[i].len;
+		g->bid[i] = (uint16_t)p[i].buf;
+	}
+	memset(&g->msg, 0, sizeof(g->msg));
+	g->msg.msg_iov = g->iov;
+	g->msg.msg_iovlen = n;
+	if (to_client) {
+		g->msg.msg_name = &g->name;
+		g->msg.msg_namelen = qg_addr_to_sockaddr(&p->peer, &g->name);
+	}
+	g->msg.msg_control = g->cm.buf;
+	g->msg.msg_controllen = sizeof(g->cm.buf);
+	cm = CMSG_FIRSTHDR(&g->msg);
+	cm->cmsg_level = SOL_UDP;
+	cm->cmsg_type = UDP_SEGMENT;
+	cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+	*(uint16_t *)(void *)CMSG_DATA(cm) = (uint16_t)p[0].len;
+	io_uring_prep_sendmsg(sqe, fd, &g->msg, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(to_client ? OP_GSO_CLI : OP_GSO_UP, 0, slot));
+}
+
+static void uring_tx(struct qg_io *io, struct qg_pkt *pkts, unsigned n, int to_client)
+{
+	unsigned i = 0;
+
+	while (i < n) {
+		unsigned run = io->n_gso_free ? qg_io_gso_run(pkts + i, n - i, to_client) : 1;
+
+		if (run > 1)
+			tx_gso(io, pkts + i, run, to_client);
+		else
+			tx_one(io, &pkts[i], to_client);
+		i += run;
+	}
+}
+
+static void uring_tx_backend(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
+{
+	uring_tx(io, pkts, n, 0);
+}
+
+static void uring_tx_client(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
+{
+	uring_tx(io, pkts, n, 1);
 }
 
 static void uring_release(struct qg_io *io, struct qg_pkt *pkts, unsigned n)

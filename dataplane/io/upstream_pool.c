@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "io_sock.h"
 #include "qgate/io.h"
 #include "upstream_pool.h"
 
@@ -80,6 +81,7 @@ static int entry_open(struct qg_up_pool *p, uint32_t up, uint32_t bslot, const s
 	fd = socket(addr->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	qg_io_sock_rcvbuf(fd, QG_IO_UPSTREAM_RCVBUF);
 	if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
 		rc = -errno;
 		close(fd);

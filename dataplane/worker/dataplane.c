@@ -74,6 +74,7 @@ static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned id
 	iop.max_datagram = d->max_datagram;
 	iop.max_upstreams = upstreams;
 	iop.burst = d->burst;
+	iop.udp_gso = d->udp_gso;
 	iop.ctr = &w->ctr;
 	rc = dp->ops->create(&iop, &w->io);
 	if (rc)

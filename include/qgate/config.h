@@ -82,6 +82,7 @@ struct qg_config_dataplane {
 	uint32_t rx_buffers;                 /**< receive buffers per worker (power of two, default 4096) */
 	uint32_t max_datagram;               /**< largest UDP payload relayed (default 2048, max 65507) */
 	uint32_t burst;                      /**< packets per receive/transmit burst (default 32) */
+	int udp_gso; /**< send a flow's consecutive datagrams as one UDP GSO batch (default true) */
 };
 
 /** A whole configuration. Owned by the loader; freed with qg_config_free(). */

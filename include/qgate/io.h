@@ -55,6 +55,7 @@ struct qg_io_params {
 	uint32_t max_datagram;  /**< largest payload relayed */
 	uint32_t max_upstreams; /**< cap of upstreams (sockets or NAT ports) */
 	uint32_t burst;         /**< packets per burst */
+	int udp_gso;            /**< batch a flow's consecutive datagrams into one UDP GSO send */
 	struct qg_ctr_block *ctr; /**< the worker's counters */
 };
 

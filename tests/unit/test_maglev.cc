@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -520,25 +519,6 @@ TEST(Maglev, LookupDistribution)
 		// ~17k..83k hits each: sampling noise is under 1%, 3% is generous.
 		EXPECT_NEAR(hits[i], expect, 0.03 * expect) << i;
 	}
-}
-
-// Informational timing; the bound keeps reload cost in check.
-TEST(Maglev, BuildTime1000)
-{
-	auto m = members(1000);
-	for (uint32_t i = 0; i < m.size(); i++)
-		m[i].weight = 1 + i % 5;
-	Table t;
-	double best = 1e9;
-	for (int i = 0; i < 5; i++) {
-		auto t0 = std::chrono::steady_clock::now();
-		ASSERT_EQ(t.build(m), 0);
-		auto t1 = std::chrono::steady_clock::now();
-		best = std::min(best, std::chrono::duration<double, std::milli>(t1 - t0).count());
-	}
-	printf("maglev build 1000 members x %u entries: %.2f ms\n", kM, best);
-	RecordProperty("build_ms", std::to_string(best));
-	EXPECT_LT(best, 100.0);
 }
 
 } // namespace

@@ -1,0 +1,619 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// The qgate daemon as users run it: the real executable (QGATE_BIN), its exit
+// codes and messages, and a relay on loopback stopped by SIGTERM. Every child
+// is killed and reaped by an RAII guard, even when an assertion fails.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "integration/udp_peers.h"
+
+extern "C" {
+#include "qgate/io.h"
+}
+
+#ifndef QGATE_BIN
+#error "QGATE_BIN (path of the qgate executable) must be defined by the build"
+#endif
+
+using qgt::Client;
+using qgt::EchoServer;
+
+namespace
+{
+
+using Clock = std::chrono::steady_clock;
+
+std::string ReadFile(const std::string &path)
+{
+	std::ifstream f(path, std::ios::binary);
+	std::ostringstream s;
+	s << f.rdbuf();
+	return s.str();
+}
+
+void WriteFile(const std::string &path, const std::string &text)
+{
+	std::ofstream f(path, std::ios::binary | std::ios::trunc);
+	f << text;
+}
+
+size_t CountLines(const std::string &text)
+{
+	size_t n = 0;
+	for (char c : text)
+		n += c == '\n';
+	return n;
+}
+
+// Poll cond every few milliseconds for at most timeout_ms.
+bool WaitFor(const std::function<bool()> &cond, int timeout_ms)
+{
+	auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+	for (;;) {
+		if (cond())
+			return true;
+		if (Clock::now() >= deadline)
+			return false;
+		std::this_thread::sleep_for(std::chrono::milliseconds(10));
+	}
+}
+
+// A private temporary directory, removed with its files.
+class TempDir
+{
+      public:
+	TempDir()
+	{
+		const char *base = getenv("TMPDIR");
+		std::string tmpl = std::string(base && *base ? base : "/tmp") + "/qgate-test-XXXXXX";
+		std::vector<char> buf(tmpl.begin(), tmpl.end());
+		buf.push_back('\0');
+		if (mkdtemp(buf.data()))
+			path_ = buf.data();
+	}
+	~TempDir()
+	{
+		for (const auto &f : files_)
+			unlink(f.c_str());
+		if (!path_.empty())
+			rmdir(path_.c_str());
+	}
+	TempDir(const TempDir &) = delete;
+	TempDir &operator=(const TempDir &) = delete;
+	bool ok() const
+	{
+		return !path_.empty();
+	}
+	// Path of a file in the directory (removed with it).
+	std::string File(const std::string &name)
+	{
+		std::string p = path_ + "/" + name;
+		files_.push_back(p);
+		return p;
+	}
+	std::string Write(const std::string &name, const std::string &text)
+	{
+		std::string p = File(name);
+		WriteFile(p, text);
+		return p;
+	}
+
+      private:
+	std::string path_;
+	std::vector<std::string> files_;
+};
+
+// One run of the qgate executable with stdout/stderr captured in files. The
+// destructor kills (SIGKILL) and reaps the child if it is still there.
+class Qgate
+{
+      public:
+	Qgate(TempDir &dir, const std::vector<std::string> &args)
+	{
+		static int seq;
+		std::string tag = std::to_string(getpid()) + "-" + std::to_string(++seq);
+		out_path_ = dir.File("stdout-" + tag);
+		err_path_ = dir.File("stderr-" + tag);
+
+		// Everything the child needs is prepared before fork: it only calls async-signal-safe
+		// functions.
+		std::vector<std::string> argv_s{ QGATE_BIN };
+		argv_s.insert(argv_s.end(), args.begin(), args.end());
+		std::vector<char *> argv;
+		for (auto &a : argv_s)
+			argv.push_back(const_cast<char *>(a.c_str()));
+		argv.push_back(nullptr);
+		int out = open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int err = open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (out < 0 || err < 0 || in < 0) {
+			spawn_error_ = std::string("cannot open capture files: ") + strerror(errno);
+		} else {
+			pid_t parent = getpid();
+			pid_ = fork();
+			if (pid_ == 0) {
+				// Die with the test process, whatever happens to it.
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				if (getppid() != parent)
+					_exit(127);
+				sigset_t none;
+				sigemptyset(&none);
+				sigprocmask(SIG_SETMASK, &none, nullptr);
+				if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+					_exit(127);
+				execv(argv[0], argv.data());
+				_exit(127);
+			}
+			if (pid_ < 0)
+				spawn_error_ = std::string("fork: ") + strerror(errno);
+		}
+		if (out >= 0)
+			close(out);
+		if (err >= 0)
+			close(err);
+		if (in >= 0)
+			close(in);
+	}
+	~Qgate()
+	{
+		if (pid_ > 0 && !reaped_) {
+			kill(pid_, SIGKILL);
+			int st;
+			while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+			}
+		}
+	}
+	Qgate(const Qgate &) = delete;
+	Qgate &operator=(const Qgate &) = delete;
+
+	bool started() const
+	{
+		return pid_ > 0;
+	}
+	const std::string &spawn_error() const
+	{
+		return spawn_error_;
+	}
+	pid_t pid() const
+	{
+		return pid_;
+	}
+
+	// Reap the child if it has exited (non-blocking).
+	bool Exited()
+	{
+		if (reaped_)
+			return true;
+		if (pid_ <= 0)
+			return false;
+		int st;
+		pid_t r = waitpid(pid_, &st, WNOHANG);
+		if (r == pid_) {
+			reaped_ = true;
+			status_ = st;
+		}
+		return reaped_;
+	}
+	// Wait up to timeout_ms for the exit; true when it exited.
+	bool Wait(int timeout_ms)
+	{
+		return WaitFor([this] { return Exited(); }, timeout_ms);
+	}
+	// Exit code, or -1 when not exited normally (then signal() tells why).
+	int code() const
+	{
+		return reaped_ && WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
+	}
+	int term_signal() const
+	{
+		return reaped_ && WIFSIGNALED(status_) ? WTERMSIG(status_) : 0;
+	}
+	bool Signal(int sig)
+	{
+		return pid_ > 0 && !reaped_ && kill(pid_, sig) == 0;
+	}
+
+	std::string out() const
+	{
+		return ReadFile(out_path_);
+	}
+	std::string err() const
+	{
+		return ReadFile(err_path_);
+	}
+	std::string Describe() const
+	{
+		std::ostringstream s;
+		s << "\n--- qgate exit code " << code() << ", signal " << term_signal() << "\n--- stdout:\n"
+		  << out() << "--- stderr:\n"
+		  << err() << "---";
+		return s.str();
+	}
+
+      private:
+	pid_t pid_ = -1;
+	bool reaped_ = false;
+	int status_ = 0;
+	std::string out_path_, err_path_, spawn_error_;
+};
+
+// Run qgate to completion (bounded); the result is in q.
+#define RUN_TO_EXIT(q, timeout_ms)                                                                  \
+	do {                                                                                        \
+		ASSERT_TRUE((q).started()) << (q).spawn_error();                                    \
+		ASSERT_TRUE((q).Wait(timeout_ms))                                                   \
+			<< "qgate did not exit within " << (timeout_ms) << " ms" << (q).Describe(); \
+	} while (0)
+
+const char kValid[] = "services:\n"
+		      "  - name: echo\n"
+		      "    listen: 127.0.0.1:4433\n"
+		      "    backends:\n"
+		      "      - address: 127.0.0.1:5001\n";
+
+// Two problems, at known places: burst (line 2, column 10), idle_timeout (line 6, column 19).
+const char kTwoErrors[] = "dataplane:\n"
+			  "  burst: 0\n"
+			  "services:\n"
+			  "  - name: a\n"
+			  "    listen: 127.0.0.1:5000\n"
+			  "    idle_timeout: 0\n"
+			  "    backends:\n"
+			  "      - address: 127.0.0.1:5001\n";
+
+class Daemon : public ::testing::Test
+{
+      protected:
+	void SetUp() override
+	{
+		ASSERT_TRUE(dir_.ok()) << "mkdtemp: " << strerror(errno);
+		ASSERT_EQ(access(QGATE_BIN, X_OK), 0) << QGATE_BIN << ": " << strerror(errno);
+	}
+	TempDir dir_;
+};
+
+TEST_F(Daemon, CheckConfigValid)
+{
+	std::string path = dir_.Write("valid.yaml", kValid);
+	Qgate q(dir_, { "--check-config", path });
+	RUN_TO_EXIT(q, 10000);
+	EXPECT_EQ(q.code(), 0) << q.Describe();
+	EXPECT_NE(q.out().find(path + ": valid (1 service(s))"), std::string::npos) << q.Describe();
+	EXPECT_EQ(q.err(), "") << q.Describe();
+}
+
+TEST_F(Daemon, CheckConfigReportsEveryError)
+{
+	std::string path = dir_.Write("two-errors.yaml", kTwoErrors);
+	Qgate q(dir_, { "--check-config", path });
+	RUN_TO_EXIT(q, 10000);
+	EXPECT_EQ(q.code(), 2) << q.Describe();
+	std::string err = q.err();
+	EXPECT_NE(err.find(path + ":2:10: burst: 0 is out of range (1..256)\n"), std::string::npos)
+		<< q.Describe();
+	EXPECT_NE(err.find(path + ":6:19: idle_timeout: 0 is out of range (1ms..24h)\n"), std::string::npos)
+		<< q.Describe();
+	EXPECT_LT(err.find(":2:10:"), err.find(":6:19:")) << "errors in document order" << q.Describe();
+	// Every stderr line has the FILE:LINE:COLUMN: shape, and there are exactly the two problems.
+	EXPECT_EQ(CountLines(err), 2u) << q.Describe();
+	std::regex shape("^" + std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
+			 R"(:[0-9]+:[0-9]+: .+$)");
+	std::istringstream lines(err);
+	for (std::string line; std::getline(lines, line);)
+		EXPECT_TRUE(std::regex_match(line, shape)) << "line: " << line;
+	EXPECT_EQ(q.out(), "") << q.Describe();
+}
+
+TEST_F(Daemon, CheckConfigMissingFile)
+{
+	std::string path = dir_.File("does-not-exist.yaml");
+	Qgate q(dir_, { "--check-config", path });
+	RUN_TO_EXIT(q, 10000);
+	EXPECT_EQ(q.code(), 2) << q.Describe();
+	std::string err = q.err();
+	EXPECT_NE(err.find(path), std::string::npos) << q.Describe();
+	EXPECT_NE(err.find("No such file"), std::string::npos) << q.Describe();
+}
+
+TEST_F(Daemon, DefaultConfigIsValid)
+{
+	Qgate p(dir_, { "--print-default-config" });
+	RUN_TO_EXIT(p, 10000);
+	ASSERT_EQ(p.code(), 0) << p.Describe();
+	std::string yaml = p.out();
+	EXPECT_NE(yaml.find("127.0.0.1:4433"), std::string::npos) << yaml;
+	EXPECT_NE(yaml.find("services:"), std::string::npos) << yaml;
+
+	std::string path = dir_.Write("default.yaml", yaml);
+	Qgate q(dir_, { "--check-config", path });
+	RUN_TO_EXIT(q, 10000);
+	EXPECT_EQ(q.code(), 0) << q.Describe();
+	EXPECT_NE(q.out().find("valid"), std::string::npos) << q.Describe();
+}
+
+TEST_F(Daemon, UnknownOptionPrintsUsage)
+{
+	Qgate q(dir_, { "--no-such-option" });
+	RUN_TO_EXIT(q, 10000);
+	EXPECT_EQ(q.code(), 2) << q.Describe();
+	EXPECT_NE(q.err().find("usage: qgate"), std::string::npos) << q.Describe();
+	EXPECT_EQ(q.out(), "") << q.Describe();
+}
+
+TEST_F(Daemon, UnexpectedArgumentPrintsUsage)
+{
+	Qgate q(dir_, { "stray" });
+	RUN_TO_EXIT(q, 10000);
+	EXPECT_EQ(q.code(), 2) << q.Describe();
+	EXPECT_NE(q.err().find("unexpected argument 'stray'"), std::string::npos) << q.Describe();
+	EXPECT_NE(q.err().find("usage: qgate"), std::string::npos) << q.Describe();
+}
+
+TEST_F(Daemon, BadStatsValue)
+{
+	for (const char *v : { "-1", "abc", "1s", "86401" }) {
+		Qgate q(dir_, { "--stats", v, "--check-config", "/nonexistent" });
+		RUN_TO_EXIT(q, 10000);
+		EXPECT_EQ(q.code(), 2) << v << q.Describe();
+		EXPECT_NE(q.err().find("--stats takes seconds"), std::string::npos) << v << q.Describe();
+	}
+}
+
+TEST_F(Daemon, Help)
+{
+	for (const char *opt : { "--help", "-h" }) {
+		Qgate q(dir_, { opt });
+		RUN_TO_EXIT(q, 10000);
+		EXPECT_EQ(q.code(), 0) << opt << q.Describe();
+		EXPECT_NE(q.out().find("usage: qgate"), std::string::npos) << opt << q.Describe();
+		EXPECT_NE(q.out().find("--check-config"), std::string::npos) << opt << q.Describe();
+		EXPECT_EQ(q.err(), "") << opt << q.Describe();
+	}
+}
+
+// ---- running the relay, on each socket I/O backend ----
+
+// YAML of one service on listen relaying to backends.
+std::string ServiceYaml(const std::string &io, const std::string &listen,
+			const std::vector<std::string> &backends, const std::string &dp_extra = "")
+{
+	std::ostringstream y;
+	y << "dataplane:\n  backend: " << io
+	  << "\n  flows_per_core: 65536\n  upstream_sockets_per_core: 4096\n"
+	  << "  rx_buffers: 1024\n"
+	  << dp_extra << "services:\n  - name: svc\n    listen: \"" << listen << "\"\n    backends:\n";
+	for (const auto &b : backends)
+		y << "      - address: \"" << b << "\"\n";
+	return y.str();
+}
+
+// true when a plain (non-reuseport) UDP socket can bind addr: nobody holds it.
+bool PortFree(const qg_addr &addr)
+{
+	sockaddr_storage ss;
+	socklen_t len = qg_addr_to_sockaddr(&addr, &ss);
+	int fd = socket(addr.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	bool ok = bind(fd, reinterpret_cast<sockaddr *>(&ss), len) == 0;
+	close(fd);
+	return ok;
+}
+
+class DaemonRun : public ::testing::TestWithParam<std::string>
+{
+      protected:
+	void SetUp() override
+	{
+		ASSERT_TRUE(dir_.ok()) << "mkdtemp: " << strerror(errno);
+		if (GetParam() == "io_uring") {
+			char why[160] = "";
+			if (qg_io_uring_ops.probe(why, sizeof(why)) != 0)
+				GTEST_SKIP() << "io_uring is not usable on this machine: " << why;
+		}
+	}
+
+	// Wait (10 s at most) until qgate logs "ready"; fails when it exits or stays silent.
+	void WaitReady(Qgate &q)
+	{
+		ASSERT_TRUE(q.started()) << q.spawn_error();
+		bool ready = WaitFor(
+			[&q] {
+				return q.err().find("qgate: info: ready (config ") != std::string::npos ||
+				       q.Exited();
+			},
+			10000);
+		ASSERT_FALSE(q.Exited()) << "qgate exited before serving" << q.Describe();
+		ASSERT_TRUE(ready) << "qgate not ready within 10 s" << q.Describe();
+		EXPECT_NE(q.err().find(GetParam() + " backend"), std::string::npos)
+			<< "qgate should run the " << GetParam() << " backend" << q.Describe();
+	}
+
+	// SIGTERM, then a clean exit (code 0) within 5 s.
+	void Terminate(Qgate &q)
+	{
+		ASSERT_TRUE(q.Signal(SIGTERM)) << strerror(errno);
+		ASSERT_TRUE(q.Wait(5000)) << "qgate did not stop within 5 s of SIGTERM" << q.Describe();
+		ASSERT_EQ(q.code(), 0) << q.Describe();
+	}
+
+	TempDir dir_;
+};
+
+// Round trip counting every datagram sent (retries included).
+bool CountedRoundTrip(Client &c, const qg_addr &to, const std::vector<uint8_t> &payload, uint64_t *sent)
+{
+	std::vector<uint8_t> buf(65536);
+	for (int t = 0; t < 3; t++) {
+		if (!c.Send(to, payload.data(), payload.size()))
+			continue;
+		++*sent;
+		for (;;) {
+			ssize_t n = c.Recv(buf.data(), buf.size(), 1000);
+			if (n < 0)
+				break;
+			if (static_cast<size_t>(n) == payload.size() &&
+			    memcmp(buf.data(), payload.data(), payload.size()) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+TEST_P(DaemonRun, RelaysAndStopsCleanlyOnSigterm)
+{
+	EchoServer b1, b2;
+	uint16_t port = qgt::FreePort();
+	ASSERT_NE(port, 0);
+	std::string listen = "127.0.0.1:" + std::to_string(port);
+	std::string cfg =
+		dir_.Write("relay.yaml", ServiceYaml(GetParam(), listen, { b1.addr_str(), b2.addr_str() }));
+	Qgate q(dir_, { "-c", cfg });
+	WaitReady(q);
+	if (HasFatalFailure())
+		return;
+	EXPECT_NE(q.err().find("service svc listening on " + listen), std::string::npos) << q.Describe();
+
+	const qg_addr vip = qgt::Addr(listen);
+	const int kClients = 50, kRounds = 10;
+	std::vector<std::unique_ptr<Client>> clients;
+	for (int i = 0; i < kClients; i++)
+		clients.push_back(std::make_unique<Client>());
+	uint64_t sent = 0, ok = 0;
+	for (int r = 0; r < kRounds; r++)
+		for (int i = 0; i < kClients; i++)
+			ok += CountedRoundTrip(
+				*clients[i], vip,
+				qgt::Payload(static_cast<uint32_t>(i), static_cast<uint32_t>(r), 64), &sent);
+	EXPECT_EQ(ok, static_cast<uint64_t>(kClients * kRounds)) << q.Describe();
+	EXPECT_GT(b1.datagrams(), 0u) << "Maglev sent all 50 clients to one backend";
+	EXPECT_GT(b2.datagrams(), 0u) << "Maglev sent all 50 clients to one backend";
+	EXPECT_EQ(b1.clients().size() + b2.clients().size(), static_cast<size_t>(kClients))
+		<< "each client stays on one backend";
+
+	Terminate(q);
+	if (HasFatalFailure())
+		return;
+	std::string err = q.err();
+	EXPECT_NE(err.find("qgate: info: stopping"), std::string::npos) << q.Describe();
+	EXPECT_NE(err.find("qgate: total rx_client = " + std::to_string(sent) + "\n"), std::string::npos)
+		<< "sent " << sent << " datagrams" << q.Describe();
+	EXPECT_NE(err.find("qgate: total tx_backend = " + std::to_string(sent) + "\n"), std::string::npos)
+		<< "sent " << sent << " datagrams" << q.Describe();
+	EXPECT_NE(err.find("qgate: total flows_created = " + std::to_string(kClients) + "\n"),
+		  std::string::npos)
+		<< q.Describe();
+	if (sent == static_cast<uint64_t>(kClients * kRounds)) {
+		EXPECT_NE(err.find("qgate: total rx_client = 500\n"), std::string::npos) << q.Describe();
+	}
+	EXPECT_EQ(err.find("error:"), std::string::npos) << q.Describe();
+	EXPECT_TRUE(PortFree(vip)) << "the service port is still held after exit";
+}
+
+TEST_P(DaemonRun, StatsReportNamesBothBackends)
+{
+	EchoServer b1, b2;
+	uint16_t port = qgt::FreePort();
+	ASSERT_NE(port, 0);
+	std::string listen = "127.0.0.1:" + std::to_string(port);
+	std::string cfg =
+		dir_.Write("stats.yaml", ServiceYaml(GetParam(), listen, { b1.addr_str(), b2.addr_str() }));
+	Qgate q(dir_, { "-c", cfg, "--stats", "0.2" });
+	WaitReady(q);
+	if (HasFatalFailure())
+		return;
+
+	// Some traffic so the report has something to count.
+	Client c;
+	EXPECT_TRUE(qgt::RoundTrip(c, qgt::Addr(listen), qgt::Payload(1, 0, 32), 1000)) << q.Describe();
+
+	// At least two reports (0.2 s apart), each naming the service and both backends.
+	auto reports = [&q] {
+		std::string out = q.out();
+		size_t n = 0;
+		for (size_t p = out.find("--- t="); p != std::string::npos; p = out.find("--- t=", p + 1))
+			n++;
+		return n;
+	};
+	ASSERT_TRUE(WaitFor([&] { return reports() >= 2 || q.Exited(); }, 10000) && reports() >= 2)
+		<< "no periodic report on stdout" << q.Describe();
+	std::string out = q.out();
+	EXPECT_NE(out.find("service svc"), std::string::npos) << out;
+	EXPECT_NE(out.find(listen), std::string::npos) << out;
+	EXPECT_NE(out.find("backend " + b1.addr_str()), std::string::npos) << out;
+	EXPECT_NE(out.find("backend " + b2.addr_str()), std::string::npos) << out;
+
+	Terminate(q);
+}
+
+TEST_P(DaemonRun, PortHeldByAnotherSocket)
+{
+	// A plain socket (no SO_REUSEPORT) owns the port: qgate's reuseport bind must fail.
+	int holder = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ASSERT_GE(holder, 0);
+	std::unique_ptr<int, void (*)(int *)> guard(&holder, [](int *fd) { close(*fd); });
+	sockaddr_in sin{};
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr *>(&sin), sizeof(sin)), 0) << strerror(errno);
+	socklen_t sl = sizeof(sin);
+	ASSERT_EQ(getsockname(holder, reinterpret_cast<sockaddr *>(&sin), &sl), 0);
+	std::string listen = "127.0.0.1:" + std::to_string(ntohs(sin.sin_port));
+
+	EchoServer b1;
+	std::string cfg = dir_.Write("held.yaml", ServiceYaml(GetParam(), listen, { b1.addr_str() }));
+	Qgate q(dir_, { "-c", cfg });
+	RUN_TO_EXIT(q, 10000);
+	EXPECT_NE(q.code(), 0) << q.Describe();
+	EXPECT_EQ(q.term_signal(), 0) << "qgate crashed" << q.Describe();
+	EXPECT_NE(q.err().find("cannot listen on " + listen), std::string::npos) << q.Describe();
+	EXPECT_EQ(q.err().find("qgate: info: ready"), std::string::npos) << q.Describe();
+	EXPECT_NE(q.err().find("cannot start: Address already in use"), std::string::npos) << q.Describe();
+}
+
+TEST_P(DaemonRun, BadConfigNeverStarts)
+{
+	EchoServer b1;
+	uint16_t port = qgt::FreePort();
+	ASSERT_NE(port, 0);
+	std::string listen = "127.0.0.1:" + std::to_string(port);
+	// A valid service, but the file also has an error: nothing may start.
+	std::string cfg =
+		dir_.Write("bad.yaml", ServiceYaml(GetParam(), listen, { b1.addr_str() }, "  burst: 0\n"));
+	Qgate q(dir_, { "-c", cfg });
+	RUN_TO_EXIT(q, 10000);
+	EXPECT_EQ(q.code(), 2) << q.Describe();
+	std::string err = q.err();
+	EXPECT_NE(err.find(cfg + ":"), std::string::npos) << q.Describe();
+	EXPECT_NE(err.find("burst: 0 is out of range"), std::string::npos) << q.Describe();
+	EXPECT_EQ(err.find("listening"), std::string::npos) << q.Describe();
+	EXPECT_EQ(err.find("qgate: info: ready"), std::string::npos) << q.Describe();
+	EXPECT_EQ(err.find("dataplane:"), std::string::npos) << "a dataplane was created" << q.Describe();
+	EXPECT_TRUE(PortFree(qgt::Addr(listen))) << "port " << listen << " is held";
+	EXPECT_EQ(b1.datagrams(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Io, DaemonRun, ::testing::Values("recvmmsg", "io_uring"),
+			 [](const ::testing::TestParamInfo<std::string> &info) { return info.param; });
+
+} // namespace
