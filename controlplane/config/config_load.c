@@ -58,7 +58,7 @@ enum {
 };
 static const char *const dp_keys[DP_N] = {
 	"backend",    "cores",	      "flows_per_core", "upstream_sockets_per_core",
-	"rx_buffers", "max_datagram", "burst", "udp_gso",
+	"rx_buffers", "max_datagram", "burst",		"udp_gso",
 };
 static const struct section dp_section = { "dataplane", "in dataplane", dp_keys, DP_N };
 

@@ -36,7 +36,8 @@ static void usage(FILE *f)
 		   "  -c, --config FILE        run with this YAML configuration (default: the built-in one)\n"
 		   "      --check-config FILE  validate FILE and exit: 0 valid, 2 invalid\n"
 		   "      --print-default-config  print the built-in configuration\n"
-		   "      --stats SECONDS      print per-backend counters every SECONDS (overrides stats_interval)\n"
+		   "      --stats SECONDS      print per-backend counters every SECONDS (overrides "
+		   "stats_interval)\n"
 		   "  -v, --verbose            debug logging\n"
 		   "  -q, --quiet              errors and warnings only\n"
 		   "  -h, --help               this text\n");
@@ -144,7 +145,8 @@ int main(int argc, char **argv)
 
 			stats = strtod(optarg, &end);
 			if (*end || stats < 0 || stats > 86400) {
-				fprintf(stderr, "qgate: --stats takes seconds (0..86400), not '%s'\n", optarg);
+				fprintf(stderr, "qgate: --stats takes seconds (0..86400), not '%s'\n",
+					optarg);
 				return EXIT_BAD_CONFIG;
 			}
 			break;

@@ -47,7 +47,8 @@ void qg_stats_report_print(struct qg_stats_report *r, const struct qg_dataplane 
 
 	qg_dataplane_counters(dp, &c);
 	fprintf(f, "--- t=%.0fs  rx %llu  tx %llu  flows created %llu expired %llu evicted %llu\n",
-		(double)(now - r->start_ns) / 1e9, (unsigned long long)(c.v[QG_CTR_RX_CLIENT] + c.v[QG_CTR_RX_BACKEND]),
+		(double)(now - r->start_ns) / 1e9,
+		(unsigned long long)(c.v[QG_CTR_RX_CLIENT] + c.v[QG_CTR_RX_BACKEND]),
 		(unsigned long long)(c.v[QG_CTR_TX_CLIENT] + c.v[QG_CTR_TX_BACKEND]),
 		(unsigned long long)c.v[QG_CTR_FLOW_CREATED], (unsigned long long)c.v[QG_CTR_FLOW_EXPIRED],
 		(unsigned long long)c.v[QG_CTR_FLOW_EVICTED]);
@@ -62,9 +63,12 @@ void qg_stats_report_print(struct qg_stats_report *r, const struct qg_dataplane 
 			struct qg_backend_stats st;
 
 			qg_dataplane_backend_stats(dp, s, b, &st);
-			fprintf(f, "  backend %-24s flows %6llu  to %9.0f pkt/s  from %9.0f pkt/s  total to %llu from %llu\n",
+			fprintf(f,
+				"  backend %-24s flows %6llu  to %9.0f pkt/s  from %9.0f pkt/s  total to "
+				"%llu from %llu\n",
 				qg_addr_format(&svc->backends[b].addr, addr, sizeof(addr)),
-				(unsigned long long)st.flows_active, rate(st.tx_pkts, r->prev[slot].tx_pkts, secs),
+				(unsigned long long)st.flows_active,
+				rate(st.tx_pkts, r->prev[slot].tx_pkts, secs),
 				rate(st.rx_pkts, r->prev[slot].rx_pkts, secs), (unsigned long long)st.tx_pkts,
 				(unsigned long long)st.rx_pkts);
 			r->prev[slot] = st;

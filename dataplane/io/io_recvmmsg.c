@@ -338,10 +338,12 @@ static void mm_tx(struct qg_io *io, struct qg_pkt *pkts, unsigned n, int to_clie
 		} else {
 			while (j < n && j - i < MM_BATCH && pkts[j].upstream == pkts[i].upstream)
 				j++;
-			fd = pkts[i].upstream < io->pool.cap ? qg_up_pool_fd(&io->pool, pkts[i].upstream) : -1;
+			fd = pkts[i].upstream < io->pool.cap ? qg_up_pool_fd(&io->pool, pkts[i].upstream)
+							     : -1;
 		}
 		if (fd < 0) {
-			qg_ctr_add(io->ctr, to_client ? QG_CTR_DROP_TX_CLIENT : QG_CTR_DROP_TX_BACKEND, j - i);
+			qg_ctr_add(io->ctr, to_client ? QG_CTR_DROP_TX_CLIENT : QG_CTR_DROP_TX_BACKEND,
+				   j - i);
 			for (unsigned k = i; k < j; k++)
 				buf_put(io, pkts[k].buf);
 		} else {

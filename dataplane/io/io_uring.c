@@ -25,13 +25,21 @@
 #include "qgate/log.h"
 #include "upstream_pool.h"
 
-#define URING_BGID        0
-#define URING_MAX_BUFS    32768 /* kernel limit of a provided buffer ring */
-#define URING_NAME_LEN    ((uint32_t)sizeof(struct sockaddr_in6))
-#define URING_HDR         ((uint32_t)sizeof(struct io_uring_recvmsg_out) + URING_NAME_LEN)
+#define URING_BGID     0
+#define URING_MAX_BUFS 32768 /* kernel limit of a provided buffer ring */
+#define URING_NAME_LEN ((uint32_t)sizeof(struct sockaddr_in6))
+#define URING_HDR      ((uint32_t)sizeof(struct io_uring_recvmsg_out) + URING_NAME_LEN)
 
 /* user_data: op (8 bits) | generation (16 bits) | index (32 bits) */
-enum { OP_RECV_SVC = 1, OP_RECV_UP, OP_SEND_UP, OP_SEND_CLI, OP_CANCEL, OP_GSO_UP, OP_GSO_CLI };
+enum {
+	OP_RECV_SVC = 1,
+	OP_RECV_UP,
+	OP_SEND_UP,
+	OP_SEND_CLI,
+	OP_CANCEL,
+	OP_GSO_UP,
+	OP_GSO_CLI
+};
 
 static inline uint64_t ud_make(unsigned op, uint16_t gen, uint32_t idx)
 {
@@ -73,7 +81,7 @@ struct qg_io {
 	int *svc_fd;
 	struct qg_addr *svc_addr;
 	struct uring_txmsg *txmsg;
-	struct uring_gso *gso;    /* NULL when GSO batching is off */
+	struct uring_gso *gso; /* NULL when GSO batching is off */
 	uint32_t *gso_free;
 	uint32_t n_gso, n_gso_free;
 	struct msghdr rx_msg; /* layout template of multishot recvmsg */
@@ -90,8 +98,7 @@ static int uring_probe(char *why, size_t len)
 	int rc;
 
 	/* Multishot recvmsg arrived in 6.0; opcode probing cannot see the flag, the version can. */
-	if (uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
-	    (major < 6)) {
+	if (uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 && (major < 6)) {
 		snprintf(why, len, "kernel %s lacks multishot recvmsg (needs 6.0)", u.release);
 		return -ENOSYS;
 	}
@@ -103,7 +110,8 @@ static int uring_probe(char *why, size_t len)
 	}
 	probe = io_uring_get_probe_ring(&ring);
 	if (!probe || !io_uring_opcode_supported(probe, IORING_OP_RECVMSG) ||
-	    !io_uring_opcode_supported(probe, IORING_OP_SENDMSG) || !io_uring_opcode_supported(probe, IORING_OP_SEND)) {
+	    !io_uring_opcode_supported(probe, IORING_OP_SENDMSG) ||
+	    !io_uring_opcode_supported(probe, IORING_OP_SEND)) {
 		snprintf(why, len, "kernel io_uring lacks recvmsg/sendmsg/send");
 		rc = -ENOSYS;
 	}
@@ -345,8 +353,8 @@ static void rx_rearm(struct qg_io *io, unsigned op, uint16_t gen, uint32_t idx)
 }
 
 /* Turn one receive completion into a packet. @return 1 when pkt was filled. */
-static int rx_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsigned op, uint16_t gen, uint32_t idx,
-		       struct qg_pkt *pkt)
+static int rx_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsigned op, uint16_t gen,
+		       uint32_t idx, struct qg_pkt *pkt)
 {
 	struct io_uring_recvmsg_out *o;
 	uint32_t bid;
@@ -467,7 +475,8 @@ static unsigned uring_rx_burst(struct qg_io *io, struct qg_pkt *pkts, unsigned n
 		return filled;
 	/* One syscall submits everything queued and runs the deferred completions. */
 	if (wait_us) {
-		struct __kernel_timespec ts = { .tv_sec = wait_us / 1000000, .tv_nsec = (wait_us % 1000000) * 1000 };
+		struct __kernel_timespec ts = { .tv_sec = wait_us / 1000000,
+						.tv_nsec = (wait_us % 1000000) * 1000 };
 		struct io_uring_cqe *cqe;
 
 		io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, &ts, NULL);
@@ -503,7 +512,8 @@ static void tx_one(struct qg_io *io, struct qg_pkt *p, int to_client)
 		return;
 	}
 	if (to_client) {
-		/* Unconnected service socket: the destination travels in a msghdr that lives until completion. */
+		/* Unconnected service socket: the destination travels in a msghdr that lives until
+		 * completion. */
 		struct uring_txmsg *t = &io->txmsg[p->buf];
 
 		t->iov.iov_base = p->data;

@@ -10,7 +10,11 @@
 #include "qgate/io.h"
 #include "upstream_pool.h"
 
-enum { UP_CLOSED = 0, UP_BUSY, UP_IDLE };
+enum {
+	UP_CLOSED = 0,
+	UP_BUSY,
+	UP_IDLE
+};
 
 int qg_up_pool_init(struct qg_up_pool *p, uint32_t cap, const struct qg_up_pool_hooks *hooks)
 {

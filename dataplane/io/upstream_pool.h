@@ -31,7 +31,7 @@ struct qg_up_entry {
 	uint8_t state;
 	uint8_t pad;
 	uint32_t bslot;
-	uint32_t prev, next;         /* idle list of its backend */
+	uint32_t prev, next;	     /* idle list of its backend */
 	uint32_t lru_prev, lru_next; /* global idle list, oldest first */
 };
 
@@ -39,7 +39,7 @@ struct qg_up_pool {
 	uint32_t cap;
 	uint32_t n_open;
 	uint32_t n_unused;
-	uint32_t *unused;   /* stack of never-opened / closed entries */
+	uint32_t *unused;    /* stack of never-opened / closed entries */
 	uint32_t *idle_head; /* per backend slot */
 	uint32_t lru_head, lru_tail;
 	struct qg_up_entry *e;

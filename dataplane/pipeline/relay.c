@@ -27,11 +27,11 @@ struct qg_relay {
 	uint32_t n_slots;
 	uint32_t burst;
 	struct qg_relay_bstat *bstat; /* per backend slot */
-	uint32_t *slot_active;        /* per backend slot: what least_conn compares */
-	uint64_t *svc_active;         /* per service */
-	struct qg_wrr **wrr;          /* per service, NULL unless policy wrr */
-	uint32_t *lc_cursor;          /* per service */
-	uint32_t *timeouts;           /* per service, for the flow table */
+	uint32_t *slot_active;	      /* per backend slot: what least_conn compares */
+	uint64_t *svc_active;	      /* per service */
+	struct qg_wrr **wrr;	      /* per service, NULL unless policy wrr */
+	uint32_t *lc_cursor;	      /* per service */
+	uint32_t *timeouts;	      /* per service, for the flow table */
 	uint32_t *limits;
 	struct qg_pkt *to_backend;
 	struct qg_pkt *to_client;
@@ -113,7 +113,8 @@ static uint32_t relay_new_flow(struct qg_relay *r, const struct qg_pkt *p, uint3
 	slot = s->slot_base + member;
 	rc = r->ops->upstream_open(r->io, slot, &s->backends[member].addr, &up);
 	if (unlikely(rc || up >= r->max_upstreams)) {
-		qg_ctr_add(r->ctr, rc == -ENOSPC ? QG_CTR_DROP_UPSTREAM_EXHAUSTED : QG_CTR_DROP_UPSTREAM_OPEN, 1);
+		qg_ctr_add(r->ctr, rc == -ENOSPC ? QG_CTR_DROP_UPSTREAM_EXHAUSTED : QG_CTR_DROP_UPSTREAM_OPEN,
+			   1);
 		qg_flow_remove(r->flows, idx);
 		return QG_FLOW_NONE;
 	}
@@ -246,7 +247,7 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	r->burst = p->burst;
 	r->up_flow = malloc(sizeof(*r->up_flow) * p->max_upstreams);
 	r->bstat = aligned_alloc(QG_CACHE_LINE, (sizeof(*r->bstat) * (t->n_slots + 1) + QG_CACHE_LINE - 1) /
-							    QG_CACHE_LINE * QG_CACHE_LINE);
+							QG_CACHE_LINE * QG_CACHE_LINE);
 	r->slot_active = calloc(t->n_slots + 1, sizeof(*r->slot_active));
 	r->svc_active = calloc(t->n_services + 1, sizeof(*r->svc_active));
 	r->wrr = calloc(t->n_services + 1, sizeof(*r->wrr));

@@ -30,8 +30,8 @@ struct qg_relay_params {
 	struct qg_io *io;
 	struct qg_ctr_block *ctr;
 	const struct qg_svc_table *table; /* initial table; later ones via qg_relay_set_table() */
-	uint32_t flows;         /* flow-table capacity */
-	uint32_t max_upstreams; /* size of the upstream -> flow map */
+	uint32_t flows;			  /* flow-table capacity */
+	uint32_t max_upstreams;		  /* size of the upstream -> flow map */
 	uint32_t burst;
 	uint64_t seed; /* flow-table hash seed */
 };

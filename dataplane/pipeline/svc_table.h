@@ -23,14 +23,14 @@ struct qg_svc {
 	char name[QG_CONFIG_NAME_MAX];
 	struct qg_addr listen;
 	uint8_t policy; /* enum qg_config_policy */
-	uint8_t hash;   /* enum qg_config_hash */
+	uint8_t hash;	/* enum qg_config_hash */
 	uint32_t idle_timeout_ms;
 	uint32_t max_flows_per_client;
 	uint32_t maglev_size;
 	uint32_t n_backends;
 	uint32_t slot_base; /* backend b of this service is slot slot_base + b */
 	struct qg_svc_backend *backends;
-	uint32_t *weights; /* copy of the weights, the layout WRR and least_conn take */
+	uint32_t *weights;	  /* copy of the weights, the layout WRR and least_conn take */
 	struct qg_maglev *maglev; /* NULL unless policy is maglev */
 };
 

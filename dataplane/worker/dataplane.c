@@ -52,8 +52,8 @@ static uint32_t fit_fd_limit(uint32_t per_worker, unsigned workers, unsigned ser
 	return fit ? (uint32_t)fit : 1;
 }
 
-static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned idx, const struct qg_config *cfg,
-		       uint32_t upstreams, const struct qg_addr *listen)
+static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned idx,
+		       const struct qg_config *cfg, uint32_t upstreams, const struct qg_addr *listen)
 {
 	const struct qg_config_dataplane *d = &cfg->dataplane;
 	struct qg_io_params iop;
@@ -132,8 +132,8 @@ int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 			goto err;
 	}
 	free(listen);
-	QG_LOG_INFO("dataplane: %u worker(s), %s backend, %u flows and %u upstreams per worker", dp->n_workers,
-		    dp->ops->name, d->flows_per_core, upstreams);
+	QG_LOG_INFO("dataplane: %u worker(s), %s backend, %u flows and %u upstreams per worker",
+		    dp->n_workers, dp->ops->name, d->flows_per_core, upstreams);
 	*out = dp;
 	return 0;
 err:

@@ -21,9 +21,9 @@ extern "C" {
 /** An endpoint. IPv4 addresses occupy ip[0..3], the rest is zero. */
 struct qg_addr {
 	uint8_t ip[16];
-	uint16_t port; /**< network byte order */
+	uint16_t port;	/**< network byte order */
 	uint8_t family; /**< AF_INET or AF_INET6 (fits in 8 bits on Linux) */
-	uint8_t pad;    /**< always 0 so memcmp/hash see clean bytes */
+	uint8_t pad;	/**< always 0 so memcmp/hash see clean bytes */
 };
 
 /**

@@ -14,7 +14,7 @@
 
 #define QG_CACHE_ALIGNED __attribute__((aligned(QG_CACHE_LINE)))
 #define QG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define QG_UNUSED        __attribute__((unused))
+#define QG_UNUSED	 __attribute__((unused))
 
 /* Single-writer counters: a plain store the reader may see torn never (aligned 64-bit). */
 #define QG_STORE_RELAXED(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
@@ -25,7 +25,7 @@
 /* Increment a counter owned by the calling thread: no lock prefix, readers use QG_LOAD_RELAXED. */
 #define QG_COUNTER_ADD(p, v) QG_STORE_RELAXED((p), *(p) + (v))
 
-#define qg_prefetch(p) __builtin_prefetch((p), 0, 3)
+#define qg_prefetch(p)	 __builtin_prefetch((p), 0, 3)
 #define qg_prefetch_w(p) __builtin_prefetch((p), 1, 3)
 
 #endif /* QGATE_COMPILER_H */

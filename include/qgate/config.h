@@ -54,7 +54,7 @@ enum qg_config_hash {
 struct qg_config_backend {
 	struct qg_addr addr;
 	uint32_t weight; /**< 0..QG_CONFIG_MAX_WEIGHT; 0 = draining */
-	int line;        /**< where it was written (1-based), 0 for built-in */
+	int line;	 /**< where it was written (1-based), 0 for built-in */
 };
 
 /** One service: a listening VIP and its backend pool. */
@@ -77,11 +77,12 @@ struct qg_config_dataplane {
 	enum qg_config_io io;
 	uint32_t n_cores;
 	uint32_t cores[QG_CONFIG_MAX_CORES]; /**< CPU ids, one worker pinned to each */
-	uint32_t flows_per_core;             /**< flow-table capacity per worker (default 1048576) */
-	uint32_t upstream_sockets_per_core;  /**< cap of the upstream socket pool (socket backends, default 65536) */
-	uint32_t rx_buffers;                 /**< receive buffers per worker (power of two, default 4096) */
-	uint32_t max_datagram;               /**< largest UDP payload relayed (default 2048, max 65507) */
-	uint32_t burst;                      /**< packets per receive/transmit burst (default 32) */
+	uint32_t flows_per_core;	     /**< flow-table capacity per worker (default 1048576) */
+	uint32_t upstream_sockets_per_core;  /**< cap of the upstream socket pool (socket backends, default
+						65536) */
+	uint32_t rx_buffers;		     /**< receive buffers per worker (power of two, default 4096) */
+	uint32_t max_datagram;		     /**< largest UDP payload relayed (default 2048, max 65507) */
+	uint32_t burst;			     /**< packets per receive/transmit burst (default 32) */
 	int udp_gso; /**< send a flow's consecutive datagrams as one UDP GSO batch (default true) */
 };
 

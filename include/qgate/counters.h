@@ -24,30 +24,31 @@ extern "C" {
 #define QG_CTR_KIND_ERROR   3
 
 /* X(ID, kind, "name", "description") */
-#define QG_CTR_LIST(X)                                                                                        \
+#define QG_CTR_LIST(X)                                                                                       \
 	X(RX_CLIENT, QG_CTR_KIND_TRAFFIC, "rx_client", "datagrams received from clients")                    \
 	X(RX_BACKEND, QG_CTR_KIND_TRAFFIC, "rx_backend", "datagrams received from backends")                 \
 	X(TX_BACKEND, QG_CTR_KIND_TRAFFIC, "tx_backend", "datagrams sent to backends")                       \
 	X(TX_CLIENT, QG_CTR_KIND_TRAFFIC, "tx_client", "datagrams sent to clients")                          \
 	X(RX_BYTES, QG_CTR_KIND_TRAFFIC, "rx_bytes", "payload bytes received")                               \
 	X(TX_BYTES, QG_CTR_KIND_TRAFFIC, "tx_bytes", "payload bytes sent")                                   \
-	X(FLOW_CREATED, QG_CTR_KIND_FLOW, "flows_created", "flows created")                                   \
+	X(FLOW_CREATED, QG_CTR_KIND_FLOW, "flows_created", "flows created")                                  \
 	X(FLOW_EXPIRED, QG_CTR_KIND_FLOW, "flows_expired", "flows removed after their idle timeout")         \
-	X(FLOW_EVICTED, QG_CTR_KIND_FLOW, "flows_evicted", "oldest flows evicted because the table was full") \
+	X(FLOW_EVICTED, QG_CTR_KIND_FLOW, "flows_evicted",                                                   \
+	  "oldest flows evicted because the table was full")                                                 \
 	X(DROP_OVERSIZE, QG_CTR_KIND_DROP, "oversize", "datagram larger than max_datagram")                  \
-	X(DROP_NO_BACKEND, QG_CTR_KIND_DROP, "no_backend", "no backend can take a new flow")                  \
+	X(DROP_NO_BACKEND, QG_CTR_KIND_DROP, "no_backend", "no backend can take a new flow")                 \
 	X(DROP_CLIENT_LIMIT, QG_CTR_KIND_DROP, "client_limit", "client at max_flows_per_client")             \
-	X(DROP_FLOW_TABLE_FULL, QG_CTR_KIND_DROP, "flow_table_full", "no flow entry could be freed")          \
-	X(DROP_UPSTREAM_EXHAUSTED, QG_CTR_KIND_DROP, "upstream_exhausted", "upstream socket pool exhausted")  \
+	X(DROP_FLOW_TABLE_FULL, QG_CTR_KIND_DROP, "flow_table_full", "no flow entry could be freed")         \
+	X(DROP_UPSTREAM_EXHAUSTED, QG_CTR_KIND_DROP, "upstream_exhausted", "upstream socket pool exhausted") \
 	X(DROP_UPSTREAM_OPEN, QG_CTR_KIND_DROP, "upstream_open", "upstream socket could not be opened")      \
-	X(DROP_STALE_REPLY, QG_CTR_KIND_DROP, "stale_reply", "backend datagram for a flow that is gone")      \
-	X(DROP_TX_BACKEND, QG_CTR_KIND_DROP, "tx_backend_failed", "send toward a backend failed")             \
-	X(DROP_TX_CLIENT, QG_CTR_KIND_DROP, "tx_client_failed", "send toward a client failed")                \
+	X(DROP_STALE_REPLY, QG_CTR_KIND_DROP, "stale_reply", "backend datagram for a flow that is gone")     \
+	X(DROP_TX_BACKEND, QG_CTR_KIND_DROP, "tx_backend_failed", "send toward a backend failed")            \
+	X(DROP_TX_CLIENT, QG_CTR_KIND_DROP, "tx_client_failed", "send toward a client failed")               \
 	X(DROP_NO_SERVICE, QG_CTR_KIND_DROP, "no_service", "datagram for a service that no longer exists")   \
-	X(ERR_RX, QG_CTR_KIND_ERROR, "rx_errors", "receive errors (multishot receive re-armed)")            \
+	X(ERR_RX, QG_CTR_KIND_ERROR, "rx_errors", "receive errors (multishot receive re-armed)")             \
 	X(ERR_RX_NOBUFS, QG_CTR_KIND_ERROR, "rx_nobufs", "receive buffers ran out (receive re-armed)")       \
 	X(ERR_BACKEND_REFUSED, QG_CTR_KIND_ERROR, "backend_refused",                                         \
-	  "ICMP unreachable reported by a backend's upstream socket")                                          \
+	  "ICMP unreachable reported by a backend's upstream socket")                                        \
 	X(ERR_SQ_FULL, QG_CTR_KIND_ERROR, "sq_full", "submission queue full, submitted early")
 
 /** Counter identifiers. */
@@ -55,7 +56,7 @@ enum qg_ctr_id {
 #define QG_CTR_ENUM(id, kind, name, desc) QG_CTR_##id,
 	QG_CTR_LIST(QG_CTR_ENUM)
 #undef QG_CTR_ENUM
-		QG_CTR__COUNT
+	QG_CTR__COUNT
 };
 
 /** One worker's counters, on their own cache lines. */

@@ -22,8 +22,8 @@ struct qg_dataplane;
 
 /** Per-backend figures, summed over workers. */
 struct qg_backend_stats {
-	uint64_t tx_pkts;   /**< datagrams sent to the backend */
-	uint64_t rx_pkts;   /**< datagrams received from it */
+	uint64_t tx_pkts; /**< datagrams sent to the backend */
+	uint64_t rx_pkts; /**< datagrams received from it */
 	uint64_t tx_bytes;
 	uint64_t rx_bytes;
 	uint64_t flows_created;

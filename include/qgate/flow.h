@@ -25,37 +25,37 @@ extern "C" {
 /** One flow: 64 bytes, one cache line. */
 struct qg_flow {
 	struct qg_addr client; /**< client endpoint as seen by the gateway */
-	uint16_t svc;          /**< service index */
-	uint16_t flags;        /**< owner-defined bits (QG_FLOW_F_*) */
+	uint16_t svc;	       /**< service index */
+	uint16_t flags;	       /**< owner-defined bits (QG_FLOW_F_*) */
 	uint32_t backend;      /**< backend slot chosen at creation */
 	uint32_t upstream;     /**< I/O handle toward the backend (opaque here) */
-	uint32_t hnext;        /**< next index in the hash chain */
+	uint32_t hnext;	       /**< next index in the hash chain */
 	uint32_t lru_prev;     /**< LRU neighbours within the service list */
 	uint32_t lru_next;
-	uint32_t last_seen; /**< ms clock of the last packet (wraps; compared by difference) */
-	uint32_t hash;      /**< key hash, to skip full compares and rehash quickly */
+	uint32_t last_seen;   /**< ms clock of the last packet (wraps; compared by difference) */
+	uint32_t hash;	      /**< key hash, to skip full compares and rehash quickly */
 	uint32_t client_slot; /**< per-client counter entry, QG_FLOW_NONE when unlimited */
-	uint32_t user;        /**< spare for the owner (e.g. QUIC CID links) */
-	uint32_t user2;       /**< second spare for the owner; pads the entry to 64 bytes */
+	uint32_t user;	      /**< spare for the owner (e.g. QUIC CID links) */
+	uint32_t user2;	      /**< second spare for the owner; pads the entry to 64 bytes */
 };
 
 /** Why a flow left the table (passed to the removal callback). */
 enum qg_flow_reason {
 	QG_FLOW_REASON_EXPIRED = 0, /**< idle longer than its service's timeout */
-	QG_FLOW_REASON_EVICTED,     /**< oldest flow dropped to make room */
-	QG_FLOW_REASON_REMOVED,     /**< removed by the owner */
+	QG_FLOW_REASON_EVICTED,	    /**< oldest flow dropped to make room */
+	QG_FLOW_REASON_REMOVED,	    /**< removed by the owner */
 };
 
 /** Called for every flow that leaves the table, before its entry is reused. */
 typedef void (*qg_flow_remove_cb)(void *ctx, uint32_t idx, const struct qg_flow *f, enum qg_flow_reason why);
 
 struct qg_flow_table_params {
-	uint32_t capacity;             /**< maximum flows (>= 1) */
-	uint32_t n_services;           /**< services indexed 0..n_services-1 */
+	uint32_t capacity;		      /**< maximum flows (>= 1) */
+	uint32_t n_services;		      /**< services indexed 0..n_services-1 */
 	const uint32_t *idle_timeout_ms;      /**< per service (array of n_services) */
 	const uint32_t *max_flows_per_client; /**< per service, 0 = unlimited; NULL = all unlimited */
-	uint64_t seed;                 /**< hash seed */
-	qg_flow_remove_cb on_remove;   /**< may be NULL */
+	uint64_t seed;			      /**< hash seed */
+	qg_flow_remove_cb on_remove;	      /**< may be NULL */
 	void *cb_ctx;
 };
 

@@ -35,28 +35,28 @@ extern "C" {
 
 /** A datagram in flight through the pipeline. */
 struct qg_pkt {
-	uint8_t *data;     /**< UDP payload */
-	uint32_t len;      /**< payload length */
-	uint32_t buf;      /**< backend's buffer handle */
-	uint32_t upstream; /**< FROM_BACKEND: upstream it arrived on; toward a backend: upstream to use */
-	uint16_t svc;      /**< FROM_CLIENT: service index; toward a client: service to answer from */
-	uint8_t dir;       /**< QG_PKT_FROM_* */
-	uint8_t flags;     /**< QG_PKT_F_* */
+	uint8_t *data;	     /**< UDP payload */
+	uint32_t len;	     /**< payload length */
+	uint32_t buf;	     /**< backend's buffer handle */
+	uint32_t upstream;   /**< FROM_BACKEND: upstream it arrived on; toward a backend: upstream to use */
+	uint16_t svc;	     /**< FROM_CLIENT: service index; toward a client: service to answer from */
+	uint8_t dir;	     /**< QG_PKT_FROM_* */
+	uint8_t flags;	     /**< QG_PKT_F_* */
 	struct qg_addr peer; /**< FROM_CLIENT: the client; toward a client: its address */
-	void *priv;          /**< backend-private (e.g. an mbuf) */
+	void *priv;	     /**< backend-private (e.g. an mbuf) */
 };
 
 /** What a worker gives its I/O backend at creation. */
 struct qg_io_params {
-	unsigned worker;        /**< worker index */
+	unsigned worker; /**< worker index */
 	unsigned n_services;
 	const struct qg_addr *listen; /**< listen address of each service (n_services) */
-	uint32_t rx_buffers;    /**< receive buffers (power of two) */
-	uint32_t max_datagram;  /**< largest payload relayed */
-	uint32_t max_upstreams; /**< cap of upstreams (sockets or NAT ports) */
-	uint32_t burst;         /**< packets per burst */
-	int udp_gso;            /**< batch a flow's consecutive datagrams into one UDP GSO send */
-	struct qg_ctr_block *ctr; /**< the worker's counters */
+	uint32_t rx_buffers;	      /**< receive buffers (power of two) */
+	uint32_t max_datagram;	      /**< largest payload relayed */
+	uint32_t max_upstreams;	      /**< cap of upstreams (sockets or NAT ports) */
+	uint32_t burst;		      /**< packets per burst */
+	int udp_gso;		      /**< batch a flow's consecutive datagrams into one UDP GSO send */
+	struct qg_ctr_block *ctr;     /**< the worker's counters */
 };
 
 struct qg_io;
@@ -86,7 +86,8 @@ struct qg_io_ops {
 	 * same backend when there is one. @return 0 and *up (< max_upstreams),
 	 * -ENOSPC when the cap is reached, or another -errno.
 	 */
-	int (*upstream_open)(struct qg_io *io, uint32_t backend_slot, const struct qg_addr *backend, uint32_t *up);
+	int (*upstream_open)(struct qg_io *io, uint32_t backend_slot, const struct qg_addr *backend,
+			     uint32_t *up);
 	/**
 	 * Give an upstream back. reuse != 0 (its flow ended idle) lets it serve
 	 * a later flow to the same backend; otherwise (evicted, removed) it is

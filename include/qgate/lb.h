@@ -33,7 +33,7 @@ struct qg_lb_member {
  * to workers by pointer; lookups only read it.
  */
 struct qg_maglev {
-	uint32_t size;      /**< prime number of entries */
+	uint32_t size;	    /**< prime number of entries */
 	uint32_t n_members; /**< members it was built from */
 	uint32_t n_active;  /**< members with weight > 0 */
 	uint32_t pad;

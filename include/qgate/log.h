@@ -23,7 +23,7 @@ void qg_log_set_level(enum qg_log_level level);
 /** Print one line at level when enabled. Thread-safe (one write(2) per line). */
 void qg_log(enum qg_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define QG_LOG_ERR(...)   qg_log(QG_LOG_ERR, __VA_ARGS__)
+#define QG_LOG_ERR(...)	  qg_log(QG_LOG_ERR, __VA_ARGS__)
 #define QG_LOG_WARN(...)  qg_log(QG_LOG_WARN, __VA_ARGS__)
 #define QG_LOG_INFO(...)  qg_log(QG_LOG_INFO, __VA_ARGS__)
 #define QG_LOG_DEBUG(...) qg_log(QG_LOG_DEBUG, __VA_ARGS__)

@@ -23,7 +23,8 @@ extern "C" {
 using qgt::Client;
 using qgt::EchoServer;
 
-namespace {
+namespace
+{
 
 struct Backend {
 	std::string addr;
@@ -38,8 +39,8 @@ struct ServiceSpec {
 	std::vector<Backend> backends;
 };
 
-std::string Yaml(const std::string &io, const std::vector<ServiceSpec> &svcs, const std::string &dp_extra = "",
-		 const std::string &cores = "[0]")
+std::string Yaml(const std::string &io, const std::vector<ServiceSpec> &svcs,
+		 const std::string &dp_extra = "", const std::string &cores = "[0]")
 {
 	std::ostringstream y;
 	y << "dataplane:\n  backend: " << io << "\n  cores: " << cores << "\n  flows_per_core: 65536\n"
@@ -47,7 +48,8 @@ std::string Yaml(const std::string &io, const std::vector<ServiceSpec> &svcs, co
 	  << (dp_extra.find("rx_buffers") == std::string::npos ? "  rx_buffers: 1024\n" : "") << dp_extra
 	  << "services:\n";
 	for (const auto &s : svcs) {
-		y << "  - name: " << s.name << "\n    listen: \"" << s.listen << "\"\n    policy: " << s.policy << "\n"
+		y << "  - name: " << s.name << "\n    listen: \"" << s.listen
+		  << "\"\n    policy: " << s.policy << "\n"
 		  << s.extra << "    backends:\n";
 		for (const auto &b : s.backends)
 			y << "      - address: \"" << b.addr << "\"\n        weight: " << b.weight << "\n";
@@ -55,8 +57,9 @@ std::string Yaml(const std::string &io, const std::vector<ServiceSpec> &svcs, co
 	return y.str();
 }
 
-class Relay : public ::testing::TestWithParam<std::string> {
-protected:
+class Relay : public ::testing::TestWithParam<std::string>
+{
+      protected:
 	void SetUp() override
 	{
 		qg_log_set_level(QG_LOG_WARN);
@@ -147,7 +150,8 @@ std::vector<std::unique_ptr<Client>> Drive(const qg_addr &vip, unsigned n, unsig
 			for (unsigned i = base; i < end; i++) {
 				auto p = qgt::Payload(first_id + i, r, size);
 				ssize_t got = clients[i]->Recv(buf.data(), buf.size(), 1000);
-				if (got != static_cast<ssize_t>(size) || memcmp(buf.data(), p.data(), size) != 0) {
+				if (got != static_cast<ssize_t>(size) ||
+				    memcmp(buf.data(), p.data(), size) != 0) {
 					// Lost or reordered on a shared machine: one retry, still exact.
 					if (!qgt::RoundTrip(*clients[i], vip, p, 500, 3))
 						(*failures)++;
@@ -163,8 +167,8 @@ TEST_P(Relay, ThousandFlowsEachGetTheirOwnReplies)
 	EchoServer b1, b2, b3;
 	ServiceSpec s;
 	s.listen = Listen();
-	s.backends = {{b1.addr_str(), 1}, {b2.addr_str(), 2}, {b3.addr_str(), 3}};
-	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), {s})));
+	s.backends = { { b1.addr_str(), 1 }, { b2.addr_str(), 2 }, { b3.addr_str(), 3 } };
+	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), { s })));
 	unsigned failures = 0;
 	auto clients = Drive(qgt::Addr(s.listen), 1000, 100, 64, 0, "127.0.0.1", &failures);
 	EXPECT_EQ(failures, 0u);
@@ -189,12 +193,12 @@ TEST_P(Relay, WeightedRoundRobinAndLeastConnSpreadExactly)
 	wrr.name = "wrr";
 	wrr.policy = "wrr";
 	wrr.listen = Listen();
-	wrr.backends = {{a1.addr_str(), 1}, {a2.addr_str(), 3}};
+	wrr.backends = { { a1.addr_str(), 1 }, { a2.addr_str(), 3 } };
 	lc.name = "lc";
 	lc.policy = "least_conn";
 	lc.listen = Listen();
-	lc.backends = {{c1.addr_str(), 1}, {c2.addr_str(), 1}};
-	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), {wrr, lc})));
+	lc.backends = { { c1.addr_str(), 1 }, { c2.addr_str(), 1 } };
+	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), { wrr, lc })));
 	unsigned f1 = 0, f2 = 0;
 	auto k1 = Drive(qgt::Addr(wrr.listen), 400, 2, 32, 0, "127.0.0.1", &f1);
 	auto k2 = Drive(qgt::Addr(lc.listen), 400, 2, 32, 1000, "127.0.0.1", &f2);
@@ -213,8 +217,8 @@ TEST_P(Relay, IdleFlowsExpire)
 	ServiceSpec s;
 	s.listen = Listen();
 	s.extra = "    idle_timeout: 200ms\n";
-	s.backends = {{b.addr_str(), 1}};
-	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), {s})));
+	s.backends = { { b.addr_str(), 1 } };
+	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), { s })));
 	unsigned failures = 0;
 	auto clients = Drive(qgt::Addr(s.listen), 20, 1, 16, 0, "127.0.0.1", &failures);
 	EXPECT_EQ(failures, 0u);
@@ -232,8 +236,8 @@ TEST_P(Relay, DrainingBackendKeepsItsFlowsAndGetsNoNewOnes)
 	EchoServer b1, b2;
 	ServiceSpec s;
 	s.listen = Listen();
-	s.backends = {{b1.addr_str(), 1}, {b2.addr_str(), 1}};
-	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), {s})));
+	s.backends = { { b1.addr_str(), 1 }, { b2.addr_str(), 1 } };
+	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), { s })));
 	qg_addr vip = qgt::Addr(s.listen);
 	unsigned failures = 0;
 	auto old_clients = Drive(vip, 200, 1, 32, 0, "127.0.0.1", &failures);
@@ -265,8 +269,8 @@ TEST_P(Relay, KilledBackendDoesNotStopTheRest)
 	EchoServer b2;
 	ServiceSpec s;
 	s.listen = Listen();
-	s.backends = {{b1->addr_str(), 1}, {b2.addr_str(), 1}};
-	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), {s})));
+	s.backends = { { b1->addr_str(), 1 }, { b2.addr_str(), 1 } };
+	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), { s })));
 	qg_addr vip = qgt::Addr(s.listen);
 	unsigned failures = 0;
 	auto clients = Drive(vip, 100, 1, 32, 0, "127.0.0.1", &failures);
@@ -293,12 +297,12 @@ TEST_P(Relay, EmptyOversizeAndLargestDatagrams)
 	ServiceSpec small, big;
 	small.name = "small";
 	small.listen = Listen();
-	small.backends = {{b.addr_str(), 1}};
+	small.backends = { { b.addr_str(), 1 } };
 	big.name = "big";
 	big.listen = Listen();
-	big.backends = {{b.addr_str(), 1}};
+	big.backends = { { b.addr_str(), 1 } };
 	// Two services share max_datagram: run the 65507 case on its own dataplane below.
-	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), {small}, "  max_datagram: 2048\n")));
+	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), { small }, "  max_datagram: 2048\n")));
 	Client c;
 	qg_addr vip = qgt::Addr(small.listen);
 	std::vector<uint8_t> empty;
@@ -313,7 +317,8 @@ TEST_P(Relay, EmptyOversizeAndLargestDatagrams)
 	qg_dataplane_destroy(dp_);
 	dp_ = nullptr;
 
-	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), {big}, "  max_datagram: 65507\n  rx_buffers: 64\n")));
+	ASSERT_NO_FATAL_FAILURE(
+		Start(Yaml(GetParam(), { big }, "  max_datagram: 65507\n  rx_buffers: 64\n")));
 	Client c2;
 	EXPECT_TRUE(qgt::RoundTrip(c2, qgt::Addr(big.listen), qgt::Payload(8, 1, 65507), 1000, 3));
 	EXPECT_EQ(Ctr(QG_CTR_DROP_OVERSIZE), 0u);
@@ -326,8 +331,8 @@ TEST_P(Relay, Ipv6ServiceAndBackends)
 	EchoServer b1("::1"), b2("::1");
 	ServiceSpec s;
 	s.listen = Listen("::1");
-	s.backends = {{b1.addr_str(), 1}, {b2.addr_str(), 1}};
-	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), {s})));
+	s.backends = { { b1.addr_str(), 1 }, { b2.addr_str(), 1 } };
+	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), { s })));
 	unsigned failures = 0;
 	auto clients = Drive(qgt::Addr(s.listen), 100, 5, 64, 0, "::1", &failures);
 	EXPECT_EQ(failures, 0u);
@@ -344,8 +349,8 @@ TEST_P(Relay, TwoWorkersShareTheLoad)
 	EchoServer b1, b2;
 	ServiceSpec s;
 	s.listen = Listen();
-	s.backends = {{b1.addr_str(), 1}, {b2.addr_str(), 1}};
-	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), {s}, "", "[0, 1]")));
+	s.backends = { { b1.addr_str(), 1 }, { b2.addr_str(), 1 } };
+	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), { s }, "", "[0, 1]")));
 	ASSERT_EQ(qg_dataplane_workers(dp_), 2u);
 	unsigned failures = 0;
 	auto clients = Drive(qgt::Addr(s.listen), 400, 5, 64, 0, "127.0.0.1", &failures);
@@ -366,8 +371,8 @@ TEST_P(Relay, PerClientFlowLimit)
 	ServiceSpec s;
 	s.listen = Listen();
 	s.extra = "    max_flows_per_client: 3\n";
-	s.backends = {{b.addr_str(), 1}};
-	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), {s})));
+	s.backends = { { b.addr_str(), 1 } };
+	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), { s })));
 	qg_addr vip = qgt::Addr(s.listen);
 	std::vector<std::unique_ptr<Client>> cs;
 	for (int i = 0; i < 5; i++)
@@ -384,19 +389,21 @@ TEST_P(Relay, PerClientFlowLimit)
 // still arrive as the same separate datagrams, sizes and bytes intact.
 TEST_P(Relay, BurstsOfOneFlowStaySeparateDatagrams)
 {
-	for (const char *gso : {"true", "false"}) {
+	for (const char *gso : { "true", "false" }) {
 		SCOPED_TRACE(std::string("udp_gso: ") + gso);
 		EchoServer b;
 		ServiceSpec s;
 		s.listen = Listen();
-		s.backends = {{b.addr_str(), 1}};
-		ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), {s}, std::string("  udp_gso: ") + gso + "\n")));
+		s.backends = { { b.addr_str(), 1 } };
+		ASSERT_NO_FATAL_FAILURE(
+			Start(Yaml(GetParam(), { s }, std::string("  udp_gso: ") + gso + "\n")));
 		qg_addr vip = qgt::Addr(s.listen);
 		Client c;
 		ASSERT_TRUE(qgt::RoundTrip(c, vip, qgt::Payload(1, 0, 100)));
 		std::map<std::vector<uint8_t>, int> want;
 		for (uint32_t seq = 1; seq <= 200; seq++) {
-			// Runs of equal sizes with a shorter one now and then: the shapes GSO batches and splits.
+			// Runs of equal sizes with a shorter one now and then: the shapes GSO batches and
+			// splits.
 			size_t len = seq % 17 == 0 ? 40 : (seq < 100 ? 100 : 1200);
 			auto p = qgt::Payload(1, seq, len);
 			want[p]++;
@@ -407,7 +414,8 @@ TEST_P(Relay, BurstsOfOneFlowStaySeparateDatagrams)
 			ssize_t n = c.Recv(buf.data(), buf.size(), 2000);
 			ASSERT_GE(n, 0) << "reply " << got << " of 200 missing";
 			std::vector<uint8_t> r(buf.begin(), buf.begin() + n);
-			ASSERT_TRUE(want.count(r) && want[r] > 0) << "a reply of " << n << " bytes matches no datagram sent";
+			ASSERT_TRUE(want.count(r) && want[r] > 0)
+				<< "a reply of " << n << " bytes matches no datagram sent";
 			want[r]--;
 		}
 		qg_dataplane_destroy(dp_);

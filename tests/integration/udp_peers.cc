@@ -9,7 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-namespace qgt {
+namespace qgt
+{
 
 qg_addr Addr(const std::string &text)
 {
@@ -100,13 +101,13 @@ void EchoServer::Run()
 {
 	std::vector<uint8_t> buf(65536);
 	while (!stop_.load()) {
-		pollfd p = {fd_, POLLIN, 0};
+		pollfd p = { fd_, POLLIN, 0 };
 		if (poll(&p, 1, 50) <= 0)
 			continue;
 		sockaddr_storage from;
 		socklen_t flen = sizeof(from);
-		ssize_t n = recvfrom(fd_, buf.data(), buf.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr *>(&from),
-				     &flen);
+		ssize_t n = recvfrom(fd_, buf.data(), buf.size(), MSG_DONTWAIT,
+				     reinterpret_cast<sockaddr *>(&from), &flen);
 		if (n < 0)
 			continue;
 		if (n >= 4) {
@@ -157,7 +158,7 @@ bool Client::Send(const qg_addr &to, const void *data, size_t len)
 
 ssize_t Client::Recv(void *buf, size_t len, int timeout_ms)
 {
-	pollfd p = {fd_, POLLIN, 0};
+	pollfd p = { fd_, POLLIN, 0 };
 	if (poll(&p, 1, timeout_ms) <= 0)
 		return -1;
 	return recv(fd_, buf, len, MSG_DONTWAIT);

@@ -17,7 +17,8 @@ extern "C" {
 #include "qgate/addr.h"
 }
 
-namespace qgt {
+namespace qgt
+{
 
 // Parse "ip:port" into a qg_addr, aborting the test binary on bad input.
 qg_addr Addr(const std::string &text);
@@ -31,31 +32,42 @@ bool Ipv6Available();
 
 // Echo backend on loopback: replies with the exact payload. A payload of at
 // least 4 bytes starts with the client id (little endian) it records.
-class EchoServer {
-public:
+class EchoServer
+{
+      public:
 	explicit EchoServer(const char *host = "127.0.0.1");
 	~EchoServer();
 	void Stop(); // closes the socket: later datagrams get ICMP port unreachable
-	qg_addr addr() const { return addr_; }
-	std::string addr_str() const { return Str(addr_); }
-	uint64_t datagrams() const { return datagrams_.load(); }
-	std::map<uint32_t, uint64_t> clients();  // id -> datagrams
+	qg_addr addr() const
+	{
+		return addr_;
+	}
+	std::string addr_str() const
+	{
+		return Str(addr_);
+	}
+	uint64_t datagrams() const
+	{
+		return datagrams_.load();
+	}
+	std::map<uint32_t, uint64_t> clients(); // id -> datagrams
 	bool served(uint32_t id);
 
-private:
+      private:
 	void Run();
 	int fd_ = -1;
 	qg_addr addr_{};
-	std::atomic<bool> stop_{false};
-	std::atomic<uint64_t> datagrams_{0};
+	std::atomic<bool> stop_{ false };
+	std::atomic<uint64_t> datagrams_{ 0 };
 	std::mutex mu_;
 	std::map<uint32_t, uint64_t> clients_;
 	std::thread thread_;
 };
 
 // A UDP client with its own ephemeral port.
-class Client {
-public:
+class Client
+{
+      public:
 	explicit Client(const char *host = "127.0.0.1");
 	~Client();
 	Client(const Client &) = delete;
@@ -63,9 +75,12 @@ public:
 	bool Send(const qg_addr &to, const void *data, size_t len);
 	// Receive one datagram within timeout_ms; returns its length or -1.
 	ssize_t Recv(void *buf, size_t len, int timeout_ms);
-	int fd() const { return fd_; }
+	int fd() const
+	{
+		return fd_;
+	}
 
-private:
+      private:
 	int fd_ = -1;
 };
 
