@@ -541,9 +541,10 @@ static int load_root(struct qg_cfg_ctx *ctx, const yaml_node_t *root, struct qg_
  * Tabs in indentation are the most common cause of libyaml's terse "cannot
  * start any token": say so when the failing line is indented with one.
  */
-static const char *tab_hint(const char *text, size_t len, size_t line)
+/* Hints for the two syntax slips a gateway config invites: tab indentation and unquoted [IPv6]:port. */
+static const char *syntax_hint(const char *text, size_t len, size_t line)
 {
-	const char *p = text, *end = text + len;
+	const char *p = text, *end = text + len, *eol;
 
 	while (line > 0 && p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -553,7 +554,13 @@ static const char *tab_hint(const char *text, size_t len, size_t line)
 		p = nl + 1;
 		line--;
 	}
-	for (; p < end && (*p == ' ' || *p == '\t'); p++)
+	eol = memchr(p, '\n', (size_t)(end - p));
+	if (!eol)
+		eol = end;
+	for (const char *q = p; q + 1 < eol; q++)
+		if (q[0] == ']' && q[1] == ':' && memchr(p, '[', (size_t)(q - p)))
+			return "; quote IPv6 endpoints, e.g. \"[::1]:4433\" (a bare [ starts a YAML list)";
+	for (; p < eol && (*p == ' ' || *p == '\t'); p++)
 		if (*p == '\t')
 			return "; YAML does not allow tabs for indentation";
 	return "";
@@ -579,7 +586,7 @@ static int parse_error(const yaml_parser_t *parser, const char *text, size_t len
 	default:
 		break;
 	}
-	hint = tab_hint(text, len, parser->problem_mark.line);
+	hint = syntax_hint(text, len, parser->problem_mark.line);
 	if (parser->context)
 		qg_cfg_error_at(errs, line, column, "YAML syntax error: %s (%s at line %d)%s", problem,
 				parser->context, (int)parser->context_mark.line + 1, hint);

@@ -725,6 +725,24 @@ TEST(ConfigErrors, TabIndentation)
 		"YAML does not allow tabs for indentation");
 }
 
+TEST(ConfigErrors, UnquotedIpv6EndpointGetsAHint)
+{
+	const char *yaml = "services:\n"
+			   "  - name: echo\n"
+			   "    listen: [::1]:4433\n"
+			   "    backends:\n"
+			   "      - address: \"[::1]:5001\"\n";
+	struct qg_config *cfg = nullptr;
+	struct qg_config_errors errs;
+	memset(&errs, 0, sizeof(errs));
+	ASSERT_EQ(qg_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, &errs), -EINVAL);
+	ASSERT_EQ(errs.count, 1u);
+	EXPECT_EQ(errs.items[0].line, 3);
+	EXPECT_NE(std::string(errs.items[0].msg).find("quote IPv6 endpoints, e.g. \"[::1]:4433\""),
+		  std::string::npos)
+		<< errs.items[0].msg;
+}
+
 TEST(ConfigErrors, InvalidUtf8)
 {
 	ExpectOneError(std::string("services: \xff\n"), 0, 0,
