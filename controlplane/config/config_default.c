@@ -7,7 +7,7 @@
 #include "qgate/config.h"
 
 static const char default_yaml[] =
-	"# qgate built-in default: one UDP echo service relayed to one local backend.\n"
+	"# qgate built-in default: one UDP echo service relayed to two local backends.\n"
 	"dataplane:\n"
 	"  backend: io_uring\n"
 	"  # cores: [0]  (default: CPU 0, or the lowest CPU this process may run on)\n"
@@ -16,6 +16,7 @@ static const char default_yaml[] =
 	"  rx_buffers: 4096\n"
 	"  max_datagram: 2048\n"
 	"  burst: 32\n"
+	"  udp_gso: true\n"
 	"stats_interval: 0\n"
 	"services:\n"
 	"  - name: echo\n"
@@ -28,6 +29,8 @@ static const char default_yaml[] =
 	"    max_flows_per_client: 0\n"
 	"    backends:\n"
 	"      - address: 127.0.0.1:5001\n"
+	"        weight: 1\n"
+	"      - address: 127.0.0.1:5002\n"
 	"        weight: 1\n";
 
 const char *qg_config_default_yaml(void)

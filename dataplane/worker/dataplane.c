@@ -38,8 +38,14 @@ static uint32_t fit_fd_limit(uint32_t per_worker, unsigned workers, unsigned ser
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return per_worker;
 	if (rl.rlim_cur < need) {
-		rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		struct rlimit want = { need, need > rl.rlim_max ? need : rl.rlim_max };
+
+		/* Raising the hard limit needs CAP_SYS_RESOURCE (and fs.nr_open); else go as far as allowed.
+		 */
+		if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
+			rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
 		(void)getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur >= need)

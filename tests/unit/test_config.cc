@@ -161,9 +161,12 @@ TEST(ConfigLoad, DefaultHasDefaultValues)
 	EXPECT_EQ(s->maglev_table_size, 65537u);
 	EXPECT_EQ(s->idle_timeout_ms, 30000u);
 	EXPECT_EQ(s->max_flows_per_client, 0u);
-	ASSERT_EQ(s->n_backends, 1u);
+	EXPECT_EQ(cfg->dataplane.udp_gso, 1);
+	ASSERT_EQ(s->n_backends, 2u);
 	EXPECT_EQ(Addr(s->backends[0].addr), "127.0.0.1:5001");
 	EXPECT_EQ(s->backends[0].weight, 1u);
+	EXPECT_EQ(Addr(s->backends[1].addr), "127.0.0.1:5002");
+	EXPECT_EQ(s->backends[1].weight, 1u);
 	EXPECT_EQ(qg_config_service_find(cfg, "echo"), s);
 	EXPECT_EQ(qg_config_service_find(cfg, "nope"), nullptr);
 	qg_config_free(cfg);
