@@ -48,10 +48,7 @@ struct qg_io {
 	struct sockaddr_storage names[MM_BATCH];
 	uint32_t mm_buf[MM_BATCH];
 	uint32_t mm_segs[MM_BATCH]; /* datagrams carried by each message of a send */
-	union {
-		char buf[CMSG_SPACE(sizeof(uint16_t))];
-		struct cmsghdr align;
-	} cm[MM_BATCH];
+	union qg_io_gso_cmsg cm[MM_BATCH];
 	int udp_gso;
 };
 
@@ -290,17 +287,8 @@ static void mm_send(struct qg_io *io, int fd, struct qg_pkt *pkts, unsigned n, i
 			h->msg_name = &io->names[nmsg];
 			h->msg_namelen = qg_addr_to_sockaddr(&pkts[i].peer, &io->names[nmsg]);
 		}
-		if (run > 1) {
-			struct cmsghdr *cm;
-
-			h->msg_control = io->cm[nmsg].buf;
-			h->msg_controllen = sizeof(io->cm[nmsg].buf);
-			cm = CMSG_FIRSTHDR(h);
-			cm->cmsg_level = SOL_UDP;
-			cm->cmsg_type = UDP_SEGMENT;
-			cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-			*(uint16_t *)(void *)CMSG_DATA(cm) = (uint16_t)pkts[i].len;
-		}
+		if (run > 1)
+			qg_io_gso_attach(h, &io->cm[nmsg], (uint16_t)pkts[i].len);
 		io->mm_segs[nmsg] = run;
 		nmsg++;
 		i += run;

@@ -3,7 +3,10 @@
 #ifndef QG_IO_SOCK_H
 #define QG_IO_SOCK_H
 
+#include <netinet/udp.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include "qgate/addr.h"
 #include "qgate/io.h"
@@ -61,6 +64,26 @@ int qg_io_sock_listen(const struct qg_addr *listen, int *fd);
 
 /** Set a socket's receive buffer (forced past rmem_max when privileged). */
 void qg_io_sock_rcvbuf(int fd, int bytes);
+
+/** Control buffer of one GSO send. */
+union qg_io_gso_cmsg {
+	char buf[CMSG_SPACE(sizeof(uint16_t))];
+	struct cmsghdr align;
+};
+
+/** Attach UDP_SEGMENT (segment size seg) to h, using cm as its control buffer. */
+static inline void qg_io_gso_attach(struct msghdr *h, union qg_io_gso_cmsg *cm, uint16_t seg)
+{
+	struct cmsghdr *c;
+
+	h->msg_control = cm->buf;
+	h->msg_controllen = sizeof(cm->buf);
+	c = CMSG_FIRSTHDR(h);
+	c->cmsg_level = SOL_UDP;
+	c->cmsg_type = UDP_SEGMENT;
+	c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+	memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+}
 
 /** Round a buffer stride for payloads of max_datagram plus a header of hdr bytes up to a cache line. */
 static inline uint32_t qg_io_stride(uint32_t max_datagram, uint32_t hdr)

@@ -57,10 +57,7 @@ struct uring_txmsg {
 struct uring_gso {
 	struct msghdr msg;
 	struct sockaddr_storage name;
-	union {
-		char buf[CMSG_SPACE(sizeof(uint16_t))];
-		struct cmsghdr align;
-	} cm;
+	union qg_io_gso_cmsg cm;
 	uint32_t n;
 	struct iovec iov[QG_IO_GSO_MAX_SEGS];
 	uint16_t bid[QG_IO_GSO_MAX_SEGS];
@@ -535,7 +532,6 @@ static void tx_gso(struct qg_io *io, struct qg_pkt *p, unsigned n, int to_client
 {
 	struct io_uring_sqe *sqe;
 	struct uring_gso *g;
-	struct cmsghdr *cm;
 	uint32_t slot;
 	int fd = tx_fd(io, p, to_client);
 
@@ -558,13 +554,7 @@ static void tx_gso(struct qg_io *io, struct qg_pkt *p, unsigned n, int to_client
 		g->msg.msg_name = &g->name;
 		g->msg.msg_namelen = qg_addr_to_sockaddr(&p->peer, &g->name);
 	}
-	g->msg.msg_control = g->cm.buf;
-	g->msg.msg_controllen = sizeof(g->cm.buf);
-	cm = CMSG_FIRSTHDR(&g->msg);
-	cm->cmsg_level = SOL_UDP;
-	cm->cmsg_type = UDP_SEGMENT;
-	cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-	*(uint16_t *)(void *)CMSG_DATA(cm) = (uint16_t)p[0].len;
+	qg_io_gso_attach(&g->msg, &g->cm, (uint16_t)p[0].len);
 	io_uring_prep_sendmsg(sqe, fd, &g->msg, 0);
 	io_uring_sqe_set_data64(sqe, ud_make(to_client ? OP_GSO_CLI : OP_GSO_UP, 0, slot));
 }
