@@ -4,6 +4,11 @@
 // is killed and reaped by an RAII guard, even when an assertion fails.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/syscall.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -125,10 +130,30 @@ class TempDir
 
 // One run of the qgate executable with stdout/stderr captured in files. The
 // destructor kills (SIGKILL) and reaps the child if it is still there.
+// Make io_uring_setup fail with EPERM in this process and what it execs.
+int DenyIoUring()
+{
+	static struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	static struct sock_fprog prog = { sizeof(filter) / sizeof(filter[0]), filter };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
 class Qgate
 {
       public:
-	Qgate(TempDir &dir, const std::vector<std::string> &args)
+	// deny_io_uring: run it under a seccomp filter that fails io_uring_setup with EPERM, as a
+	// locked-down container does.
+	Qgate(TempDir &dir, const std::vector<std::string> &args, bool deny_io_uring = false)
 	{
 		static int seq;
 		std::string tag = std::to_string(getpid()) + "-" + std::to_string(++seq);
@@ -161,6 +186,8 @@ class Qgate
 				sigprocmask(SIG_SETMASK, &none, nullptr);
 				if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 					_exit(127);
+				if (deny_io_uring && DenyIoUring() < 0)
+					_exit(126);
 				execv(argv[0], argv.data());
 				_exit(127);
 			}
@@ -589,6 +616,38 @@ TEST_P(DaemonRun, PortHeldByAnotherSocket)
 	EXPECT_NE(q.err().find("cannot listen on " + listen), std::string::npos) << q.Describe();
 	EXPECT_EQ(q.err().find("qgate: info: ready"), std::string::npos) << q.Describe();
 	EXPECT_NE(q.err().find("cannot start: Address already in use"), std::string::npos) << q.Describe();
+}
+
+// Where io_uring is forbidden (seccomp, kernel.io_uring_disabled), qgate says why and relays with
+// recvmmsg instead of failing.
+TEST(DaemonFallback, IoUringDeniedFallsBackToRecvmmsg)
+{
+#if !defined(__x86_64__)
+	GTEST_SKIP() << "the seccomp filter of this test is written for x86_64";
+#endif
+	TempDir dir;
+	ASSERT_TRUE(dir.ok());
+	EchoServer b;
+	uint16_t port = qgt::FreePort();
+	ASSERT_NE(port, 0);
+	std::string listen = "127.0.0.1:" + std::to_string(port);
+	std::string cfg = dir.Write("fallback.yaml", ServiceYaml("io_uring", listen, { b.addr_str() }));
+	Qgate q(dir, { "-c", cfg }, true);
+	ASSERT_TRUE(q.started()) << q.spawn_error();
+	bool ready = WaitFor(
+		[&q] { return q.err().find("qgate: info: ready") != std::string::npos || q.Exited(); },
+		10000);
+	ASSERT_TRUE(ready && !q.Exited()) << q.Describe();
+	EXPECT_NE(q.err().find("io_uring unavailable (io_uring_setup: Operation not permitted"),
+		  std::string::npos)
+		<< q.Describe();
+	EXPECT_NE(q.err().find("falling back to recvmmsg"), std::string::npos) << q.Describe();
+	EXPECT_NE(q.err().find("recvmmsg backend"), std::string::npos) << q.Describe();
+	Client c;
+	EXPECT_TRUE(qgt::RoundTrip(c, qgt::Addr(listen), qgt::Payload(1, 1, 64)));
+	ASSERT_TRUE(q.Signal(SIGTERM));
+	ASSERT_TRUE(q.Wait(5000)) << q.Describe();
+	EXPECT_EQ(q.code(), 0) << q.Describe();
 }
 
 TEST_P(DaemonRun, BadConfigNeverStarts)
