@@ -368,6 +368,11 @@ static void mm_upstream_close(struct qg_io *io, uint32_t up, int reuse)
 	qg_up_pool_close(&io->pool, up, reuse);
 }
 
+static uint32_t mm_max_upstreams(const struct qg_io *io)
+{
+	return io->pool.cap;
+}
+
 static void mm_flush(struct qg_io *io)
 {
 	(void)io; /* sends are synchronous */
@@ -386,4 +391,5 @@ const struct qg_io_ops qg_io_recvmmsg_ops = {
 	.upstream_close = mm_upstream_close,
 	.start = mm_start,
 	.flush = mm_flush,
+	.max_upstreams = mm_max_upstreams,
 };

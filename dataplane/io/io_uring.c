@@ -600,6 +600,11 @@ static void uring_upstream_close(struct qg_io *io, uint32_t up, int reuse)
 	qg_up_pool_close(&io->pool, up, reuse);
 }
 
+static uint32_t uring_max_upstreams(const struct qg_io *io)
+{
+	return io->pool.cap;
+}
+
 static void uring_flush(struct qg_io *io)
 {
 	buf_commit(io);
@@ -620,4 +625,5 @@ const struct qg_io_ops qg_io_uring_ops = {
 	.upstream_close = uring_upstream_close,
 	.start = uring_start,
 	.flush = uring_flush,
+	.max_upstreams = uring_max_upstreams,
 };

@@ -27,6 +27,7 @@ struct qg_dataplane {
 	struct qg_worker *workers;
 	pthread_mutex_t ctl_lock; /* serialises control-side writers, never taken by workers */
 	int running;
+	int setup_done; /* the backend's process-wide setup ran: tear it down last */
 };
 
 /* Each upstream is a socket: make sure the open-file limit fits them, or shrink the pool. */
@@ -85,6 +86,7 @@ static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned id
 	rc = dp->ops->create(&iop, &w->io);
 	if (rc)
 		return rc;
+	upstreams = dp->ops->max_upstreams(w->io);
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL ^ idx;
 	memset(&rp, 0, sizeof(rp));
@@ -93,7 +95,7 @@ static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned id
 	rp.ctr = &w->ctr;
 	rp.table = dp->table;
 	rp.flows = d->flows_per_core;
-	rp.max_upstreams = upstreams;
+	rp.max_upstreams = upstreams; /* what the instance really holds */
 	rp.burst = d->burst;
 	rp.seed = seed;
 	return qg_relay_create(&rp, &w->relay);
@@ -122,6 +124,12 @@ int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 	rc = qg_svc_table_build(cfg, 1, &dp->table);
 	if (rc)
 		goto err;
+	if (dp->ops->setup) {
+		rc = dp->ops->setup(cfg);
+		if (rc)
+			goto err;
+		dp->setup_done = 1;
+	}
 	rc = -ENOMEM;
 	listen = calloc(cfg->n_services, sizeof(*listen));
 	dp->workers = aligned_alloc(QG_CACHE_LINE, sizeof(*dp->workers) * d->n_cores);
@@ -205,6 +213,8 @@ void qg_dataplane_destroy(struct qg_dataplane *dp)
 			dp->ops->destroy(dp->workers[i].io);
 	}
 	free(dp->workers);
+	if (dp->setup_done && dp->ops->teardown)
+		dp->ops->teardown();
 	qg_svc_table_free(dp->table);
 	pthread_mutex_destroy(&dp->ctl_lock);
 	free(dp);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "qgate/addr.h"
+#include "qgate/config.h"
 #include "qgate/counters.h"
 
 #ifdef __cplusplus
@@ -66,6 +67,15 @@ struct qg_io_ops {
 	const char *name;
 	/** 0 when usable here, else -errno with a reason in why. */
 	int (*probe)(char *why, size_t len);
+	/**
+	 * Once per process before any create, on the control thread (NULL when
+	 * not needed): e.g. EAL, ports, queues, mempools. 0 or -errno (logged).
+	 */
+	int (*setup)(const struct qg_config *cfg);
+	/** Once after every instance is destroyed (NULL when not needed). */
+	void (*teardown)(void);
+	/** Upstreams one instance can hold (socket pool cap, or NAT ports x addresses). */
+	uint32_t (*max_upstreams)(const struct qg_io *io);
 	/** Create the worker's instance: sockets bound, buffers allocated. 0 or -errno (logged). */
 	int (*create)(const struct qg_io_params *p, struct qg_io **out);
 	void (*destroy)(struct qg_io *io);
@@ -106,6 +116,9 @@ extern const struct qg_io_ops qg_io_uring_ops;
 
 /** The portable recvmmsg/sendmmsg + epoll backend. */
 extern const struct qg_io_ops qg_io_recvmmsg_ops;
+
+/** The DPDK backend (full NAT at packet level); only in builds with DPDK (QGATE_HAVE_DPDK). */
+extern const struct qg_io_ops qg_io_dpdk_ops;
 
 /**
  * Pick the backend for a configured kind: io_uring falls back to recvmmsg
