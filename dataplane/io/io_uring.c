@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "io_sock.h"
+#include "qgate/clock.h"
 #include "qgate/compiler.h"
 #include "qgate/io.h"
 #include "qgate/log.h"
@@ -73,6 +74,9 @@ struct qg_io {
 	uint8_t *bufs;
 	size_t bufs_len;
 	uint32_t pending_adds; /* buffers re-added since the last advance */
+	uint32_t n_armed;      /* multishot receives not yet finished */
+	uint32_t n_tx;	       /* sends not yet completed */
+	int stopping;	       /* no re-arming: the worker is leaving */
 	uint32_t max_datagram;
 	unsigned n_services;
 	int *svc_fd;
@@ -138,6 +142,7 @@ static int uring_arm(struct qg_io *io, int fd, uint64_t ud)
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_recvmsg_multishot(sqe, fd, &io->rx_msg, 0);
+	io->n_armed++;
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = URING_BGID;
 	io_uring_sqe_set_data64(sqe, ud);
@@ -341,6 +346,8 @@ static void uring_destroy(struct qg_io *io)
 /* A multishot receive stopped (error, no buffers): arm it again if its socket lives. */
 static void rx_rearm(struct qg_io *io, unsigned op, uint16_t gen, uint32_t idx)
 {
+	if (io->stopping)
+		return;
 	if (op == OP_RECV_SVC) {
 		if (idx < io->n_services)
 			uring_arm(io, io->svc_fd[idx], ud_make(OP_RECV_SVC, 0, idx));
@@ -357,8 +364,11 @@ static int rx_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsigne
 	uint32_t bid;
 	uint8_t *buf;
 
-	if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res != -ECANCELED)
-		rx_rearm(io, op, gen, idx);
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		io->n_armed--;
+		if (cqe->res != -ECANCELED)
+			rx_rearm(io, op, gen, idx);
+	}
 	if (cqe->res < 0) {
 		if (cqe->res == -ENOBUFS)
 			qg_ctr_add(io->ctr, QG_CTR_ERR_RX_NOBUFS, 1);
@@ -406,6 +416,7 @@ static int rx_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsigne
 
 static void tx_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsigned op, uint32_t idx)
 {
+	io->n_tx--;
 	if (idx < io->n_bufs)
 		buf_recycle(io, idx);
 	if (cqe->res >= 0)
@@ -423,6 +434,7 @@ static void gso_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsig
 {
 	struct uring_gso *g;
 
+	io->n_tx--;
 	if (slot >= io->n_gso)
 		return;
 	g = &io->gso[slot];
@@ -525,6 +537,7 @@ static void tx_one(struct qg_io *io, struct qg_pkt *p, int to_client)
 		io_uring_prep_send(sqe, fd, p->data, p->len, 0);
 		io_uring_sqe_set_data64(sqe, ud_make(OP_SEND_UP, 0, p->buf));
 	}
+	io->n_tx++;
 }
 
 /* n >= 2 packets of one flow in one sendmsg with UDP_SEGMENT; buffers are gathered, not copied. */
@@ -557,6 +570,7 @@ static void tx_gso(struct qg_io *io, struct qg_pkt *p, unsigned n, int to_client
 	qg_io_gso_attach(&g->msg, &g->cm, (uint16_t)p[0].len);
 	io_uring_prep_sendmsg(sqe, fd, &g->msg, 0);
 	io_uring_sqe_set_data64(sqe, ud_make(to_client ? OP_GSO_CLI : OP_GSO_UP, 0, slot));
+	io->n_tx++;
 }
 
 static void uring_tx(struct qg_io *io, struct qg_pkt *pkts, unsigned n, int to_client)
@@ -600,6 +614,34 @@ static void uring_upstream_close(struct qg_io *io, uint32_t up, int reuse)
 	qg_up_pool_close(&io->pool, up, reuse);
 }
 
+/*
+ * On the worker's thread, before destroy: a pending receive holds its socket
+ * in the kernel after close() and even after the process exits (the ring is
+ * torn down asynchronously), which would keep the service port bound. Cancel
+ * everything and wait (bounded) until the kernel has let go.
+ */
+static void uring_stop(struct qg_io *io)
+{
+	struct qg_pkt pkts[64];
+	struct io_uring_sqe *sqe;
+	uint64_t deadline = qg_clock_ms() + 2000;
+
+	io->stopping = 1;
+	sqe = uring_sqe(io);
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(sqe, ud_make(OP_CANCEL, 0, 0));
+	}
+	while ((io->n_armed || io->n_tx) && qg_clock_ms() < deadline) {
+		unsigned n = uring_rx_burst(io, pkts, 64, 50000);
+
+		uring_release(io, pkts, n);
+	}
+	if (io->n_armed || io->n_tx)
+		QG_LOG_WARN("io_uring: %u receives and %u sends still pending at stop", io->n_armed,
+			    io->n_tx);
+}
+
 static uint32_t uring_max_upstreams(const struct qg_io *io)
 {
 	return io->pool.cap;
@@ -624,6 +666,7 @@ const struct qg_io_ops qg_io_uring_ops = {
 	.upstream_open = uring_upstream_open,
 	.upstream_close = uring_upstream_close,
 	.start = uring_start,
+	.stop = uring_stop,
 	.flush = uring_flush,
 	.max_upstreams = uring_max_upstreams,
 };

@@ -82,6 +82,8 @@ static void worker_loop(struct qg_worker *w)
 		rcu_quiescent_state();
 	}
 	w->ops->flush(w->io);
+	if (w->ops->stop)
+		w->ops->stop(w->io);
 	free(pkts);
 }
 

@@ -107,6 +107,12 @@ struct qg_io_ops {
 	void (*upstream_close)(struct qg_io *io, uint32_t up, int reuse);
 	/** Called once on the worker's own thread before its loop (rings bound to a thread). 0 or -errno. */
 	int (*start)(struct qg_io *io);
+	/**
+	 * Called on the worker's thread after its loop (NULL when not needed):
+	 * finish what is in flight so that, once destroyed, nothing of the
+	 * instance (e.g. a socket held by a pending request) outlives it.
+	 */
+	void (*stop)(struct qg_io *io);
 	/** Push out everything queued (end of a burst). */
 	void (*flush)(struct qg_io *io);
 };
