@@ -7,7 +7,9 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential cmake ninja-build pkg-config clang-format
-	liburing-dev libyaml-dev liburcu-dev
+	liburing-dev libyaml-dev liburcu-dev libssl-dev
+	# fuzzing (scripts/fuzz.sh)
+	clang libclang-rt-14-dev
 	# tests
 	googletest libgtest-dev iproute2 procps psmisc
 	# benchmarks and demo peers

@@ -361,14 +361,36 @@ void qg_flow_table_destroy(struct qg_flow_table *t)
 	free(t);
 }
 
+uint32_t qg_flow_prefetch(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client)
+{
+	uint32_t h = flow_hash(t, svc, client);
+
+	qg_prefetch(&t->buckets[h & t->bucket_mask]);
+	return h;
+}
+
+void qg_flow_prefetch_entry(struct qg_flow_table *t, uint32_t hash)
+{
+	uint32_t i = t->buckets[hash & t->bucket_mask];
+
+	if (i != QG_FLOW_NONE)
+		qg_prefetch(&t->flows[i]);
+}
+
 uint32_t qg_flow_lookup(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client, uint32_t now_ms)
+{
+	return qg_flow_lookup_hashed(t, svc, client, flow_hash(t, svc, client), now_ms);
+}
+
+uint32_t qg_flow_lookup_hashed(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client,
+			       uint32_t hash, uint32_t now_ms)
 {
 	struct qg_flow *f;
 	uint32_t idx;
 
 	if (unlikely(svc >= t->n_services))
 		return QG_FLOW_NONE;
-	idx = hash_find(t, svc, client, flow_hash(t, svc, client));
+	idx = hash_find(t, svc, client, hash);
 	if (idx == QG_FLOW_NONE)
 		return QG_FLOW_NONE;
 	f = &t->flows[idx];

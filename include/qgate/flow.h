@@ -76,6 +76,23 @@ void qg_flow_table_destroy(struct qg_flow_table *t);
 uint32_t qg_flow_lookup(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client, uint32_t now_ms);
 
 /**
+ * Start a lookup early: compute the key's hash and prefetch its bucket, so a
+ * burst can issue every memory access before it needs the first result.
+ * @return the hash to give qg_flow_lookup_hashed().
+ */
+uint32_t qg_flow_prefetch(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client);
+
+/**
+ * Second stage: once the bucket is in cache, prefetch the chain's first
+ * entry. Bursts run stage one on every key, then stage two, then lookups.
+ */
+void qg_flow_prefetch_entry(struct qg_flow_table *t, uint32_t hash);
+
+/** qg_flow_lookup() with the hash qg_flow_prefetch() returned for the same key. */
+uint32_t qg_flow_lookup_hashed(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client,
+			       uint32_t hash, uint32_t now_ms);
+
+/**
  * Insert a new flow for (svc, client); the caller has checked it is absent.
  * When the table is full the least recently used flow is evicted first.
  * backend and upstream start as QG_FLOW_NONE for the caller to fill.
