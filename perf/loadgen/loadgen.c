@@ -23,6 +23,7 @@
 #include "qgate/addr.h"
 #include "qgate/clock.h"
 #include "qgate/compiler.h"
+#include "dpdk.h"
 #include "loadgen.h"
 
 #define LG_BATCH	 64
@@ -108,6 +109,8 @@ static void usage(FILE *f)
 		   "header\n"
 		   "                     packet, the others short-header packets with the flow's DCID\n"
 		   "  --threads N        threads, flows divided among them (default 1)\n"
+		   "  --dpdk EAL_ARGS    kernel-bypass (DPDK) driver instead of sockets; its options:\n"
+		   "                     qgate-loadgen --dpdk '' --help\n"
 		   "  --json             print only the JSON summary on stdout\n"
 		   "  --quiet            no live line on stderr\n"
 		   "  --help             this text\n"
@@ -688,6 +691,15 @@ int main(int argc, char **argv)
 	uint64_t last, meas_end;
 	int err;
 
+	if (lg_dpdk_requested(argc, argv)) {
+#ifdef QGATE_LOADGEN_DPDK
+		return lg_dpdk_main(argc, argv);
+#else
+		fprintf(stderr, "qgate-loadgen: --dpdk: built without DPDK (libdpdk was not found by "
+				"pkg-config when the build was configured)\n");
+		return 2;
+#endif
+	}
 	if (parse_options(argc, argv))
 		return 2;
 	set_nofile(opt.flows);

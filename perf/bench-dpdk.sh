@@ -1,0 +1,401 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# bench-dpdk.sh: forwarding rate (Mpps) of small UDP datagrams through
+#   testpmd    dpdk-testpmd --forward-mode=io (the ceiling of memif + generator)
+#   qgate-1k   qgate, DPDK backend, NAT, --flows-small flows (default 1000)
+#   qgate-1m   the same with --flows-large flows (default 1000000)
+# The generator (qgate-loadgen --dpdk, forward mode, open loop as fast as it
+# can) owns two memif ports (role=server) on one CPU; the device under test
+# attaches to them (role=client) on the other CPU. Nothing leaves the machine.
+#
+# qgate legs run only when `qgate --check-config` accepts a dpdk config;
+# otherwise they are reported as skipped. A leg that runs but forwards nothing
+# makes the script exit 1 (after writing the results).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=build-release
+DURATION=10
+WARMUP=2
+REPEAT=1
+SIZE=64
+FLOWS_SMALL=1000
+FLOWS_LARGE=1000000
+NAT_ADDRS=16
+LEGS="testpmd,qgate-1k,qgate-1m"
+NCPU=$(nproc)
+LG_CPU=0
+DUT_CPU=$((NCPU - 1))
+RESULTS="$ROOT/perf/results"
+LOADGEN_BIN=${LOADGEN:-}
+TESTPMD=${TESTPMD:-dpdk-testpmd}
+
+# Fixed MACs (memif devarg mac=) so configs can name them statically.
+LG_MAC0=02:00:00:00:00:01
+LG_MAC1=02:00:00:00:00:02
+DUT_MAC0=02:00:00:00:01:01
+DUT_MAC1=02:00:00:00:01:02
+
+usage() {
+	cat <<EOF
+usage: perf/bench-dpdk.sh [options]
+  --build DIR         build directory (default build-release; configured and built if needed)
+  --loadgen PATH      qgate-loadgen built with DPDK (default DIR/perf/qgate-loadgen; env LOADGEN)
+  --duration SEC      measured seconds per run (default 10)
+  --warmup SEC        unmeasured seconds before each run (default 2)
+  --repeat N          runs per leg, the median is reported (default 1)
+  --size BYTES        UDP payload (default 64)
+  --flows-small N     flows of the qgate-1k leg (default 1000)
+  --flows-large N     flows of the qgate-1m leg (default 1000000)
+  --nat-addresses N   NAT source addresses given to qgate (default 16: 1M flows fit in their ports)
+  --legs LIST         comma list of testpmd,qgate-1k,qgate-1m (default all)
+  --lg-cpu N          CPU of the load generator (default 0)
+  --dut-cpu N         CPU of the device under test (default: last CPU, $DUT_CPU)
+  --results DIR       where results go (default perf/results)
+  -h, --help          this text
+Writes perf/results/bench-dpdk-YYYYmmdd-HHMMSS.json and bench-dpdk-latest.md.
+EOF
+}
+
+die() {
+	echo "bench-dpdk: $*" >&2
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) BUILD=${2:?}; shift 2 ;;
+	--loadgen) LOADGEN_BIN=${2:?}; shift 2 ;;
+	--duration) DURATION=${2:?}; shift 2 ;;
+	--warmup) WARMUP=${2:?}; shift 2 ;;
+	--repeat) REPEAT=${2:?}; shift 2 ;;
+	--size) SIZE=${2:?}; shift 2 ;;
+	--flows-small) FLOWS_SMALL=${2:?}; shift 2 ;;
+	--flows-large) FLOWS_LARGE=${2:?}; shift 2 ;;
+	--nat-addresses) NAT_ADDRS=${2:?}; shift 2 ;;
+	--legs) LEGS=${2:?}; shift 2 ;;
+	--lg-cpu) LG_CPU=${2:?}; shift 2 ;;
+	--dut-cpu) DUT_CPU=${2:?}; shift 2 ;;
+	--results) RESULTS=${2:?}; shift 2 ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown option: $1" ;;
+	esac
+done
+for v in DURATION WARMUP REPEAT SIZE FLOWS_SMALL FLOWS_LARGE NAT_ADDRS LG_CPU DUT_CPU; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "--$(echo "$v" | tr 'A-Z_' 'a-z-') wants a whole number"
+done
+[ "$REPEAT" -ge 1 ] || die "--repeat wants >= 1"
+[ "$DURATION" -ge 1 ] || die "--duration wants >= 1"
+if [ "$NAT_ADDRS" -lt 1 ] || [ "$NAT_ADDRS" -gt 200 ]; then die "--nat-addresses wants 1..200"; fi
+[ "$LG_CPU" != "$DUT_CPU" ] || die "--lg-cpu and --dut-cpu must differ"
+command -v jq >/dev/null || die "jq is required"
+
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+[ -n "$LOADGEN_BIN" ] || LOADGEN_BIN="$BUILD/perf/qgate-loadgen"
+QGATE_BIN="$BUILD/controlplane/qgate"
+
+has_dpdk_loadgen() {
+	[ -x "$LOADGEN_BIN" ] && "$LOADGEN_BIN" --dpdk '' --help >/dev/null 2>&1
+}
+if ! has_dpdk_loadgen; then
+	echo "bench-dpdk: building into $BUILD" >&2
+	cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQGATE_TESTS=OFF >&2
+	cmake --build "$BUILD" --target qgate-loadgen >&2
+	cmake --build "$BUILD" --target qgate >&2 || echo "bench-dpdk: qgate did not build" >&2
+	has_dpdk_loadgen || die "$LOADGEN_BIN has no DPDK driver (is libdpdk-dev installed?)"
+fi
+
+TMP=$(mktemp -d /tmp/qgate-bench-dpdk.XXXXXX)
+PIDS=()
+HUGE_ORIG=
+
+# shellcheck disable=SC2317 # called through trap
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	sleep 0.3
+	for p in "${PIDS[@]}"; do
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	if [ -n "${HUGE_MNT:-}" ]; then
+		umount "$HUGE_MNT" 2>/dev/null || true
+	fi
+	if [ -n "$HUGE_ORIG" ]; then
+		echo "$HUGE_ORIG" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+	fi
+	rm -rf "$TMP"
+	# EAL runtime directories of the processes we started (named with our PID).
+	rm -rf /var/run/dpdk/lg-*-$$ /var/run/dpdk/tp-*-$$ /var/run/dpdk/qg-*-$$ 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stop_pid() {
+	local pid=$1
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# ---- memory: hugepages when we can have them, else --no-huge ----------------
+
+# Two DPDK processes at a time (generator + device under test), -m 512 each, plus slack.
+hugepages_free() { awk '/^HugePages_Free/ {print $2}' /proc/meminfo; }
+HUGE_NEED=768 # 2 MB pages
+if [ "$(awk '/^Hugepagesize/ {print $2}' /proc/meminfo)" = 2048 ]; then
+	free=$(hugepages_free)
+	if [ "${free:-0}" -lt "$HUGE_NEED" ] && [ -w /proc/sys/vm/nr_hugepages ]; then
+		HUGE_ORIG=$(cat /proc/sys/vm/nr_hugepages)
+		echo $((HUGE_ORIG + HUGE_NEED - free)) >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+	fi
+fi
+# memif needs DPDK's multi-process support, so not --in-memory: a private hugetlbfs mount instead.
+HUGE_MNT=
+if [ "$(hugepages_free)" -ge "$HUGE_NEED" ] && mkdir -p "$TMP/huge" &&
+	mount -t hugetlbfs -o pagesize=2M nodev "$TMP/huge" 2>/dev/null; then
+	HUGE_MNT="$TMP/huge"
+	MEM_ARGS=(--huge-dir "$HUGE_MNT" -m 512)
+	MEMORY=hugepages
+else
+	MEM_ARGS=(--no-huge -m 512)
+	MEMORY=no-huge
+fi
+echo "bench-dpdk: memory: $MEMORY" >&2
+
+# ---- one run -------------------------------------------------------------------
+
+# start_loadgen NAME FLOWS: the generator as memif server on two fresh sockets.
+start_loadgen() {
+	local name=$1 flows=$2 dir="$TMP/$1"
+	mkdir -p "$dir"
+	local eal="${MEM_ARGS[*]} --no-pci --file-prefix lg-$name-$$ --vdev net_memif0,role=server,socket-abstract=no,socket=$dir/a.sock,mac=$LG_MAC0 --vdev net_memif1,role=server,socket-abstract=no,socket=$dir/b.sock,mac=$LG_MAC1"
+	timeout $((DURATION + WARMUP + 90)) "$LOADGEN_BIN" --dpdk "$eal" --lcore "$LG_CPU" \
+		--tx-port net_memif0 --rx-port net_memif1 --mode forward --dst-mac "$DUT_MAC0" \
+		--src-ip 10.1.0.2 --target 10.1.0.1:4433 --flows "$flows" --size "$SIZE" \
+		--duration "$DURATION" --warmup "$WARMUP" --link-timeout 60 --json \
+		>"$dir/lg.json" 2>"$dir/lg.err" &
+	LG_PID=$!
+	PIDS+=("$LG_PID")
+	for _ in $(seq 1 100); do
+		[ -S "$dir/a.sock" ] && [ -S "$dir/b.sock" ] && return 0
+		kill -0 "$LG_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$dir/lg.err" >&2
+	return 1
+}
+
+start_testpmd() {
+	local dir="$TMP/$1"
+	# Main lcore and forwarding lcore share the DUT CPU: testpmd's main lcore only sleeps.
+	timeout $((DURATION + WARMUP + 120)) "$TESTPMD" "${MEM_ARGS[@]}" --no-pci --file-prefix "tp-$1-$$" \
+		--lcores "0@$DUT_CPU,1@$DUT_CPU" \
+		--vdev "net_memif0,role=client,socket-abstract=no,socket=$dir/a.sock,mac=$DUT_MAC0" \
+		--vdev "net_memif1,role=client,socket-abstract=no,socket=$dir/b.sock,mac=$DUT_MAC1" \
+		-- --forward-mode=io --auto-start --nb-cores=1 --total-num-mbufs=16384 --stats-period 5 \
+		</dev/null >"$dir/dut.out" 2>&1 &
+	DUT_PID=$!
+	PIDS+=("$DUT_PID")
+}
+
+# qgate_conf DIR FLOWS: a NAT from 10.1.0.1:4433 (memif0) to two backends behind memif1.
+qgate_conf() {
+	local dir=$1 flows=$2 sips i eal_yaml=""
+	# As many client addresses as qgate-loadgen will use (ports 1024..65535 each).
+	sips=$(((flows + 64511) / 64512))
+	for a in "${MEM_ARGS[@]}" --no-pci --file-prefix "qg-$(basename "$dir")-$$" \
+		--vdev "net_memif0,role=client,socket-abstract=no,socket=$dir/a.sock,mac=$DUT_MAC0" \
+		--vdev "net_memif1,role=client,socket-abstract=no,socket=$dir/b.sock,mac=$DUT_MAC1"; do
+		eal_yaml+="'$a', "
+	done
+	cat <<EOF
+dataplane:
+  backend: dpdk
+  cores: [$DUT_CPU]
+  flows_per_core: $((flows * 2 > 65536 ? flows * 2 : 65536))
+  dpdk:
+    eal_args: [${eal_yaml%, }]
+    ports:
+      - name: net_memif0
+        addresses: [10.1.0.1/16]
+        neighbors:
+EOF
+	for ((i = 0; i < sips && i < 60; i++)); do
+		echo "          - {address: 10.1.$(((2 + i) / 256)).$(((2 + i) % 256)), mac: '$LG_MAC0'}"
+	done
+	cat <<EOF
+      - name: net_memif1
+        addresses: [10.2.0.1/16]
+        nat_addresses: [$(for ((i = 0; i < NAT_ADDRS; i++)); do printf '%s10.2.1.%d' "$([ "$i" -gt 0 ] && echo ', ')" $((i + 1)); done)]
+        neighbors:
+          - {address: 10.2.0.10, mac: '$LG_MAC1'}
+          - {address: 10.2.0.11, mac: '$LG_MAC1'}
+services:
+  - name: bench
+    listen: 10.1.0.1:4433
+    idle_timeout: 60s
+    backends:
+      - address: 10.2.0.10:5001
+      - address: 10.2.0.11:5001
+EOF
+}
+
+start_qgate() {
+	local dir="$TMP/$1"
+	qgate_conf "$dir" "$2" >"$dir/qgate.yaml"
+	timeout $((DURATION + WARMUP + 120)) "$QGATE_BIN" -c "$dir/qgate.yaml" </dev/null >"$dir/dut.out" 2>&1 &
+	DUT_PID=$!
+	PIDS+=("$DUT_PID")
+}
+
+# run_leg LEG RUN FLOWS: one measurement into $TMP/LEG.RUN.json
+run_leg() {
+	local leg=$1 name="$1.$2" flows=$3 rc=0
+	LG_PID=
+	DUT_PID=
+	start_loadgen "$name" "$flows" || { echo "bench-dpdk: $leg: generator did not start" >&2; return 1; }
+	case "$leg" in
+	testpmd) start_testpmd "$name" ;;
+	*) start_qgate "$name" "$flows" ;;
+	esac
+	wait "$LG_PID" || rc=$?
+	stop_pid "$DUT_PID"
+	if [ "$rc" -ne 0 ] || ! jq -e '.rx_mpps > 0' "$TMP/$name/lg.json" >/dev/null 2>&1; then
+		echo "bench-dpdk: $leg: nothing forwarded (generator exit $rc)" >&2
+		tail -5 "$TMP/$name/lg.err" >&2 || true
+		tail -20 "$TMP/$name/dut.out" >&2 || true
+		return 1
+	fi
+	cp "$TMP/$name/lg.json" "$TMP/$name.json"
+	jq -r --arg leg "$leg" '"  \($leg): \(.rx_mpps) Mpps forwarded (generator sent \(.tx_mpps) Mpps), loss \(.loss_pct)%, p50 \(.p50_us) us"' \
+		"$TMP/$name.json" >&2
+}
+
+# qgate_accepts_dpdk: 0 when this qgate build validates a dpdk configuration.
+QGATE_REASON=
+qgate_accepts_dpdk() {
+	if [ ! -x "$QGATE_BIN" ]; then
+		QGATE_REASON="$QGATE_BIN not found"
+		return 1
+	fi
+	mkdir -p "$TMP/probe"
+	qgate_conf "$TMP/probe" "$FLOWS_LARGE" >"$TMP/probe/qgate.yaml"
+	if ! "$QGATE_BIN" --check-config "$TMP/probe/qgate.yaml" >"$TMP/probe/check.out" 2>&1; then
+		QGATE_REASON="qgate --check-config refuses the dpdk config: $(grep -m1 -v '^$' "$TMP/probe/check.out" || true)"
+		return 1
+	fi
+}
+
+declare -A MEDIAN STATUS REASON
+LEG_LIST=()
+IFS=',' read -r -a LEG_LIST <<<"$LEGS"
+FAILED=0
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+QGATE_OK=0
+qgate_accepts_dpdk && QGATE_OK=1
+
+for leg in "${LEG_LIST[@]}"; do
+	case "$leg" in
+	testpmd)
+		flows=$FLOWS_SMALL
+		command -v "$TESTPMD" >/dev/null || { STATUS[$leg]=skipped; REASON[$leg]="$TESTPMD not found"; }
+		;;
+	qgate-1k) flows=$FLOWS_SMALL ;;
+	qgate-1m) flows=$FLOWS_LARGE ;;
+	*) die "unknown leg: $leg" ;;
+	esac
+	if [ "$leg" != testpmd ] && [ "$QGATE_OK" = 0 ]; then
+		STATUS[$leg]=skipped
+		REASON[$leg]=$QGATE_REASON
+	fi
+	if [ "${STATUS[$leg]:-}" = skipped ]; then
+		echo "bench-dpdk: $leg: skipped (${REASON[$leg]})" >&2
+		continue
+	fi
+	echo "bench-dpdk: $leg: $REPEAT x ${DURATION}s, $flows flows, $SIZE-byte UDP, generator CPU $LG_CPU, DUT CPU $DUT_CPU" >&2
+	STATUS[$leg]=ok
+	for run in $(seq 1 "$REPEAT"); do
+		run_leg "$leg" "$run" "$flows" || { STATUS[$leg]=failed; break; }
+	done
+	if [ "${STATUS[$leg]}" = ok ]; then
+		MEDIAN[$leg]=$(cat "$TMP/$leg".*.json | jq -s 'map(.rx_mpps) | sort | .[(length - 1) / 2 | floor]')
+	else
+		FAILED=1
+	fi
+done
+
+# ---- report ----------------------------------------------------------------------
+
+mkdir -p "$RESULTS"
+STAMP=$(date +%Y%m%d-%H%M%S)
+JSON_OUT="$RESULTS/bench-dpdk-$STAMP.json"
+MD_OUT="$RESULTS/bench-dpdk-latest.md"
+
+ratio() { # ratio A B: A/B with 3 decimals, or null
+	if [ -n "${MEDIAN[$1]:-}" ] && [ -n "${MEDIAN[$2]:-}" ]; then
+		jq -n --argjson a "${MEDIAN[$1]}" --argjson b "${MEDIAN[$2]}" 'if $b > 0 then ($a / $b * 1000 | round) / 1000 else null end'
+	else
+		echo null
+	fi
+}
+R_QT=$(ratio qgate-1k testpmd)
+R_LS=$(ratio qgate-1m qgate-1k)
+
+legs_json="{}"
+for leg in "${LEG_LIST[@]}"; do
+	runs="[]"
+	if compgen -G "$TMP/$leg.*.json" >/dev/null; then
+		runs=$(cat "$TMP/$leg".*.json | jq -s .)
+	fi
+	legs_json=$(jq -n --argjson acc "$legs_json" --arg leg "$leg" --arg st "${STATUS[$leg]}" \
+		--arg why "${REASON[$leg]:-}" --argjson med "${MEDIAN[$leg]:-null}" --argjson runs "$runs" \
+		'$acc + {($leg): {status: $st, reason: $why, median_rx_mpps: $med, runs: $runs}}')
+done
+
+jq -n --argjson legs "$legs_json" --argjson qt "$R_QT" --argjson ls "$R_LS" \
+	--arg date "$(date -Iseconds)" --arg kernel "$(uname -r)" --argjson nproc "$NCPU" \
+	--arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+	--arg loadavg "$LOADAVG" --argjson lg_cpu "$LG_CPU" --argjson dut_cpu "$DUT_CPU" \
+	--argjson duration "$DURATION" --argjson warmup "$WARMUP" --argjson repeat "$REPEAT" \
+	--argjson size "$SIZE" --argjson fs "$FLOWS_SMALL" --argjson fl "$FLOWS_LARGE" \
+	--arg memory "$MEMORY" --arg dpdk "$(pkg-config --modversion libdpdk 2>/dev/null || echo unknown)" \
+	'{date: $date,
+	  machine: {nproc: $nproc, cpu_model: $cpu, kernel: $kernel, loadavg_at_start: $loadavg, dpdk: $dpdk},
+	  setup: {duration_s: $duration, warmup_s: $warmup, repeat: $repeat, size: $size,
+	          flows_small: $fs, flows_large: $fl, loadgen_cpu: $lg_cpu, dut_cpu: $dut_cpu,
+	          memory: $memory, link: "memif (2 ports)", mode: "forward, open loop, as fast as possible"},
+	  legs: $legs,
+	  ratios: {qgate_1k_over_testpmd: $qt, qgate_1m_over_qgate_1k: $ls}}' >"$JSON_OUT"
+
+{
+	echo "# bench-dpdk $(date -Iseconds)"
+	echo
+	echo "$NCPU CPUs ($(jq -r .machine.cpu_model "$JSON_OUT")), kernel $(uname -r), DPDK $(jq -r .machine.dpdk "$JSON_OUT"), load average at start $LOADAVG."
+	echo "Forward path over two memif ports, $SIZE-byte UDP payload, ${DURATION}s measured (+${WARMUP}s warm-up), median of $REPEAT; memory: $MEMORY."
+	echo "qgate-loadgen on CPU $LG_CPU, device under test on CPU $DUT_CPU."
+	echo
+	echo "| leg | flows | forwarded Mpps | generator Mpps | loss % | p50 us | status |"
+	echo "|---|---:|---:|---:|---:|---:|---|"
+	for leg in "${LEG_LIST[@]}"; do
+		jq -r --arg leg "$leg" '.legs[$leg] as $l
+			| ($l.runs | map(select(.rx_mpps == $l.median_rx_mpps)) | .[0]) as $m
+			| if $m then "| \($leg) | \($m.flows) | \($m.rx_mpps) | \($m.tx_mpps) | \($m.loss_pct) | \($m.p50_us) | \($l.status) |"
+			  else "| \($leg) | - | - | - | - | - | \($l.status)\(if $l.reason != "" then ": " + $l.reason else "" end) |" end' "$JSON_OUT"
+	done
+	echo
+	echo "qgate-1k/testpmd: ${R_QT/null/n\/a}, qgate-1m/qgate-1k: ${R_LS/null/n\/a}"
+	echo
+	echo "Raw results: $(basename "$JSON_OUT")"
+} >"$MD_OUT"
+
+cat "$MD_OUT"
+echo "bench-dpdk: wrote $JSON_OUT and $MD_OUT" >&2
+exit "$FAILED"
