@@ -7,14 +7,32 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential cmake ninja-build pkg-config clang-format
-	liburing-dev libyaml-dev liburcu-dev libssl-dev
-	# fuzzing (scripts/fuzz.sh)
-	clang libclang-rt-14-dev
+	liburing-dev libyaml-dev liburcu-dev
 	# tests
 	googletest libgtest-dev iproute2 procps psmisc
 	# benchmarks and demo peers
 	nginx libnginx-mod-stream jq python3
+	# DPDK backend and its pcap tests
+	dpdk-dev dpdk libpcap-dev tshark
 )
+
+# The DPDK backend runs best on 2 MiB hugepages (it also runs with --no-huge).
+# Reserve some when the kernel lets us; never fail setup when it does not
+# (containers, no root, a read-only /proc/sys).
+HUGEPAGES=512
+reserve_hugepages() {
+	local f=/proc/sys/vm/nr_hugepages cur
+	cur=$(cat "$f" 2>/dev/null) || return 0
+	if [ "$cur" -ge "$HUGEPAGES" ] 2>/dev/null; then
+		return 0
+	fi
+	if [ -w "$f" ] && echo "$HUGEPAGES" >"$f" 2>/dev/null; then
+		echo "setup: hugepages: $(cat "$f") x 2 MiB reserved (asked for $HUGEPAGES)"
+	else
+		echo "setup: hugepages: cannot reserve ($cur reserved); DPDK can still run with --no-huge"
+	fi
+	return 0
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -23,6 +41,9 @@ for p in "${PACKAGES[@]}"; do
 	fi
 done
 
+if [ "${1:-}" != "--check" ]; then
+	reserve_hugepages || true
+fi
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "setup: all ${#PACKAGES[@]} packages present"
 	exit 0

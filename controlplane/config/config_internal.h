@@ -35,6 +35,40 @@ extern const struct qg_cfg_enum qg_cfg_bool_values[2];
 
 #define QG_CFG_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The keys a mapping may hold, and how messages name the mapping. */
+struct section {
+	const char *what;  /* "service": for "service is missing required key" */
+	const char *where; /* "in service": for "unknown key 'x' in service" */
+	const char *const *keys;
+	size_t n_keys;
+};
+
+#define FIELDS_MAX 16
+
+/* Key and value node of each known key of one mapping, NULL when absent. */
+struct fields {
+	yaml_node_t *key[FIELDS_MAX];
+	yaml_node_t *val[FIELDS_MAX];
+};
+
+/* Walk helpers of config_load.c, shared with the section loaders in other files. */
+yaml_node_t *qg_cfg_node_get(struct qg_cfg_ctx *ctx, int index);
+int qg_cfg_node_line(const yaml_node_t *node);
+size_t qg_cfg_seq_len(const yaml_node_t *node);
+void qg_cfg_error_missing(struct qg_cfg_ctx *ctx, const yaml_node_t *map, const struct section *sec,
+			  const char *key);
+/** Sort a mapping's pairs into sec's keys; unknown and repeated keys are reported. */
+void qg_cfg_map_fields(struct qg_cfg_ctx *ctx, const yaml_node_t *map, const struct section *sec,
+		       struct fields *f);
+/** 0 when node has type, else reports "KEY: expected ...HINT, found ..." and returns -EINVAL. */
+int qg_cfg_expect_type(struct qg_cfg_ctx *ctx, const yaml_node_t *node, yaml_node_type_t type,
+		       const char *key, const char *hint);
+
+/** Defaults of the dpdk section (also when it is absent). */
+void qg_cfg_dpdk_defaults(struct qg_config_dpdk *d);
+/** Load the dataplane.dpdk mapping (config_dpdk.c); need_ports: backend is dpdk. @return 0 or -ENOMEM. */
+int qg_cfg_dpdk(struct qg_cfg_ctx *ctx, const yaml_node_t *node, int need_ports, struct qg_config_dpdk *d);
+
 /** Record a problem at line/column (1-based; line 0 = not tied to a place), kept in document order. */
 void qg_cfg_error_at(struct qg_config_errors *errs, int line, int column, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

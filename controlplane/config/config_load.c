@@ -20,22 +20,6 @@
 #define IDLE_TIMEOUT_MAX   (24u * 3600 * 1000)
 #define STATS_INTERVAL_MAX (24u * 3600 * 1000)
 
-/* The keys a mapping may hold, and how messages name the mapping. */
-struct section {
-	const char *what;  /* "service": for "service is missing required key" */
-	const char *where; /* "in service": for "unknown key 'x' in service" */
-	const char *const *keys;
-	size_t n_keys;
-};
-
-#define FIELDS_MAX 16
-
-/* Key and value node of each known key of one mapping, NULL when absent. */
-struct fields {
-	yaml_node_t *key[FIELDS_MAX];
-	yaml_node_t *val[FIELDS_MAX];
-};
-
 enum {
 	ROOT_DATAPLANE,
 	ROOT_STATS_INTERVAL,
@@ -54,11 +38,12 @@ enum {
 	DP_MAX_DATAGRAM,
 	DP_BURST,
 	DP_UDP_GSO,
+	DP_DPDK,
 	DP_N
 };
 static const char *const dp_keys[DP_N] = {
-	"backend",    "cores",	      "flows_per_core", "upstream_sockets_per_core",
-	"rx_buffers", "max_datagram", "burst",		"udp_gso",
+	"backend", "cores",   "flows_per_core", "upstream_sockets_per_core", "rx_buffers", "max_datagram",
+	"burst",   "udp_gso", "dpdk",
 };
 static const struct section dp_section = { "dataplane", "in dataplane", dp_keys, DP_N };
 
@@ -97,22 +82,22 @@ struct svc_marks {
 	const yaml_node_t *listen; /* likewise */
 };
 
-static yaml_node_t *node_get(struct qg_cfg_ctx *ctx, int index)
+yaml_node_t *qg_cfg_node_get(struct qg_cfg_ctx *ctx, int index)
 {
 	return yaml_document_get_node(ctx->doc, index);
 }
 
-static int node_line(const yaml_node_t *node)
+int qg_cfg_node_line(const yaml_node_t *node)
 {
 	return (int)node->start_mark.line + 1;
 }
 
-static size_t seq_len(const yaml_node_t *node)
+size_t qg_cfg_seq_len(const yaml_node_t *node)
 {
 	return (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
 }
 
-static void error_missing(struct qg_cfg_ctx *ctx, const yaml_node_t *map, const struct section *sec,
+void qg_cfg_error_missing(struct qg_cfg_ctx *ctx, const yaml_node_t *map, const struct section *sec,
 			  const char *key)
 {
 	qg_cfg_error(ctx, map, "%s is missing required key '%s'", sec->what, key);
@@ -123,7 +108,7 @@ static void error_missing(struct qg_cfg_ctx *ctx, const yaml_node_t *map, const 
  * reported here: libyaml keeps both copies of a repeated key, and silently
  * taking one of them would hide a typo.
  */
-static void map_fields(struct qg_cfg_ctx *ctx, const yaml_node_t *map, const struct section *sec,
+void qg_cfg_map_fields(struct qg_cfg_ctx *ctx, const yaml_node_t *map, const struct section *sec,
 		       struct fields *f)
 {
 	yaml_node_pair_t *pair;
@@ -131,8 +116,8 @@ static void map_fields(struct qg_cfg_ctx *ctx, const yaml_node_t *map, const str
 
 	memset(f, 0, sizeof(*f));
 	for (pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top; pair++) {
-		yaml_node_t *k = node_get(ctx, pair->key);
-		yaml_node_t *v = node_get(ctx, pair->value);
+		yaml_node_t *k = qg_cfg_node_get(ctx, pair->key);
+		yaml_node_t *v = qg_cfg_node_get(ctx, pair->value);
 		const char *name;
 
 		if (!k || !v)
@@ -160,7 +145,7 @@ static void map_fields(struct qg_cfg_ctx *ctx, const yaml_node_t *map, const str
 		}
 		if (f->key[i]) {
 			qg_cfg_error(ctx, k, "duplicate key '%s' %s (first at line %d)", sec->keys[i],
-				     sec->where, node_line(f->key[i]));
+				     sec->where, qg_cfg_node_line(f->key[i]));
 			continue;
 		}
 		f->key[i] = k;
@@ -168,7 +153,7 @@ static void map_fields(struct qg_cfg_ctx *ctx, const yaml_node_t *map, const str
 	}
 }
 
-static int expect_type(struct qg_cfg_ctx *ctx, const yaml_node_t *node, yaml_node_type_t type,
+int qg_cfg_expect_type(struct qg_cfg_ctx *ctx, const yaml_node_t *node, yaml_node_type_t type,
 		       const char *key, const char *hint)
 {
 	const char *want = type == YAML_MAPPING_NODE ? "a mapping" : "a sequence";
@@ -193,11 +178,11 @@ static int load_dataplane(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struc
 {
 	struct fields f;
 	uint32_t v;
-	int io;
+	int io, ret;
 
-	if (expect_type(ctx, node, YAML_MAPPING_NODE, "dataplane", ""))
+	if (qg_cfg_expect_type(ctx, node, YAML_MAPPING_NODE, "dataplane", ""))
 		return 0;
-	map_fields(ctx, node, &dp_section, &f);
+	qg_cfg_map_fields(ctx, node, &dp_section, &f);
 	if (f.val[DP_BACKEND] && !qg_cfg_enum(ctx, f.val[DP_BACKEND], "backend", qg_cfg_io_values,
 					      QG_CFG_NELEM(qg_cfg_io_values), &io))
 		dp->io = (enum qg_config_io)io;
@@ -221,6 +206,15 @@ static int load_dataplane(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struc
 	if (f.val[DP_UDP_GSO] && !qg_cfg_enum(ctx, f.val[DP_UDP_GSO], "udp_gso", qg_cfg_bool_values,
 					      QG_CFG_NELEM(qg_cfg_bool_values), &io))
 		dp->udp_gso = io;
+	/* A dpdk section under another backend is fine (switching back and forth is one line). */
+	if (f.val[DP_DPDK]) {
+		ret = qg_cfg_dpdk(ctx, f.val[DP_DPDK], dp->io == QG_CONFIG_IO_DPDK, &dp->dpdk);
+		if (ret)
+			return ret;
+	} else if (dp->io == QG_CONFIG_IO_DPDK) {
+		qg_cfg_error(ctx, f.val[DP_BACKEND],
+			     "backend dpdk needs a 'dpdk' section with its 'ports' in dataplane");
+	}
 	if (f.val[DP_CORES])
 		return qg_cfg_cores(ctx, f.val[DP_CORES], dp);
 	return 0;
@@ -265,7 +259,7 @@ static int check_duplicate_backends(struct qg_cfg_ctx *ctx, struct qg_config_ser
 		qg_cfg_error(ctx, addr_nodes[refs[i] - svc->backends],
 			     "duplicate backend %s (first at line %d)",
 			     qg_addr_format(&refs[i]->addr, text, sizeof(text)),
-			     node_line(addr_nodes[refs[first] - svc->backends]));
+			     qg_cfg_node_line(addr_nodes[refs[first] - svc->backends]));
 	}
 	free(refs);
 	return 0;
@@ -277,7 +271,7 @@ static void load_backend(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct
 	struct fields f;
 
 	bk->weight = 1;
-	bk->line = node_line(node);
+	bk->line = qg_cfg_node_line(node);
 	if (node->type != YAML_MAPPING_NODE) {
 		qg_cfg_error(
 			ctx, node,
@@ -286,9 +280,9 @@ static void load_backend(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct
 			qg_cfg_node_kind(node));
 		return;
 	}
-	map_fields(ctx, node, &bk_section, &f);
+	qg_cfg_map_fields(ctx, node, &bk_section, &f);
 	if (!f.val[BK_ADDRESS])
-		error_missing(ctx, node, &bk_section, "address");
+		qg_cfg_error_missing(ctx, node, &bk_section, "address");
 	else if (!qg_cfg_addr(ctx, f.val[BK_ADDRESS], "address", &bk->addr))
 		*addr_node = f.val[BK_ADDRESS];
 	if (f.val[BK_WEIGHT])
@@ -301,9 +295,9 @@ static int load_backends(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct
 	size_t n, i;
 	int ret;
 
-	if (expect_type(ctx, node, YAML_SEQUENCE_NODE, "backends", " of {address, weight} entries"))
+	if (qg_cfg_expect_type(ctx, node, YAML_SEQUENCE_NODE, "backends", " of {address, weight} entries"))
 		return 0;
-	n = seq_len(node);
+	n = qg_cfg_seq_len(node);
 	if (n == 0) {
 		qg_cfg_error(ctx, node, "backends: no backends (a service needs 1..%d)",
 			     QG_CONFIG_MAX_BACKENDS);
@@ -322,7 +316,7 @@ static int load_backends(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct
 	}
 	svc->n_backends = (uint32_t)n;
 	for (i = 0; i < n; i++) {
-		const yaml_node_t *item = node_get(ctx, node->data.sequence.items.start[i]);
+		const yaml_node_t *item = qg_cfg_node_get(ctx, node->data.sequence.items.start[i]);
 
 		if (item)
 			load_backend(ctx, item, &svc->backends[i], &addr_nodes[i]);
@@ -361,20 +355,20 @@ static int load_service(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct 
 	svc->hash = QG_CONFIG_HASH_FIVE_TUPLE;
 	svc->maglev_table_size = 65537;
 	svc->idle_timeout_ms = 30000;
-	svc->line = node_line(node);
+	svc->line = qg_cfg_node_line(node);
 	if (node->type != YAML_MAPPING_NODE) {
 		qg_cfg_error(ctx, node,
 			     "services: each entry must be a mapping (name, listen, backends, ...), found %s",
 			     qg_cfg_node_kind(node));
 		return 0;
 	}
-	map_fields(ctx, node, &svc_section, &f);
+	qg_cfg_map_fields(ctx, node, &svc_section, &f);
 	if (!f.val[SVC_NAME])
-		error_missing(ctx, node, &svc_section, "name");
+		qg_cfg_error_missing(ctx, node, &svc_section, "name");
 	else if (!qg_cfg_name(ctx, f.val[SVC_NAME], svc->name, sizeof(svc->name)))
 		m->name = f.val[SVC_NAME];
 	if (!f.val[SVC_LISTEN])
-		error_missing(ctx, node, &svc_section, "listen");
+		qg_cfg_error_missing(ctx, node, &svc_section, "listen");
 	else if (!qg_cfg_addr(ctx, f.val[SVC_LISTEN], "listen", &svc->listen))
 		m->listen = f.val[SVC_LISTEN];
 	if (f.val[SVC_PROTOCOL] && !qg_cfg_enum(ctx, f.val[SVC_PROTOCOL], "protocol", qg_cfg_proto_values,
@@ -411,7 +405,7 @@ static int load_service(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct 
 		qg_cfg_u32(ctx, f.val[SVC_MAX_FLOWS], "max_flows_per_client", 0, 1048576,
 			   &svc->max_flows_per_client);
 	if (!f.val[SVC_BACKENDS]) {
-		error_missing(ctx, node, &svc_section, "backends");
+		qg_cfg_error_missing(ctx, node, &svc_section, "backends");
 		return 0;
 	}
 	ret = load_backends(ctx, f.val[SVC_BACKENDS], svc);
@@ -439,7 +433,7 @@ static void check_duplicate_services(struct qg_cfg_ctx *ctx, const struct qg_con
 			if (m[j].name && !strcmp(s[i].name, s[j].name)) {
 				qg_cfg_error(ctx, m[i].name,
 					     "duplicate service name '%s' (first defined at line %d)",
-					     s[i].name, node_line(m[j].name));
+					     s[i].name, qg_cfg_node_line(m[j].name));
 				break;
 			}
 		}
@@ -451,12 +445,12 @@ static void check_duplicate_services(struct qg_cfg_ctx *ctx, const struct qg_con
 				qg_cfg_error(ctx, m[i].listen,
 					     "duplicate listen address %s (already used by service '%s' at "
 					     "line %d)",
-					     text, s[j].name, node_line(m[j].listen));
+					     text, s[j].name, qg_cfg_node_line(m[j].listen));
 			else
 				qg_cfg_error(ctx, m[i].listen,
 					     "duplicate listen address %s (already used by the service at "
 					     "line %d)",
-					     text, node_line(m[j].listen));
+					     text, qg_cfg_node_line(m[j].listen));
 			break;
 		}
 	}
@@ -468,9 +462,9 @@ static int load_services(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct
 	size_t n, i;
 	int ret = 0;
 
-	if (expect_type(ctx, node, YAML_SEQUENCE_NODE, "services", " of services"))
+	if (qg_cfg_expect_type(ctx, node, YAML_SEQUENCE_NODE, "services", " of services"))
 		return 0;
-	n = seq_len(node);
+	n = qg_cfg_seq_len(node);
 	if (n == 0) {
 		qg_cfg_error(ctx, node, "services: no services defined (expected 1..%d)",
 			     QG_CONFIG_MAX_SERVICES);
@@ -488,7 +482,7 @@ static int load_services(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct
 	}
 	cfg->n_services = (uint32_t)n;
 	for (i = 0; i < n && !ret; i++) {
-		const yaml_node_t *item = node_get(ctx, node->data.sequence.items.start[i]);
+		const yaml_node_t *item = qg_cfg_node_get(ctx, node->data.sequence.items.start[i]);
 
 		if (item)
 			ret = load_service(ctx, item, &cfg->services[i], &marks[i]);
@@ -513,6 +507,7 @@ static int load_root(struct qg_cfg_ctx *ctx, const yaml_node_t *root, struct qg_
 	dp->max_datagram = 2048;
 	dp->burst = 32;
 	dp->udp_gso = 1;
+	qg_cfg_dpdk_defaults(&dp->dpdk);
 	qg_cfg_default_cores(dp);
 	if (root->type != YAML_MAPPING_NODE) {
 		qg_cfg_error(
@@ -521,7 +516,7 @@ static int load_root(struct qg_cfg_ctx *ctx, const yaml_node_t *root, struct qg_
 			qg_cfg_node_kind(root));
 		return 0;
 	}
-	map_fields(ctx, root, &root_section, &f);
+	qg_cfg_map_fields(ctx, root, &root_section, &f);
 	if (f.val[ROOT_DATAPLANE]) {
 		ret = load_dataplane(ctx, f.val[ROOT_DATAPLANE], dp);
 		if (ret)
@@ -531,7 +526,7 @@ static int load_root(struct qg_cfg_ctx *ctx, const yaml_node_t *root, struct qg_
 		qg_cfg_duration(ctx, f.val[ROOT_STATS_INTERVAL], "stats_interval", 0, STATS_INTERVAL_MAX,
 				&cfg->stats_interval_ms);
 	if (!f.val[ROOT_SERVICES]) {
-		error_missing(ctx, root, &root_section, "services");
+		qg_cfg_error_missing(ctx, root, &root_section, "services");
 		return 0;
 	}
 	return load_services(ctx, f.val[ROOT_SERVICES], cfg);

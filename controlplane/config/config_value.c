@@ -24,7 +24,12 @@
 const struct qg_cfg_enum qg_cfg_io_values[3] = {
 	{ "io_uring", QG_CONFIG_IO_URING, NULL },
 	{ "recvmmsg", QG_CONFIG_IO_RECVMMSG, NULL },
-	{ "dpdk", QG_CONFIG_IO_DPDK, "dataplane backend dpdk is not available in this build yet" },
+#ifdef QGATE_HAVE_DPDK
+	{ "dpdk", QG_CONFIG_IO_DPDK, NULL },
+#else
+	{ "dpdk", QG_CONFIG_IO_DPDK,
+	  "dataplane backend dpdk is not available in this build (qgate was built without DPDK)" },
+#endif
 };
 
 const struct qg_cfg_enum qg_cfg_proto_values[2] = {

@@ -65,6 +65,10 @@ const struct qg_io_ops *qg_io_select(int kind)
 		return &qg_io_recvmmsg_ops;
 	case QG_CONFIG_IO_RECVMMSG:
 		return &qg_io_recvmmsg_ops;
+#ifdef QGATE_HAVE_DPDK
+	case QG_CONFIG_IO_DPDK:
+		return &qg_io_dpdk_ops;
+#endif
 	default:
 		return NULL;
 	}

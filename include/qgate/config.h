@@ -72,6 +72,51 @@ struct qg_config_service {
 	int line;
 };
 
+#define QG_CONFIG_DPDK_MAX_PORTS     8
+#define QG_CONFIG_DPDK_MAX_EAL_ARGS  32
+#define QG_CONFIG_DPDK_EAL_ARG_MAX   256 /* one EAL argument, with the NUL */
+#define QG_CONFIG_DPDK_PORT_NAME_MAX 64	 /* EAL device name, with the NUL */
+#define QG_CONFIG_DPDK_MAX_ADDRS     8	 /* owned addresses (and NAT addresses) per port */
+#define QG_CONFIG_DPDK_MAX_NEIGHBORS 64	 /* static neighbours per port */
+
+/** An IP address with a prefix length (the port of addr is 0). */
+struct qg_config_prefix {
+	struct qg_addr addr;
+	uint32_t len; /**< 0..32 (IPv4) or 0..128 (IPv6) */
+};
+
+/** A static neighbour: IP (port 0) -> Ethernet address. */
+struct qg_config_neighbor {
+	struct qg_addr addr;
+	uint8_t mac[6];
+};
+
+/** One DPDK port and the addresses qgate owns on it. */
+struct qg_config_dpdk_port {
+	char name[QG_CONFIG_DPDK_PORT_NAME_MAX]; /**< vdev name or PCI address */
+	uint32_t n_addresses;
+	struct qg_config_prefix addresses[QG_CONFIG_DPDK_MAX_ADDRS]; /**< answered for ARP/ND */
+	struct qg_addr gateway;	 /**< IPv4 next hop off-link; family 0 when none */
+	struct qg_addr gateway6; /**< IPv6 next hop off-link; family 0 when none */
+	uint32_t n_nat;
+	struct qg_addr
+		nat[QG_CONFIG_DPDK_MAX_ADDRS]; /**< NAT source addresses (port 0); none = own addresses */
+	uint32_t n_neighbors;
+	struct qg_config_neighbor neighbors[QG_CONFIG_DPDK_MAX_NEIGHBORS];
+	int line;
+};
+
+/** The dataplane.dpdk section (used when backend is dpdk). */
+struct qg_config_dpdk {
+	uint32_t n_eal_args;
+	char eal_args[QG_CONFIG_DPDK_MAX_EAL_ARGS][QG_CONFIG_DPDK_EAL_ARG_MAX];
+	uint32_t mbufs;	  /**< mbuf pool size per worker (default 16383) */
+	uint32_t rx_desc; /**< RX descriptors per queue (default 1024) */
+	uint32_t tx_desc; /**< TX descriptors per queue (default 1024) */
+	uint32_t n_ports;
+	struct qg_config_dpdk_port ports[QG_CONFIG_DPDK_MAX_PORTS];
+};
+
 /** The dataplane section. */
 struct qg_config_dataplane {
 	enum qg_config_io io;
@@ -84,6 +129,7 @@ struct qg_config_dataplane {
 	uint32_t max_datagram;		     /**< largest UDP payload relayed (default 2048, max 65507) */
 	uint32_t burst;			     /**< packets per receive/transmit burst (default 32) */
 	int udp_gso; /**< send a flow's consecutive datagrams as one UDP GSO batch (default true) */
+	struct qg_config_dpdk dpdk;
 };
 
 /** A whole configuration. Owned by the loader; freed with qg_config_free(). */

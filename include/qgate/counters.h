@@ -49,7 +49,38 @@ extern "C" {
 	X(ERR_RX_NOBUFS, QG_CTR_KIND_ERROR, "rx_nobufs", "receive buffers ran out (receive re-armed)")       \
 	X(ERR_BACKEND_REFUSED, QG_CTR_KIND_ERROR, "backend_refused",                                         \
 	  "ICMP unreachable reported by a backend's upstream socket")                                        \
-	X(ERR_SQ_FULL, QG_CTR_KIND_ERROR, "sq_full", "submission queue full, submitted early")
+	X(ERR_SQ_FULL, QG_CTR_KIND_ERROR, "sq_full", "submission queue full, submitted early")               \
+	/* Packet-level (DPDK) backend. */                                                                   \
+	X(DROP_NOT_OURS, QG_CTR_KIND_DROP, "not_ours",                                                       \
+	  "frame neither for a service, a NAT port of this gateway, nor ARP/ND for its addresses")           \
+	X(DROP_MALFORMED_L2, QG_CTR_KIND_DROP, "malformed_l2",                                               \
+	  "frame shorter than its Ethernet/VLAN header")                                                     \
+	X(DROP_MALFORMED_L3, QG_CTR_KIND_DROP, "malformed_l3", "IP header truncated or inconsistent")        \
+	X(DROP_MALFORMED_L4, QG_CTR_KIND_DROP, "malformed_l4", "UDP header truncated or its length wrong")   \
+	X(DROP_MALFORMED_FRAGMENT, QG_CTR_KIND_DROP, "malformed_fragment", "IP fragment (not reassembled)")  \
+	X(DROP_MALFORMED_EXTHDR, QG_CTR_KIND_DROP, "malformed_ipv6_exthdr",                                  \
+	  "IPv6 packet with extension headers (not walked)")                                                 \
+	X(DROP_MALFORMED_ARP, QG_CTR_KIND_DROP, "malformed_arp", "ARP not Ethernet/IPv4, or truncated")      \
+	X(DROP_MALFORMED_ND, QG_CTR_KIND_DROP, "malformed_nd",                                               \
+	  "neighbour discovery with bad hop limit, code, checksum or length")                                \
+	X(DROP_NEIGH_UNRESOLVED, QG_CTR_KIND_DROP, "neigh_unresolved",                                       \
+	  "next hop's Ethernet address unknown (ARP/NS sent)")                                               \
+	X(DROP_NO_ROUTE, QG_CTR_KIND_DROP, "no_route",                                                       \
+	  "destination neither on-link on a port nor reachable through a gateway")                           \
+	X(DROP_TTL_EXPIRED, QG_CTR_KIND_DROP, "ttl_expired", "IPv4 TTL / IPv6 hop limit would reach 0")      \
+	X(DROP_NAT_FAMILY, QG_CTR_KIND_DROP, "nat_family",                                                   \
+	  "client and backend of different address families")                                                \
+	X(DROP_TX_FULL, QG_CTR_KIND_DROP, "tx_full", "port TX ring full")                                    \
+	X(DROP_HANDOVER_FULL, QG_CTR_KIND_DROP, "handover_full",                                             \
+	  "reply for another worker's NAT port: that worker's ring was full")                                \
+	X(HANDOVER, QG_CTR_KIND_TRAFFIC, "handover", "replies passed to the worker owning their NAT port")   \
+	X(ARP_REPLIES, QG_CTR_KIND_TRAFFIC, "arp_replies",                                                   \
+	  "ARP replies sent for owned, VIP and NAT addresses")                                               \
+	X(ND_REPLIES, QG_CTR_KIND_TRAFFIC, "nd_replies",                                                     \
+	  "neighbour advertisements sent in answer to solicitations")                                        \
+	X(NEIGH_REQUESTS, QG_CTR_KIND_TRAFFIC, "neigh_requests",                                             \
+	  "ARP requests and neighbour solicitations sent")                                                   \
+	X(ERR_MBUF_ALLOC, QG_CTR_KIND_ERROR, "mbuf_alloc_failed", "no mbuf for an ARP request or NS")
 
 /** Counter identifiers. */
 enum qg_ctr_id {

@@ -68,7 +68,10 @@ struct qg_net_pkt {
  */
 enum qg_net_kind qg_net_parse(const uint8_t *frame, uint32_t len, struct qg_net_pkt *out);
 
-/** Internet checksum (one's complement sum, folded and inverted) of len bytes. */
+/**
+ * Internet checksum (one's complement sum, folded and inverted) of len bytes,
+ * in network byte order as stored in a header (memcpy it into the field).
+ */
 uint16_t qg_net_csum(const void *data, size_t len);
 
 /**

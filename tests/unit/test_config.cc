@@ -518,10 +518,190 @@ TEST(ConfigErrors, QuicNotAvailableYet)
 		       "protocol quic is not available in this build yet (udp only)");
 }
 
-TEST(ConfigErrors, DpdkNotAvailableYet)
+#ifndef QGATE_HAVE_DPDK
+TEST(ConfigErrors, DpdkNotAvailableInThisBuild)
+{
+	ExpectOneError(
+		DataplaneWith("backend: dpdk"), 2, 12,
+		"dataplane backend dpdk is not available in this build (qgate was built without DPDK)");
+}
+#else
+TEST(ConfigErrors, DpdkNeedsPorts)
 {
 	ExpectOneError(DataplaneWith("backend: dpdk"), 2, 12,
-		       "dataplane backend dpdk is not available in this build yet");
+		       "backend dpdk needs a 'dpdk' section with its 'ports' in dataplane");
+	ExpectOneError("dataplane:\n  backend: dpdk\n  dpdk:\n    mbufs: 2047\n" + kServices, 4, 5,
+		       "dpdk is missing required key 'ports'");
+}
+
+TEST(ConfigLoad, DpdkBackendLoads)
+{
+	Result r;
+
+	Load("dataplane:\n  backend: dpdk\n  dpdk:\n    ports: [{name: net_null0, addresses: "
+	     "[10.0.0.1/8]}]\n" +
+		     kServices,
+	     &r);
+	ASSERT_EQ(r.ret, 0) << Dump(r.errs);
+	EXPECT_EQ(r.cfg->dataplane.io, QG_CONFIG_IO_DPDK);
+	EXPECT_EQ(r.cfg->dataplane.dpdk.n_ports, 1u);
+}
+#endif
+
+// A dpdk section (lines 2-6) with one extra port line (line 6, 8 spaces in) before valid services.
+std::string DpdkPortWith(const std::string &line)
+{
+	return "dataplane:\n"						 // 1
+	       "  dpdk:\n"						 // 2
+	       "    ports:\n"						 // 3
+	       "      - name: net_pcap0\n"				 // 4
+	       "        addresses: [192.0.2.1/24, \"2001:db8::1/64\"]\n" // 5
+	       "        " +
+	       line + "\n" + kServices; // 6
+}
+
+TEST(ConfigLoad, DpdkSectionRoundTrips)
+{
+	std::string y = "dataplane:\n"
+			"  dpdk:\n"
+			"    eal_args: [--no-huge, -m, \"256\", --vdev, "
+			"\"net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap\"]\n"
+			"    mbufs: 1023\n"
+			"    rx_desc: 512\n"
+			"    tx_desc: 2048\n"
+			"    ports:\n"
+			"      - name: net_pcap0\n"
+			"        addresses: [192.0.2.1/24, \"2001:db8::1/64\"]\n"
+			"        gateway: 192.0.2.254\n"
+			"        gateway6: \"2001:db8::fe\"\n"
+			"        nat_addresses: [198.51.100.10, \"2001:db8:1::10\"]\n"
+			"        neighbors: [{address: 192.0.2.2, mac: \"02:00:00:00:00:02\"},\n"
+			"                    {address: \"2001:db8::2\", mac: \"02:00:00:00:00:03\"}]\n"
+			"      - name: \"0000:01:00.0\"\n"
+			"        addresses: [10.1.0.1/16]\n" +
+			kServices;
+	Result r;
+
+	Load(y, &r);
+	ASSERT_EQ(r.ret, 0) << Dump(r.errs);
+	// A dpdk section under another backend is kept, not an error.
+	EXPECT_EQ(r.cfg->dataplane.io, QG_CONFIG_IO_URING);
+	const qg_config_dpdk *d = &r.cfg->dataplane.dpdk;
+	ASSERT_EQ(d->n_eal_args, 5u);
+	EXPECT_STREQ(d->eal_args[0], "--no-huge");
+	EXPECT_STREQ(d->eal_args[2], "256");
+	EXPECT_STREQ(d->eal_args[4], "net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap");
+	EXPECT_EQ(d->mbufs, 1023u);
+	EXPECT_EQ(d->rx_desc, 512u);
+	EXPECT_EQ(d->tx_desc, 2048u);
+	ASSERT_EQ(d->n_ports, 2u);
+	const qg_config_dpdk_port *p = &d->ports[0];
+	EXPECT_STREQ(p->name, "net_pcap0");
+	EXPECT_EQ(p->line, 8);
+	ASSERT_EQ(p->n_addresses, 2u);
+	EXPECT_EQ(p->addresses[0].addr.family, AF_INET);
+	EXPECT_EQ(p->addresses[0].len, 24u);
+	EXPECT_EQ(Addr(p->addresses[0].addr), "192.0.2.1:0");
+	EXPECT_EQ(p->addresses[1].addr.family, AF_INET6);
+	EXPECT_EQ(p->addresses[1].len, 64u);
+	EXPECT_EQ(Addr(p->gateway), "192.0.2.254:0");
+	EXPECT_EQ(Addr(p->gateway6), "[2001:db8::fe]:0");
+	ASSERT_EQ(p->n_nat, 2u);
+	EXPECT_EQ(Addr(p->nat[0]), "198.51.100.10:0");
+	EXPECT_EQ(Addr(p->nat[1]), "[2001:db8:1::10]:0");
+	ASSERT_EQ(p->n_neighbors, 2u);
+	EXPECT_EQ(Addr(p->neighbors[0].addr), "192.0.2.2:0");
+	const uint8_t mac[6] = { 2, 0, 0, 0, 0, 2 };
+	EXPECT_EQ(memcmp(p->neighbors[0].mac, mac, 6), 0);
+	EXPECT_EQ(p->neighbors[1].mac[5], 3);
+	EXPECT_STREQ(d->ports[1].name, "0000:01:00.0");
+	EXPECT_EQ(d->ports[1].gateway.family, 0);
+	EXPECT_EQ(d->ports[1].n_nat, 0u);
+}
+
+TEST(ConfigLoad, DpdkDefaults)
+{
+	Result r;
+
+	Load(kServices, &r);
+	ASSERT_EQ(r.ret, 0) << Dump(r.errs);
+	EXPECT_EQ(r.cfg->dataplane.dpdk.mbufs, 16383u);
+	EXPECT_EQ(r.cfg->dataplane.dpdk.rx_desc, 1024u);
+	EXPECT_EQ(r.cfg->dataplane.dpdk.tx_desc, 1024u);
+	EXPECT_EQ(r.cfg->dataplane.dpdk.n_ports, 0u);
+	EXPECT_EQ(r.cfg->dataplane.dpdk.n_eal_args, 0u);
+}
+
+TEST(ConfigErrors, DpdkUnknownKeys)
+{
+	ExpectOneError(
+		"dataplane:\n  dpdk:\n    hugepages: 3\n" + kServices, 3, 5,
+		"unknown key 'hugepages' in dpdk (valid keys: eal_args, mbufs, rx_desc, tx_desc, ports)");
+	ExpectOneError(DpdkPortWith("mtu: 9000"), 6, 9,
+		       "unknown key 'mtu' in port (valid keys: name, addresses, gateway, gateway6, "
+		       "nat_addresses, neighbors)");
+	ExpectOneError(DpdkPortWith("neighbors: [{address: 192.0.2.2, mac: \"02:00:00:00:00:02\", vlan: 3}]"),
+		       6, 68, "unknown key 'vlan' in neighbor");
+}
+
+TEST(ConfigErrors, DpdkBadPrefix)
+{
+	ExpectOneError(DpdkPortWith("nat_addresses: [192.0.2.300]"), 6, 25,
+		       "nat_addresses: '192.0.2.300' is not an IP address");
+	ExpectOneError("dataplane:\n  dpdk:\n    ports:\n      - name: p\n        addresses: [192.0.2.1]\n" +
+			       kServices,
+		       5, 21, "addresses: '192.0.2.1' is not an address with a prefix length");
+	ExpectOneError(
+		"dataplane:\n  dpdk:\n    ports:\n      - name: p\n        addresses: [192.0.2.1/33]\n" +
+			kServices,
+		5, 21, "addresses: prefix length 33 of '192.0.2.1/33' is out of range (0..32)");
+	ExpectOneError(
+		"dataplane:\n  dpdk:\n    ports:\n      - name: p\n        addresses: [\"::1/129\"]\n" +
+			kServices,
+		5, 21, "addresses: '::1/129' is not an address with a prefix length");
+	ExpectOneError("dataplane:\n  dpdk:\n    ports:\n      - name: p\n        addresses: [10.0.0.1/x]\n" +
+			       kServices,
+		       5, 21, "is not an address with a prefix length");
+}
+
+TEST(ConfigErrors, DpdkBadMac)
+{
+	ExpectOneError(DpdkPortWith("neighbors: [{address: 192.0.2.2, mac: \"02:00:00:00:00\"}]"), 6, 47,
+		       "mac: '02:00:00:00:00' is not an Ethernet address");
+	ExpectOneError(DpdkPortWith("neighbors: [{address: 192.0.2.2}]"), 6, 21,
+		       "neighbor is missing required key 'mac'");
+}
+
+TEST(ConfigErrors, DpdkGatewayNotOnLink)
+{
+	ExpectOneError(DpdkPortWith("gateway: 10.0.0.1"), 6, 18,
+		       "gateway: 10.0.0.1 is not on-link (no address of port 'net_pcap0' covers it)");
+	ExpectOneError(DpdkPortWith("gateway6: \"2001:db9::1\""), 6, 19,
+		       "gateway6: 2001:db9::1 is not on-link");
+	ExpectOneError(DpdkPortWith("gateway: \"2001:db8::fe\""), 6, 18,
+		       "gateway: expected an IPv4 address (use gateway6 for IPv6)");
+	// Same /24: accepted.
+	Result r;
+	Load(DpdkPortWith("gateway: 192.0.2.254"), &r);
+	EXPECT_EQ(r.ret, 0) << Dump(r.errs);
+}
+
+TEST(ConfigErrors, DpdkRangesAndCounts)
+{
+	ExpectOneError("dataplane:\n  dpdk:\n    mbufs: 100\n" + kServices, 3, 12,
+		       "mbufs: 100 is out of range (1023..1048575)");
+	ExpectOneError("dataplane:\n  dpdk:\n    rx_desc: 1\n" + kServices, 3, 14,
+		       "rx_desc: 1 is out of range");
+	ExpectOneError("dataplane:\n  dpdk:\n    ports: []\n" + kServices, 3, 12,
+		       "ports: 0 entries, expected 1..8");
+	ExpectOneError("dataplane:\n  dpdk:\n    eal_args: --no-huge\n" + kServices, 3, 15,
+		       "eal_args: expected a sequence of strings, found a scalar");
+	ExpectOneError("dataplane:\n  dpdk:\n    ports:\n      - addresses: [10.0.0.1/8]\n" + kServices, 4, 9,
+		       "port is missing required key 'name'");
+	ExpectOneError("dataplane:\n  dpdk:\n    ports:\n      - {name: a, addresses: [10.0.0.1/8]}\n"
+		       "      - {name: a, addresses: [10.0.0.2/8]}\n" +
+			       kServices,
+		       5, 16, "duplicate port 'a' (first at line 4)");
 }
 
 TEST(ConfigErrors, HashOnlyWithMaglev)

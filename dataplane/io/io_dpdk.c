@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * DPDK backend: full NAT at packet level. Clients send to a service VIP; a
+ * flow's datagrams leave toward its backend from a NAT address and a NAT
+ * port (the flow's upstream), and the backend's replies come back to that
+ * address and port. Each worker owns one RX and one TX queue on every port,
+ * one mbuf pool and a disjoint range of NAT ports on every NAT address, so a
+ * reply names its worker by its destination port; RSS may deliver it to
+ * another worker, which hands it over through the owner's ring.
+ *
+ * Buffers are mbufs, forwarded in place: the payload the relay sees lies
+ * inside the received frame, and the rewrite changes only addresses, ports,
+ * TTL and checksums. The parse of each frame lives in the mbuf's private
+ * area. The fast path takes no lock, allocates nothing and makes no syscall.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_lcore.h>
+#include <rte_prefetch.h>
+#include <rte_udp.h>
+
+#include "dpdk_port.h"
+#include "qgate/log.h"
+
+#define RX_MAX	    256 /* largest burst (the config's burst max) */
+#define IDLE_MAX_US 500 /* an idle worker naps at most this long: the NIC ring holds what arrives */
+#define SVC_NONE    (-1)
+
+static const enum qg_ctr_id bad_ctr[] = {
+	[QG_NET_BAD_NONE] = QG_CTR_DROP_NOT_OURS,
+	[QG_NET_BAD_L2] = QG_CTR_DROP_MALFORMED_L2,
+	[QG_NET_BAD_L3] = QG_CTR_DROP_MALFORMED_L3,
+	[QG_NET_BAD_L4] = QG_CTR_DROP_MALFORMED_L4,
+	[QG_NET_BAD_FRAGMENT] = QG_CTR_DROP_MALFORMED_FRAGMENT,
+	[QG_NET_BAD_EXTHDR] = QG_CTR_DROP_MALFORMED_EXTHDR,
+	[QG_NET_BAD_ARP] = QG_CTR_DROP_MALFORMED_ARP,
+	[QG_NET_BAD_ND] = QG_CTR_DROP_MALFORMED_ND,
+};
+
+static inline int ip_equal(const struct qg_addr *a, const struct qg_addr *b)
+{
+	return a->family == b->family && memcmp(a->ip, b->ip, sizeof(a->ip)) == 0;
+}
+
+static inline int ip_unspecified(const struct qg_addr *a)
+{
+	static const uint8_t zero[16];
+
+	return memcmp(a->ip, zero, sizeof(zero)) == 0;
+}
+
+static inline void drop(struct qg_io *io, struct rte_mbuf *m, enum qg_ctr_id why)
+{
+	qg_ctr_add(io->ctr, why, 1);
+	rte_pktmbuf_free(m);
+}
+
+static int dpdk_probe(char *why, size_t len)
+{
+	(void)why;
+	(void)len;
+	return 0;
+}
+
+static uint32_t dpdk_max_upstreams(const struct qg_io *io)
+{
+	return io->n_up;
+}
+
+/* ---- transmit ---- */
+
+static void txq_flush(struct qg_io *io, unsigned p)
+{
+	struct qg_dpdk_txq *q = &io->txq[p];
+	uint16_t sent;
+
+	if (!q->n)
+		return;
+	sent = rte_eth_tx_burst(qg_dpdk.ports[p].port_id, io->queue, q->m, (uint16_t)q->n);
+	if (unlikely(sent < q->n)) {
+		qg_ctr_add(io->ctr, QG_CTR_DROP_TX_FULL, q->n - sent);
+		rte_pktmbuf_free_bulk(q->m + sent, q->n - sent);
+	}
+	q->n = 0;
+}
+
+void qg_dpdk_tx_queue(struct qg_io *io, unsigned p, struct rte_mbuf *m)
+{
+	struct qg_dpdk_txq *q = &io->txq[p];
+
+	if (unlikely(q->n == QG_DPDK_TXBUF))
+		txq_flush(io, p);
+	q->m[q->n++] = m;
+}
+
+static void dpdk_flush(struct qg_io *io)
+{
+	for (unsigned p = 0; p < qg_dpdk.n_ports; p++)
+		txq_flush(io, p);
+}
+
+/* Let the NIC fill in the checksums: the UDP field gets the pseudo-header sum it starts from. */
+static void csum_offload(struct rte_mbuf *m, const struct qg_net_pkt *np, uint8_t *frame)
+{
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(frame + np->l4_off);
+
+	m->l2_len = np->l3_off;
+	m->l3_len = (uint16_t)(np->l4_off - np->l3_off);
+	if (np->ethertype == QG_NET_ETHERTYPE_IPV4) {
+		struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(frame + np->l3_off);
+
+		m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
+		ip->hdr_checksum = 0;
+		udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+	} else {
+		struct rte_ipv6_hdr *ip6 = (struct rte_ipv6_hdr *)(frame + np->l3_off);
+
+		m->ol_flags = RTE_MBUF_F_TX_IPV6 | RTE_MBUF_F_TX_UDP_CKSUM;
+		udp->dgram_cksum = rte_ipv6_phdr_cksum(ip6, m->ol_flags);
+	}
+}
+
+/* Rewrite a received frame to go from src to dst through port p's next hop, and queue it. */
+static void egress(struct qg_io *io, struct rte_mbuf *m, const struct qg_addr *src, const struct qg_addr *dst,
+		   unsigned p, const struct qg_addr *nexthop)
+{
+	struct qg_net_pkt *np = qg_dpdk_meta(m);
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	uint8_t mac[QG_NET_ETH_ALEN];
+	int rc;
+
+	if (unlikely(np->src.family != dst->family)) {
+		drop(io, m, QG_CTR_DROP_NAT_FAMILY);
+		return;
+	}
+	if (unlikely(qg_neigh_lookup(qg_dpdk.neigh, nexthop, mac))) {
+		qg_dpdk_solicit(io, p, nexthop);
+		drop(io, m, QG_CTR_DROP_NEIGH_UNRESOLVED);
+		return;
+	}
+	rc = qg_net_nat_rewrite(frame, np, src, dst, qg_dpdk.ports[p].mac.addr_bytes, mac);
+	if (unlikely(rc)) {
+		drop(io, m, rc == -ETIMEDOUT ? QG_CTR_DROP_TTL_EXPIRED : QG_CTR_DROP_NAT_FAMILY);
+		return;
+	}
+	if (qg_dpdk.ports[p].csum_offload)
+		csum_offload(m, np, frame);
+	qg_dpdk_tx_queue(io, p, m);
+}
+
+static void dpdk_tx_backend(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i].priv;
+		uint32_t up = pkts[i].upstream;
+		const struct qg_dpdk_up *u;
+		struct qg_addr src;
+
+		if (i + 1 < n)
+			rte_prefetch0(qg_dpdk_meta(pkts[i + 1].priv));
+		if (unlikely(up >= io->n_up || !io->up[up].backend.family)) {
+			drop(io, m, QG_CTR_DROP_TX_BACKEND);
+			continue;
+		}
+		u = &io->up[up];
+		src = qg_dpdk.nat[up / io->ppw].addr;
+		src.port = htons((uint16_t)(io->port_lo + up % io->ppw));
+		egress(io, m, &src, &u->backend, u->port, &u->nexthop);
+	}
+}
+
+static void dpdk_tx_client(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i].priv;
+		struct qg_addr src, nexthop;
+		unsigned p;
+
+		if (i + 1 < n)
+			rte_prefetch0(qg_dpdk_meta(pkts[i + 1].priv));
+		if (unlikely(pkts[i].svc >= io->n_services)) {
+			drop(io, m, QG_CTR_DROP_TX_CLIENT);
+			continue;
+		}
+		if (unlikely(qg_dpdk_route(&pkts[i].peer, &p, &nexthop))) {
+			drop(io, m, QG_CTR_DROP_NO_ROUTE);
+			continue;
+		}
+		src = io->listen[pkts[i].svc];
+		if (unlikely(ip_unspecified(&src))) {
+			/* A wildcard service answers from the egress port's own address. */
+			const struct qg_addr *own =
+				src.family == AF_INET ? &qg_dpdk.ports[p].own4 : &qg_dpdk.ports[p].own6;
+			uint16_t port = src.port;
+
+			src = *own;
+			src.port = port;
+		}
+		egress(io, m, &src, &pkts[i].peer, p, &nexthop);
+	}
+}
+
+static void dpdk_release(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
+{
+	(void)io;
+	for (unsigned i = 0; i < n; i++)
+		rte_pktmbuf_free(pkts[i].priv);
+}
+
+/* ---- receive ---- */
+
+static inline int find_vip(const struct qg_io *io, const struct qg_addr *dst)
+{
+	for (unsigned s = 0; s < io->n_services; s++)
+		if (qg_addr_equal(&io->listen[s], dst))
+			return (int)s;
+	if (unlikely(io->vip_wildcard)) {
+		for (unsigned s = 0; s < io->n_services; s++) {
+			const struct qg_addr *l = &io->listen[s];
+
+			if (l->family == dst->family && l->port == dst->port && ip_unspecified(l))
+				return (int)s;
+		}
+	}
+	return SVC_NONE;
+}
+
+static inline int find_nat(const struct qg_addr *dst)
+{
+	for (unsigned k = 0; k < qg_dpdk.n_nat; k++)
+		if (ip_equal(&qg_dpdk.nat[k].addr, dst))
+			return (int)k;
+	return -1;
+}
+
+static inline void pkt_fill(struct qg_io *io, struct qg_pkt *pkt, struct rte_mbuf *m,
+			    const struct qg_net_pkt *np)
+{
+	pkt->data = rte_pktmbuf_mtod_offset(m, uint8_t *, np->payload_off);
+	pkt->len = np->payload_len;
+	pkt->buf = 0;
+	pkt->flags = np->payload_len > io->max_datagram ? QG_PKT_F_OVERSIZE : 0;
+	pkt->peer = np->src;
+	pkt->priv = m;
+}
+
+/* A UDP datagram for a NAT address: a reply on one of our upstreams, or another worker's. */
+static int rx_nat(struct qg_io *io, struct rte_mbuf *m, const struct qg_net_pkt *np, int k, int from_ring,
+		  struct qg_pkt *pkt)
+{
+	uint32_t port = ntohs(np->dst.port), off, owner, up;
+	const struct qg_dpdk_up *u;
+
+	if (unlikely(port < QG_DPDK_NAT_FIRST))
+		goto not_ours;
+	off = port - QG_DPDK_NAT_FIRST;
+	owner = off / io->ppw;
+	if (unlikely(owner >= qg_dpdk.n_workers))
+		goto not_ours;
+	if (owner != io->worker) {
+		if (unlikely(from_ring))
+			goto not_ours;
+		if (rte_ring_mp_enqueue(qg_dpdk.rings[owner], m) == 0)
+			qg_ctr_add(io->ctr, QG_CTR_HANDOVER, 1);
+		else
+			drop(io, m, QG_CTR_DROP_HANDOVER_FULL);
+		return 0;
+	}
+	up = (uint32_t)k * io->ppw + (off - owner * io->ppw);
+	u = &io->up[up];
+	/* Only the backend the port was opened toward may answer through it. */
+	if (u->backend.family && !qg_addr_equal(&u->backend, &np->src))
+		goto not_ours;
+	pkt_fill(io, pkt, m, np);
+	pkt->dir = QG_PKT_FROM_BACKEND;
+	pkt->upstream = up;
+	pkt->svc = 0;
+	return 1;
+not_ours:
+	drop(io, m, QG_CTR_DROP_NOT_OURS);
+	return 0;
+}
+
+/* Classify one frame. @return 1 when it became *pkt, 0 when it was consumed (answered, handed over, dropped).
+ */
+static int rx_one(struct qg_io *io, struct rte_mbuf *m, unsigned p, int from_ring, struct qg_pkt *pkt)
+{
+	struct qg_net_pkt *np = qg_dpdk_meta(m);
+	int svc, k;
+
+	if (!from_ring) {
+		enum qg_net_kind kind;
+
+		if (unlikely(m->nb_segs > 1)) {
+			/* Scattered frames (beyond the mbuf's data room) are not relayed. */
+			drop(io, m, QG_CTR_DROP_OVERSIZE);
+			return 0;
+		}
+		kind = qg_net_parse(rte_pktmbuf_mtod(m, uint8_t *), m->data_len, np);
+		switch (kind) {
+		case QG_NET_UDP:
+			break;
+		case QG_NET_ARP:
+			qg_dpdk_arp_input(io, p, m);
+			return 0;
+		case QG_NET_ND:
+			qg_dpdk_nd_input(io, p, m);
+			return 0;
+		case QG_NET_MALFORMED:
+			drop(io, m,
+			     np->bad < QG_ARRAY_SIZE(bad_ctr) ? bad_ctr[np->bad] : QG_CTR_DROP_NOT_OURS);
+			return 0;
+		default:
+			drop(io, m, QG_CTR_DROP_NOT_OURS);
+			return 0;
+		}
+		svc = find_vip(io, &np->dst);
+		if (svc != SVC_NONE) {
+			pkt_fill(io, pkt, m, np);
+			pkt->dir = QG_PKT_FROM_CLIENT;
+			pkt->svc = (uint16_t)svc;
+			pkt->upstream = 0;
+			return 1;
+		}
+	}
+	k = find_nat(&np->dst);
+	if (k < 0) {
+		drop(io, m, QG_CTR_DROP_NOT_OURS);
+		return 0;
+	}
+	return rx_nat(io, m, np, k, from_ring, pkt);
+}
+
+static unsigned dpdk_rx_burst(struct qg_io *io, struct qg_pkt *pkts, unsigned n, unsigned wait_us)
+{
+	struct rte_mbuf *mb[RX_MAX];
+	unsigned cnt = 0, nb;
+
+	if (n > RX_MAX)
+		n = RX_MAX;
+	/* Replies other workers received for our NAT ports first: they have waited longest. */
+	nb = rte_ring_sc_dequeue_burst(io->ring, (void **)mb, n, NULL);
+	for (unsigned i = 0; i < nb; i++)
+		cnt += (unsigned)rx_one(io, mb[i], 0, 1, &pkts[cnt]);
+	for (unsigned p = 0; p < qg_dpdk.n_ports && cnt < n; p++) {
+		nb = rte_eth_rx_burst(qg_dpdk.ports[p].port_id, io->queue, mb, (uint16_t)(n - cnt));
+		if (nb)
+			rte_prefetch0(rte_pktmbuf_mtod(mb[0], void *));
+		for (unsigned i = 0; i < nb; i++) {
+			if (i + 1 < nb) {
+				rte_prefetch0(rte_pktmbuf_mtod(mb[i + 1], void *));
+				rte_prefetch0(qg_dpdk_meta(mb[i + 1]));
+			}
+			cnt += (unsigned)rx_one(io, mb[i], p, 0, &pkts[cnt]);
+		}
+	}
+	if (!cnt && wait_us) {
+		/* Only when idle (the worker asks to wait after many empty polls): give the CPU back briefly.
+		 */
+		rte_delay_us_sleep(wait_us < IDLE_MAX_US ? wait_us : IDLE_MAX_US);
+	}
+	return cnt;
+}
+
+/* ---- upstreams (NAT ports) ---- */
+
+static int dpdk_upstream_open(struct qg_io *io, uint32_t backend_slot, const struct qg_addr *backend,
+			      uint32_t *up_out)
+{
+	struct qg_addr nexthop;
+	unsigned p;
+	int have_family = 0;
+
+	(void)backend_slot;
+	if (qg_dpdk_route(backend, &p, &nexthop))
+		return -ENETUNREACH;
+	for (unsigned j = 0; j < qg_dpdk.n_nat; j++) {
+		unsigned k = (io->nat_cursor + j) % qg_dpdk.n_nat;
+		struct qg_dpdk_up *u;
+		uint32_t off, up;
+
+		if (qg_dpdk.nat[k].port != p || qg_dpdk.nat[k].addr.family != backend->family)
+			continue;
+		have_family = 1;
+		if (!io->free_n[k])
+			continue;
+		off = io->free_q[(size_t)k * io->ppw + io->free_head[k]];
+		io->free_head[k] = io->free_head[k] + 1 == io->ppw ? 0 : io->free_head[k] + 1;
+		io->free_n[k]--;
+		up = k * io->ppw + off;
+		u = &io->up[up];
+		u->backend = *backend;
+		u->nexthop = nexthop;
+		u->port = (uint8_t)p;
+		io->nat_cursor = k + 1;
+		*up_out = up;
+		return 0;
+	}
+	return have_family ? -ENOSPC : -EAFNOSUPPORT;
+}
+
+static void dpdk_upstream_close(struct qg_io *io, uint32_t up, int reuse)
+{
+	uint32_t k, tail;
+
+	(void)reuse; /* a NAT port holds nothing: reusable at once either way */
+	if (up >= io->n_up || !io->up[up].backend.family)
+		return;
+	k = up / io->ppw;
+	tail = io->free_head[k] + io->free_n[k];
+	if (tail >= io->ppw)
+		tail -= io->ppw;
+	io->free_q[(size_t)k * io->ppw + tail] = (uint16_t)(up % io->ppw);
+	io->free_n[k]++;
+	memset(&io->up[up], 0, sizeof(io->up[up]));
+}
+
+/* ---- life cycle ---- */
+
+static void dpdk_destroy(struct qg_io *io)
+{
+	if (!io)
+		return;
+	for (unsigned p = 0; p < QG_DPDK_MAX_PORTS; p++)
+		if (io->txq[p].n)
+			rte_pktmbuf_free_bulk(io->txq[p].m, io->txq[p].n);
+	free((void *)io->listen);
+	free(io->up);
+	free(io->free_q);
+	free(io->free_head);
+	free(io->free_n);
+	free(io);
+}
+
+static int dpdk_create(const struct qg_io_params *p, struct qg_io **out)
+{
+	size_t size = (sizeof(struct qg_io) + QG_CACHE_LINE - 1) / QG_CACHE_LINE * QG_CACHE_LINE;
+	struct qg_addr *listen;
+	struct qg_io *io;
+
+	if (!qg_dpdk.eal_ready || p->worker >= qg_dpdk.n_workers) {
+		QG_LOG_ERR("dpdk: worker %u has no queues (setup not run?)", p->worker);
+		return -EINVAL;
+	}
+	io = aligned_alloc(QG_CACHE_LINE, size);
+	if (!io)
+		return -ENOMEM;
+	memset(io, 0, size);
+	io->ctr = p->ctr;
+	io->worker = p->worker;
+	io->queue = (uint16_t)p->worker;
+	io->pool = qg_dpdk.pools[p->worker];
+	io->ring = qg_dpdk.rings[p->worker];
+	io->max_datagram = p->max_datagram;
+	io->ppw = qg_dpdk.ports_per_worker;
+	io->port_lo = QG_DPDK_NAT_FIRST + p->worker * io->ppw;
+	io->n_up = qg_dpdk.n_nat * io->ppw;
+	io->tsc_per_ms = rte_get_tsc_hz() / 1000;
+	io->n_services = p->n_services;
+	listen = calloc(p->n_services ? p->n_services : 1, sizeof(*listen));
+	io->listen = listen;
+	io->up = calloc(io->n_up, sizeof(*io->up));
+	io->free_q = malloc(sizeof(*io->free_q) * io->n_up);
+	io->free_head = calloc(qg_dpdk.n_nat, sizeof(*io->free_head));
+	io->free_n = calloc(qg_dpdk.n_nat, sizeof(*io->free_n));
+	if (!listen || !io->up || !io->free_q || !io->free_head || !io->free_n) {
+		dpdk_destroy(io);
+		return -ENOMEM;
+	}
+	for (unsigned s = 0; s < p->n_services; s++) {
+		listen[s] = p->listen[s];
+		io->vip_wildcard |= ip_unspecified(&listen[s]);
+	}
+	for (unsigned k = 0; k < qg_dpdk.n_nat; k++) {
+		for (uint32_t i = 0; i < io->ppw; i++)
+			io->free_q[(size_t)k * io->ppw + i] = (uint16_t)i;
+		io->free_n[k] = io->ppw;
+	}
+	*out = io;
+	return 0;
+}
+
+/* On the worker's thread: an lcore id makes the mempool's per-lcore cache work for it. */
+static int dpdk_start(struct qg_io *io)
+{
+	(void)io;
+	if (rte_thread_register() != 0)
+		return rte_errno ? -rte_errno : -EINVAL;
+	return 0;
+}
+
+const struct qg_io_ops qg_io_dpdk_ops = {
+	.name = "dpdk",
+	.probe = dpdk_probe,
+	.setup = qg_dpdk_setup,
+	.teardown = qg_dpdk_teardown,
+	.max_upstreams = dpdk_max_upstreams,
+	.create = dpdk_create,
+	.destroy = dpdk_destroy,
+	.rx_burst = dpdk_rx_burst,
+	.tx_backend = dpdk_tx_backend,
+	.tx_client = dpdk_tx_client,
+	.release = dpdk_release,
+	.upstream_open = dpdk_upstream_open,
+	.upstream_close = dpdk_upstream_close,
+	.start = dpdk_start,
+	.flush = dpdk_flush,
+};
