@@ -210,9 +210,9 @@ static void load_nat(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_
 	if (qg_cfg_expect_type(ctx, node, YAML_SEQUENCE_NODE, "nat_addresses", " of IP addresses"))
 		return;
 	n = qg_cfg_seq_len(node);
-	if (n > QG_CONFIG_DPDK_MAX_ADDRS) {
-		qg_cfg_error(ctx, node, "nat_addresses: %zu entries, max %d", n, QG_CONFIG_DPDK_MAX_ADDRS);
-		n = QG_CONFIG_DPDK_MAX_ADDRS;
+	if (n > QG_CONFIG_DPDK_MAX_NAT) {
+		qg_cfg_error(ctx, node, "nat_addresses: %zu entries, max %d", n, QG_CONFIG_DPDK_MAX_NAT);
+		n = QG_CONFIG_DPDK_MAX_NAT;
 	}
 	for (i = 0; i < n; i++) {
 		const yaml_node_t *item = seq_item(ctx, node, i);

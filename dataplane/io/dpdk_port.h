@@ -22,7 +22,7 @@
 
 #define QG_DPDK_MAX_PORTS   QG_CONFIG_DPDK_MAX_PORTS
 #define QG_DPDK_MAX_WORKERS QG_CONFIG_MAX_CORES
-#define QG_DPDK_MAX_NAT	    (QG_CONFIG_DPDK_MAX_PORTS * QG_CONFIG_DPDK_MAX_ADDRS)
+#define QG_DPDK_MAX_NAT	    (QG_CONFIG_DPDK_MAX_PORTS * (QG_CONFIG_DPDK_MAX_NAT + 2))
 #define QG_DPDK_NAT_FIRST   1024u /* NAT ports 1024..65535, split evenly between workers */
 #define QG_DPDK_NAT_PORTS   (65536u - QG_DPDK_NAT_FIRST)
 #define QG_DPDK_RING_SIZE   4096u /* handover ring of each worker */

@@ -496,6 +496,13 @@ static int dpdk_start(struct qg_io *io)
 	return 0;
 }
 
+/* On the worker's thread after its loop: send what is queued, give the lcore id back. */
+static void dpdk_stop(struct qg_io *io)
+{
+	dpdk_flush(io);
+	rte_thread_unregister();
+}
+
 const struct qg_io_ops qg_io_dpdk_ops = {
 	.name = "dpdk",
 	.probe = dpdk_probe,
@@ -511,5 +518,6 @@ const struct qg_io_ops qg_io_dpdk_ops = {
 	.upstream_open = dpdk_upstream_open,
 	.upstream_close = dpdk_upstream_close,
 	.start = dpdk_start,
+	.stop = dpdk_stop,
 	.flush = dpdk_flush,
 };

@@ -151,7 +151,8 @@ int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 	}
 	free(listen);
 	QG_LOG_INFO("dataplane: %u worker(s), %s backend, %u flows and %u upstreams per worker",
-		    dp->n_workers, dp->ops->name, d->flows_per_core, upstreams);
+		    dp->n_workers, dp->ops->name, d->flows_per_core,
+		    dp->ops->max_upstreams(dp->workers[0].io));
 	*out = dp;
 	return 0;
 err:

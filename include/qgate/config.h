@@ -78,6 +78,7 @@ struct qg_config_service {
 #define QG_CONFIG_DPDK_PORT_NAME_MAX 64	 /* EAL device name, with the NUL */
 #define QG_CONFIG_DPDK_MAX_ADDRS     8	 /* owned addresses (and NAT addresses) per port */
 #define QG_CONFIG_DPDK_MAX_NEIGHBORS 64	 /* static neighbours per port */
+#define QG_CONFIG_DPDK_MAX_NAT	     64	 /* NAT source addresses per port: 64 x 64k ports */
 
 /** An IP address with a prefix length (the port of addr is 0). */
 struct qg_config_prefix {
@@ -100,7 +101,7 @@ struct qg_config_dpdk_port {
 	struct qg_addr gateway6; /**< IPv6 next hop off-link; family 0 when none */
 	uint32_t n_nat;
 	struct qg_addr
-		nat[QG_CONFIG_DPDK_MAX_ADDRS]; /**< NAT source addresses (port 0); none = own addresses */
+		nat[QG_CONFIG_DPDK_MAX_NAT]; /**< NAT source addresses (port 0); none = own addresses */
 	uint32_t n_neighbors;
 	struct qg_config_neighbor neighbors[QG_CONFIG_DPDK_MAX_NEIGHBORS];
 	int line;
