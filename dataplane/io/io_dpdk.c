@@ -128,6 +128,25 @@ static void csum_offload(struct rte_mbuf *m, const struct qg_net_pkt *np, uint8_
 }
 
 /* Rewrite a received frame to go from src to dst through port p's next hop, and queue it. */
+/* MAC of a next hop: the worker's cache while the table is unchanged, else the shared table. */
+static inline int nexthop_mac(struct qg_io *io, const struct qg_addr *nh, uint8_t mac[QG_NET_ETH_ALEN])
+{
+	uint64_t gen = qg_neigh_generation(qg_dpdk.neigh);
+	unsigned h = (nh->ip[3] ^ nh->ip[15] ^ nh->ip[14]) & (QG_DPDK_NH_CACHE - 1);
+	typeof(&io->nh_cache[0]) c = &io->nh_cache[h];
+
+	if (likely(c->gen == gen && gen && memcmp(c->ip.ip, nh->ip, 16) == 0 && c->ip.family == nh->family)) {
+		memcpy(mac, c->mac, QG_NET_ETH_ALEN);
+		return 0;
+	}
+	if (qg_neigh_lookup(qg_dpdk.neigh, nh, mac))
+		return -ENOENT;
+	c->ip = *nh;
+	c->gen = gen;
+	memcpy(c->mac, mac, QG_NET_ETH_ALEN);
+	return 0;
+}
+
 static void egress(struct qg_io *io, struct rte_mbuf *m, const struct qg_addr *src, const struct qg_addr *dst,
 		   unsigned p, const struct qg_addr *nexthop)
 {
@@ -140,7 +159,7 @@ static void egress(struct qg_io *io, struct rte_mbuf *m, const struct qg_addr *s
 		drop(io, m, QG_CTR_DROP_NAT_FAMILY);
 		return;
 	}
-	if (unlikely(qg_neigh_lookup(qg_dpdk.neigh, nexthop, mac))) {
+	if (unlikely(nexthop_mac(io, nexthop, mac))) {
 		qg_dpdk_solicit(io, p, nexthop);
 		drop(io, m, QG_CTR_DROP_NEIGH_UNRESOLVED);
 		return;

@@ -37,6 +37,7 @@ struct qg_neigh_table {
 	uint32_t mask;
 	uint32_t capacity;
 	uint32_t count; /* under lock */
+	uint64_t gen;	/* bumped (under lock) whenever a MAC changes: readers' caches compare it */
 	struct neigh_slot slots[];
 };
 
@@ -131,8 +132,11 @@ int qg_neigh_set(struct qg_neigh_table *t, const struct qg_addr *ip, const uint8
 		if (s->family == k.family && memcmp(s->ip, k.ip, 16) == 0) {
 			/* Config wins over what the wire claims: a learned MAC never replaces a static one.
 			 */
-			if (is_static || !(QG_LOAD_RELAXED(&s->val) & NEIGH_STATIC))
+			if ((is_static || !(QG_LOAD_RELAXED(&s->val) & NEIGH_STATIC)) &&
+			    QG_LOAD_RELAXED(&s->val) != val) {
 				QG_STORE_RELAXED(&s->val, val);
+				QG_STORE_RELEASE(&t->gen, t->gen + 1);
+			}
 			ret = 0;
 			goto out;
 		}
@@ -146,10 +150,16 @@ int qg_neigh_set(struct qg_neigh_table *t, const struct qg_addr *ip, const uint8
 	/* Publishes key and MAC: a reader that sees used == 1 sees both. */
 	QG_STORE_RELEASE(&s->used, 1);
 	t->count++;
+	QG_STORE_RELEASE(&t->gen, t->gen + 1);
 	ret = 0;
 out:
 	pthread_mutex_unlock(&t->lock);
 	return ret;
+}
+
+uint64_t qg_neigh_generation(const struct qg_neigh_table *t)
+{
+	return QG_LOAD_ACQUIRE(&t->gen);
 }
 
 int qg_neigh_lookup(const struct qg_neigh_table *t, const struct qg_addr *ip, uint8_t mac[QG_NET_ETH_ALEN])

@@ -179,6 +179,12 @@ int qg_neigh_set(struct qg_neigh_table *t, const struct qg_addr *ip, const uint8
 /** Look ip up (port ignored) from any thread. @return 0 and mac, or -ENOENT. */
 int qg_neigh_lookup(const struct qg_neigh_table *t, const struct qg_addr *ip, uint8_t mac[QG_NET_ETH_ALEN]);
 
+/**
+ * Changes so far: a reader may cache lookups and trust them while this value
+ * is unchanged (one load instead of a probe per packet).
+ */
+uint64_t qg_neigh_generation(const struct qg_neigh_table *t);
+
 /** Parse "aa:bb:cc:dd:ee:ff". @return 0 or -EINVAL. */
 int qg_net_mac_parse(const char *text, uint8_t mac[QG_NET_ETH_ALEN]);
 
