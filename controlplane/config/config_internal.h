@@ -69,6 +69,35 @@ void qg_cfg_dpdk_defaults(struct qg_config_dpdk *d);
 /** Load the dataplane.dpdk mapping (config_dpdk.c); need_ports: backend is dpdk. @return 0 or -ENOMEM. */
 int qg_cfg_dpdk(struct qg_cfg_ctx *ctx, const yaml_node_t *node, int need_ports, struct qg_config_dpdk *d);
 
+/* What the quic section means for the server_id of the service's backends. */
+enum qg_cfg_sid_need {
+	QG_CFG_SID_NONE = 0, /* no quic.lb: a server_id is an error */
+	QG_CFG_SID_UNKNOWN,  /* quic or quic.lb written but unusable (already reported): do not check */
+	QG_CFG_SID_REQUIRED, /* every backend needs a server_id of len bytes */
+};
+
+struct qg_cfg_sid_rule {
+	enum qg_cfg_sid_need need;
+	uint32_t len; /* server_id_len of the first lb configuration, with QG_CFG_SID_REQUIRED */
+};
+
+/* The nodes of one backend entry the later service-wide checks point at (NULL when absent or invalid). */
+struct qg_cfg_bk_nodes {
+	const yaml_node_t *map;	    /* the entry, when it is a mapping */
+	const yaml_node_t *addr;    /* a valid address value */
+	const yaml_node_t *sid_key; /* server_id key and value, as written */
+	const yaml_node_t *sid_val;
+};
+
+/** Defaults of a service's quic section (also when it is absent). */
+void qg_cfg_quic_defaults(struct qg_config_quic *q);
+/** Load a service's quic mapping (config_quic.c); *rule tells how to check the backends. */
+void qg_cfg_quic(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_quic *q,
+		 struct qg_cfg_sid_rule *rule);
+/** Check and store the backends' server_id as rule says. @return 0 or -ENOMEM. */
+int qg_cfg_quic_server_ids(struct qg_cfg_ctx *ctx, struct qg_config_service *svc,
+			   const struct qg_cfg_sid_rule *rule, const struct qg_cfg_bk_nodes *nodes);
+
 /** Record a problem at line/column (1-based; line 0 = not tied to a place), kept in document order. */
 void qg_cfg_error_at(struct qg_config_errors *errs, int line, int column, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

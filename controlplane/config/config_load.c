@@ -57,6 +57,7 @@ enum {
 	SVC_IDLE_TIMEOUT,
 	SVC_MAX_FLOWS,
 	SVC_BACKENDS,
+	SVC_QUIC,
 	SVC_N
 };
 static const char *const svc_keys[SVC_N] = {
@@ -64,16 +65,17 @@ static const char *const svc_keys[SVC_N] = {
 	"protocol",	"policy",
 	"hash",		"maglev_table_size",
 	"idle_timeout", "max_flows_per_client",
-	"backends",
+	"backends",	"quic",
 };
 static const struct section svc_section = { "service", "in service", svc_keys, SVC_N };
 
 enum {
 	BK_ADDRESS,
 	BK_WEIGHT,
+	BK_SERVER_ID,
 	BK_N
 };
-static const char *const bk_keys[BK_N] = { "address", "weight" };
+static const char *const bk_keys[BK_N] = { "address", "weight", "server_id" };
 static const struct section bk_section = { "backend", "in backend", bk_keys, BK_N };
 
 /* Where the identifying values of a service were written, for duplicate checks. */
@@ -237,7 +239,7 @@ static int backend_ref_cmp(const void *a, const void *b)
  * and a file 256 services.
  */
 static int check_duplicate_backends(struct qg_cfg_ctx *ctx, struct qg_config_service *svc,
-				    const yaml_node_t **addr_nodes)
+				    const struct qg_cfg_bk_nodes *nodes)
 {
 	struct qg_config_backend **refs;
 	size_t i, n = 0, first = 0;
@@ -246,7 +248,7 @@ static int check_duplicate_backends(struct qg_cfg_ctx *ctx, struct qg_config_ser
 	if (!refs)
 		return -ENOMEM;
 	for (i = 0; i < svc->n_backends; i++)
-		if (addr_nodes[i])
+		if (nodes[i].addr)
 			refs[n++] = &svc->backends[i];
 	qsort(refs, n, sizeof(*refs), backend_ref_cmp);
 	for (i = 1; i < n; i++) {
@@ -256,17 +258,17 @@ static int check_duplicate_backends(struct qg_cfg_ctx *ctx, struct qg_config_ser
 			first = i;
 			continue;
 		}
-		qg_cfg_error(ctx, addr_nodes[refs[i] - svc->backends],
+		qg_cfg_error(ctx, nodes[refs[i] - svc->backends].addr,
 			     "duplicate backend %s (first at line %d)",
 			     qg_addr_format(&refs[i]->addr, text, sizeof(text)),
-			     qg_cfg_node_line(addr_nodes[refs[first] - svc->backends]));
+			     qg_cfg_node_line(nodes[refs[first] - svc->backends].addr));
 	}
 	free(refs);
 	return 0;
 }
 
 static void load_backend(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_backend *bk,
-			 const yaml_node_t **addr_node)
+			 struct qg_cfg_bk_nodes *nodes)
 {
 	struct fields f;
 
@@ -281,17 +283,22 @@ static void load_backend(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct
 		return;
 	}
 	qg_cfg_map_fields(ctx, node, &bk_section, &f);
+	nodes->map = node;
 	if (!f.val[BK_ADDRESS])
 		qg_cfg_error_missing(ctx, node, &bk_section, "address");
 	else if (!qg_cfg_addr(ctx, f.val[BK_ADDRESS], "address", &bk->addr))
-		*addr_node = f.val[BK_ADDRESS];
+		nodes->addr = f.val[BK_ADDRESS];
 	if (f.val[BK_WEIGHT])
 		qg_cfg_u32(ctx, f.val[BK_WEIGHT], "weight", 0, QG_CONFIG_MAX_WEIGHT, &bk->weight);
+	/* Checked with the whole service: it depends on quic.lb and must be unique. */
+	nodes->sid_key = f.key[BK_SERVER_ID];
+	nodes->sid_val = f.val[BK_SERVER_ID];
 }
 
-static int load_backends(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_service *svc)
+static int load_backends(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_service *svc,
+			 const struct qg_cfg_sid_rule *rule)
 {
-	const yaml_node_t **addr_nodes;
+	struct qg_cfg_bk_nodes *nodes;
 	size_t n, i;
 	int ret;
 
@@ -309,8 +316,8 @@ static int load_backends(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct
 		n = QG_CONFIG_MAX_BACKENDS;
 	}
 	svc->backends = calloc(n, sizeof(*svc->backends));
-	addr_nodes = calloc(n, sizeof(*addr_nodes));
-	if (!svc->backends || !addr_nodes) {
+	nodes = calloc(n, sizeof(*nodes));
+	if (!svc->backends || !nodes) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -319,11 +326,13 @@ static int load_backends(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct
 		const yaml_node_t *item = qg_cfg_node_get(ctx, node->data.sequence.items.start[i]);
 
 		if (item)
-			load_backend(ctx, item, &svc->backends[i], &addr_nodes[i]);
+			load_backend(ctx, item, &svc->backends[i], &nodes[i]);
 	}
-	ret = check_duplicate_backends(ctx, svc, addr_nodes);
+	ret = check_duplicate_backends(ctx, svc, nodes);
+	if (!ret)
+		ret = qg_cfg_quic_server_ids(ctx, svc, rule, nodes);
 out:
-	free(addr_nodes);
+	free(nodes);
 	return ret;
 }
 
@@ -346,7 +355,8 @@ static void load_maglev_size(struct qg_cfg_ctx *ctx, const yaml_node_t *node, st
 static int load_service(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_service *svc,
 			struct svc_marks *m)
 {
-	int policy_ok = 1, val, ret;
+	struct qg_cfg_sid_rule rule = { QG_CFG_SID_NONE, 0 };
+	int policy_ok = 1, proto_ok = 1, val, ret;
 	struct fields f;
 	const char *policy;
 
@@ -355,6 +365,7 @@ static int load_service(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct 
 	svc->hash = QG_CONFIG_HASH_FIVE_TUPLE;
 	svc->maglev_table_size = 65537;
 	svc->idle_timeout_ms = 30000;
+	qg_cfg_quic_defaults(&svc->quic);
 	svc->line = qg_cfg_node_line(node);
 	if (node->type != YAML_MAPPING_NODE) {
 		qg_cfg_error(ctx, node,
@@ -371,9 +382,28 @@ static int load_service(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct 
 		qg_cfg_error_missing(ctx, node, &svc_section, "listen");
 	else if (!qg_cfg_addr(ctx, f.val[SVC_LISTEN], "listen", &svc->listen))
 		m->listen = f.val[SVC_LISTEN];
-	if (f.val[SVC_PROTOCOL] && !qg_cfg_enum(ctx, f.val[SVC_PROTOCOL], "protocol", qg_cfg_proto_values,
-						QG_CFG_NELEM(qg_cfg_proto_values), &val))
-		svc->protocol = (enum qg_config_proto)val;
+	if (f.val[SVC_PROTOCOL]) {
+		proto_ok = !qg_cfg_enum(ctx, f.val[SVC_PROTOCOL], "protocol", qg_cfg_proto_values,
+					QG_CFG_NELEM(qg_cfg_proto_values), &val);
+		if (proto_ok)
+			svc->protocol = (enum qg_config_proto)val;
+	}
+	/*
+	 * Refused on a udp service rather than ignored. Once refused its lb is
+	 * unknown, so the backends' server_id is not judged against it: one
+	 * error for one mistake.
+	 */
+	if (f.val[SVC_QUIC]) {
+		if (proto_ok && svc->protocol != QG_CONFIG_PROTO_QUIC) {
+			qg_cfg_error(ctx, f.key[SVC_QUIC],
+				     "quic is only allowed with protocol quic (protocol is %s)",
+				     enum_name(qg_cfg_proto_values, QG_CFG_NELEM(qg_cfg_proto_values),
+					       (int)svc->protocol));
+			rule.need = QG_CFG_SID_UNKNOWN;
+		} else {
+			qg_cfg_quic(ctx, f.val[SVC_QUIC], &svc->quic, &rule);
+		}
+	}
 	if (f.val[SVC_POLICY]) {
 		policy_ok = !qg_cfg_enum(ctx, f.val[SVC_POLICY], "policy", qg_cfg_policy_values,
 					 QG_CFG_NELEM(qg_cfg_policy_values), &val);
@@ -408,7 +438,7 @@ static int load_service(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct 
 		qg_cfg_error_missing(ctx, node, &svc_section, "backends");
 		return 0;
 	}
-	ret = load_backends(ctx, f.val[SVC_BACKENDS], svc);
+	ret = load_backends(ctx, f.val[SVC_BACKENDS], svc, &rule);
 	if (ret)
 		return ret;
 	/* Maglev gives every backend at least one slot, so the table cannot be smaller. */

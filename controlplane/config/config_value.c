@@ -34,7 +34,7 @@ const struct qg_cfg_enum qg_cfg_io_values[3] = {
 
 const struct qg_cfg_enum qg_cfg_proto_values[2] = {
 	{ "udp", QG_CONFIG_PROTO_UDP, NULL },
-	{ "quic", QG_CONFIG_PROTO_QUIC, "protocol quic is not available in this build yet (udp only)" },
+	{ "quic", QG_CONFIG_PROTO_QUIC, NULL },
 };
 
 const struct qg_cfg_enum qg_cfg_policy_values[3] = {
@@ -531,8 +531,11 @@ void qg_config_free(struct qg_config *cfg)
 
 	if (!cfg)
 		return;
-	for (i = 0; i < cfg->n_services; i++)
+	for (i = 0; i < cfg->n_services; i++) {
 		free(cfg->services[i].backends);
+		/* QUIC-LB keys are secrets: do not leave them in freed heap memory. */
+		explicit_bzero(cfg->services[i].quic.lb, sizeof(cfg->services[i].quic.lb));
+	}
 	free(cfg->services);
 	free(cfg);
 }

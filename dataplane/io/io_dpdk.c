@@ -195,6 +195,35 @@ static void dpdk_tx_backend(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 	}
 }
 
+/*
+ * The pipeline replaced the payload with a shorter answer (e.g. Version
+ * Negotiation): cut the frame, fix the IP and UDP lengths and recompute the
+ * checksums, so the NAT rewrite that follows starts from valid ones.
+ */
+static void resize_payload(struct rte_mbuf *m, uint32_t len)
+{
+	struct qg_net_pkt *np = qg_dpdk_meta(m);
+	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+	uint32_t frame_len = np->payload_off + len;
+	uint16_t udp_len = (uint16_t)(8 + len);
+
+	if (rte_pktmbuf_pkt_len(m) > frame_len)
+		rte_pktmbuf_trim(m, (uint16_t)(rte_pktmbuf_pkt_len(m) - frame_len));
+	np->payload_len = (uint16_t)len;
+	frame[np->l4_off + 4] = (uint8_t)(udp_len >> 8);
+	frame[np->l4_off + 5] = (uint8_t)udp_len;
+	if (np->ethertype == QG_NET_ETHERTYPE_IPV4) {
+		uint16_t tot = (uint16_t)(np->l4_off - np->l3_off + udp_len);
+
+		frame[np->l3_off + 2] = (uint8_t)(tot >> 8);
+		frame[np->l3_off + 3] = (uint8_t)tot;
+	} else {
+		frame[np->l3_off + 4] = (uint8_t)(udp_len >> 8);
+		frame[np->l3_off + 5] = (uint8_t)udp_len;
+	}
+	qg_net_checksums_fill(frame, np);
+}
+
 static void dpdk_tx_client(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
@@ -212,6 +241,8 @@ static void dpdk_tx_client(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 			drop(io, m, QG_CTR_DROP_NO_ROUTE);
 			continue;
 		}
+		if (unlikely(pkts[i].flags & QG_PKT_F_LEN_CHANGED))
+			resize_payload(m, pkts[i].len);
 		src = io->listen[pkts[i].svc];
 		if (unlikely(ip_unspecified(&src))) {
 			/* A wildcard service answers from the egress port's own address. */

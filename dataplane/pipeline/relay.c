@@ -6,44 +6,12 @@
 #include "qgate/flow.h"
 #include "qgate/hash.h"
 #include "qgate/log.h"
-#include "relay.h"
-
-/*
- * Selection hashes use a fixed seed so every worker, and every qgate
- * instance in front of the same pool, sends a client to the same backend.
- * The flow table uses a random seed instead: it is private to a worker.
- */
-#define QG_SELECT_SEED 0x71a7e5eed0c0ffeeULL
-
-struct qg_relay {
-	const struct qg_io_ops *ops;
-	struct qg_io *io;
-	struct qg_ctr_block *ctr;
-	const struct qg_svc_table *table;
-	struct qg_flow_table *flows;
-	uint32_t *up_flow; /* upstream -> flow index */
-	uint32_t max_upstreams;
-	uint32_t n_services;
-	uint32_t n_slots;
-	uint32_t burst;
-	struct qg_relay_bstat *bstat; /* per backend slot */
-	uint32_t *slot_active;	      /* per backend slot: what least_conn compares */
-	uint64_t *svc_active;	      /* per service */
-	struct qg_wrr **wrr;	      /* per service, NULL unless policy wrr */
-	uint32_t *lc_cursor;	      /* per service */
-	uint32_t *timeouts;	      /* per service, for the flow table */
-	uint32_t *limits;
-	struct qg_pkt *to_backend;
-	struct qg_pkt *to_client;
-	struct qg_pkt *drop;
-	uint32_t *hash; /* per packet of a burst: flow-key hash from the prefetch pass */
-};
+#include "relay_internal.h"
 
 static void relay_on_remove(void *ctx, uint32_t idx, const struct qg_flow *f, enum qg_flow_reason why)
 {
 	struct qg_relay *r = ctx;
 
-	(void)idx;
 	if (f->upstream != QG_FLOW_NONE) {
 		r->up_flow[f->upstream] = QG_FLOW_NONE;
 		r->ops->upstream_close(r->io, f->upstream, why == QG_FLOW_REASON_EXPIRED);
@@ -53,13 +21,15 @@ static void relay_on_remove(void *ctx, uint32_t idx, const struct qg_flow *f, en
 		QG_STORE_RELAXED(&r->bstat[f->backend].flows_active, r->bstat[f->backend].flows_active - 1);
 	}
 	QG_STORE_RELAXED(&r->svc_active[f->svc], r->svc_active[f->svc] - 1);
+	if (r->cids)
+		qg_cid_forget_flow(r->cids, idx);
 	if (why == QG_FLOW_REASON_EXPIRED)
 		qg_ctr_add(r->ctr, QG_CTR_FLOW_EXPIRED, 1);
 	else if (why == QG_FLOW_REASON_EVICTED)
 		qg_ctr_add(r->ctr, QG_CTR_FLOW_EVICTED, 1);
 }
 
-static uint64_t select_hash(const struct qg_svc *s, const struct qg_addr *client)
+uint64_t qg_relay_client_hash(const struct qg_svc *s, const struct qg_addr *client)
 {
 	struct qg_addr key[2];
 
@@ -76,9 +46,7 @@ static uint64_t select_hash(const struct qg_svc *s, const struct qg_addr *client
 	}
 }
 
-/* Member index of the backend for a new flow, or QG_LB_NONE. */
-static uint32_t select_backend(struct qg_relay *r, uint16_t svc_idx, const struct qg_svc *s,
-			       const struct qg_addr *client)
+uint32_t qg_relay_select(struct qg_relay *r, uint16_t svc_idx, const struct qg_svc *s, uint64_t hash)
 {
 	switch (s->policy) {
 	case QG_CONFIG_POLICY_WRR:
@@ -87,20 +55,18 @@ static uint32_t select_backend(struct qg_relay *r, uint16_t svc_idx, const struc
 		return qg_lc_pick(&r->slot_active[s->slot_base], s->weights, s->n_backends,
 				  &r->lc_cursor[svc_idx]);
 	default:
-		return qg_maglev_lookup(s->maglev, select_hash(s, client));
+		return qg_maglev_lookup(s->maglev, hash);
 	}
 }
 
-/* Create the flow of a client's first datagram. @return its index or QG_FLOW_NONE (counted). */
-static uint32_t relay_new_flow(struct qg_relay *r, const struct qg_pkt *p, uint32_t now_ms)
+uint32_t qg_relay_new_flow_to(struct qg_relay *r, const struct qg_pkt *p, uint32_t member, uint32_t now_ms)
 {
 	const struct qg_svc *s = &r->table->svc[p->svc];
 	struct qg_flow *f;
-	uint32_t member, idx, up, slot;
+	uint32_t idx, up, slot;
 	int rc;
 
-	member = select_backend(r, p->svc, s, &p->peer);
-	if (unlikely(member == QG_LB_NONE)) {
+	if (unlikely(member == QG_LB_NONE || member >= s->n_backends)) {
 		qg_ctr_add(r->ctr, QG_CTR_DROP_NO_BACKEND, 1);
 		return QG_FLOW_NONE;
 	}
@@ -127,6 +93,15 @@ static uint32_t relay_new_flow(struct qg_relay *r, const struct qg_pkt *p, uint3
 	QG_COUNTER_ADD(&r->bstat[slot].flows_created, 1);
 	qg_ctr_add(r->ctr, QG_CTR_FLOW_CREATED, 1);
 	return idx;
+}
+
+/* Create the flow of a UDP client's first datagram. @return its index or QG_FLOW_NONE (counted). */
+static uint32_t relay_new_flow(struct qg_relay *r, const struct qg_pkt *p, uint32_t now_ms)
+{
+	const struct qg_svc *s = &r->table->svc[p->svc];
+
+	return qg_relay_new_flow_to(r, p, qg_relay_select(r, p->svc, s, qg_relay_client_hash(s, &p->peer)),
+				    now_ms);
 }
 
 /*
@@ -190,12 +165,25 @@ void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_
 				r->drop[nd++] = *p;
 				continue;
 			}
-			idx = qg_flow_lookup_hashed(r->flows, p->svc, &p->peer, r->hash[i], now_ms);
-			if (unlikely(idx == QG_FLOW_NONE)) {
-				idx = relay_new_flow(r, p, now_ms);
-				if (idx == QG_FLOW_NONE) {
+			if (r->table->svc[p->svc].protocol == QG_CONFIG_PROTO_QUIC) {
+				int v = qg_quic_route_client(r, p, r->hash[i], now_ms, &idx);
+
+				if (v == QG_QROUTE_DROP) {
 					r->drop[nd++] = *p;
 					continue;
+				}
+				if (v == QG_QROUTE_ANSWER) {
+					r->to_client[nc++] = *p;
+					continue;
+				}
+			} else {
+				idx = qg_flow_lookup_hashed(r->flows, p->svc, &p->peer, r->hash[i], now_ms);
+				if (unlikely(idx == QG_FLOW_NONE)) {
+					idx = relay_new_flow(r, p, now_ms);
+					if (idx == QG_FLOW_NONE) {
+						r->drop[nd++] = *p;
+						continue;
+					}
 				}
 			}
 			f = qg_flow_get(r->flows, idx);
@@ -219,6 +207,8 @@ void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_
 			f = qg_flow_get(r->flows, idx);
 			p->peer = f->client;
 			p->svc = f->svc;
+			if (r->cids && r->table->svc[f->svc].protocol == QG_CONFIG_PROTO_QUIC)
+				qg_quic_learn_reply(r, p, f->svc, idx);
 			QG_COUNTER_ADD(&r->bstat[f->backend].rx_pkts, 1);
 			QG_COUNTER_ADD(&r->bstat[f->backend].rx_bytes, p->len);
 			r->to_client[nc++] = *p;
@@ -297,8 +287,10 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	r->to_client = calloc(p->burst, sizeof(struct qg_pkt));
 	r->drop = calloc(p->burst, sizeof(struct qg_pkt));
 	r->hash = calloc(p->burst, sizeof(*r->hash));
-	if (!r->hash || !r->up_flow || !r->bstat || !r->slot_active || !r->svc_active || !r->wrr ||
-	    !r->lc_cursor || !r->timeouts || !r->limits || !r->to_backend || !r->to_client || !r->drop)
+	r->quic = calloc(t->n_services + 1, sizeof(*r->quic));
+	if (!r->hash || !r->quic || !r->up_flow || !r->bstat || !r->slot_active || !r->svc_active ||
+	    !r->wrr || !r->lc_cursor || !r->timeouts || !r->limits || !r->to_backend || !r->to_client ||
+	    !r->drop)
 		goto err;
 	memset(r->bstat, 0, sizeof(*r->bstat) * (t->n_slots + 1));
 	for (uint32_t i = 0; i < p->max_upstreams; i++)
@@ -325,6 +317,12 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	rc = qg_flow_table_create(&fp, &r->flows);
 	if (rc) {
 		QG_LOG_ERR("cannot allocate a flow table of %u flows: %s", p->flows, strerror(-rc));
+		goto err;
+	}
+	r->tb_seed = p->seed ^ 0x5bd1e9955bd1e995ULL;
+	rc = qg_quic_relay_init(r, p->flows);
+	if (rc) {
+		QG_LOG_ERR("cannot set up QUIC routing state: %s", strerror(-rc));
 		goto err;
 	}
 	*out = r;
@@ -365,5 +363,8 @@ void qg_relay_destroy(struct qg_relay *r)
 	free(r->to_client);
 	free(r->drop);
 	free(r->hash);
+	if (r->quic)
+		qg_quic_relay_fini(r);
+	free(r->quic);
 	free(r);
 }

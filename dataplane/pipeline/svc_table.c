@@ -29,6 +29,49 @@ static int svc_build_selection(struct qg_svc *s)
 	return rc;
 }
 
+static int sid_cmp(const void *a, const void *b, void *ctx)
+{
+	const struct qg_svc *s = ctx;
+	const struct qg_svc_backend *x = &s->backends[*(const uint32_t *)a];
+	const struct qg_svc_backend *y = &s->backends[*(const uint32_t *)b];
+
+	return memcmp(x->server_id, y->server_id, x->server_id_len);
+}
+
+/* QUIC-LB: index the backends by server ID (the config guarantees equal lengths and no duplicates). */
+static int svc_build_sid_index(struct qg_svc *s)
+{
+	if (s->protocol != QG_CONFIG_PROTO_QUIC || s->quic.n_lb == 0 || s->n_backends == 0)
+		return 0;
+	s->sid_order = malloc(sizeof(*s->sid_order) * s->n_backends);
+	if (!s->sid_order)
+		return -ENOMEM;
+	for (uint32_t b = 0; b < s->n_backends; b++)
+		s->sid_order[b] = b;
+	qsort_r(s->sid_order, s->n_backends, sizeof(*s->sid_order), sid_cmp, s);
+	return 0;
+}
+
+uint32_t qg_svc_member_by_server_id(const struct qg_svc *s, const uint8_t *sid, size_t sid_len)
+{
+	uint32_t lo = 0, hi = s->n_backends;
+
+	if (!s->sid_order || s->n_backends == 0 || sid_len != s->backends[0].server_id_len)
+		return QG_LB_NONE;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2, m = s->sid_order[mid];
+		int c = memcmp(s->backends[m].server_id, sid, sid_len);
+
+		if (c == 0)
+			return m;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return QG_LB_NONE;
+}
+
 static int svc_alloc_backends(struct qg_svc *s, uint32_t n)
 {
 	s->n_backends = n;
@@ -66,12 +109,19 @@ int qg_svc_table_build(const struct qg_config *cfg, uint64_t generation, struct 
 		rc = svc_alloc_backends(s, c->n_backends);
 		if (rc)
 			goto err;
+		s->protocol = (uint8_t)c->protocol;
+		s->quic = c->quic;
 		for (uint32_t b = 0; b < c->n_backends; b++) {
 			s->backends[b].addr = c->backends[b].addr;
 			s->backends[b].weight = c->backends[b].weight;
+			s->backends[b].server_id_len = c->backends[b].server_id_len;
+			memcpy(s->backends[b].server_id, c->backends[b].server_id,
+			       sizeof(s->backends[b].server_id));
 		}
 		slot += c->n_backends;
 		rc = svc_build_selection(s);
+		if (rc == 0)
+			rc = svc_build_sid_index(s);
 		if (rc)
 			goto err;
 	}
@@ -106,6 +156,7 @@ int qg_svc_table_with_weight(const struct qg_svc_table *old, unsigned s, unsigne
 		n->maglev = NULL;
 		n->backends = NULL;
 		n->weights = NULL;
+		n->sid_order = NULL;
 		rc = svc_alloc_backends(n, old->svc[i].n_backends);
 		if (rc)
 			goto err;
@@ -113,6 +164,8 @@ int qg_svc_table_with_weight(const struct qg_svc_table *old, unsigned s, unsigne
 		if (i == s)
 			n->backends[b].weight = w;
 		rc = svc_build_selection(n);
+		if (rc == 0)
+			rc = svc_build_sid_index(n);
 		if (rc)
 			goto err;
 	}
@@ -131,6 +184,7 @@ void qg_svc_table_free(struct qg_svc_table *t)
 		qg_maglev_destroy(t->svc[i].maglev);
 		free(t->svc[i].backends);
 		free(t->svc[i].weights);
+		free(t->svc[i].sid_order);
 	}
 	free(t->svc);
 	free(t);

@@ -17,6 +17,8 @@
 struct qg_svc_backend {
 	struct qg_addr addr;
 	uint32_t weight;
+	uint8_t server_id_len; /* QUIC-LB server ID (quic services with quic.lb) */
+	uint8_t server_id[QG_CONFIG_QUIC_SID_MAX];
 };
 
 struct qg_svc {
@@ -32,6 +34,9 @@ struct qg_svc {
 	struct qg_svc_backend *backends;
 	uint32_t *weights;	  /* copy of the weights, the layout WRR and least_conn take */
 	struct qg_maglev *maglev; /* NULL unless policy is maglev */
+	uint8_t protocol;	  /* enum qg_config_proto */
+	struct qg_config_quic quic;
+	uint32_t *sid_order; /* QUIC-LB: member indexes sorted by server ID, for bsearch; NULL without lb */
 };
 
 struct qg_svc_table {
@@ -47,6 +52,9 @@ int qg_svc_table_build(const struct qg_config *cfg, uint64_t generation, struct 
 /** Copy old with backend b of service s set to weight w (selection rebuilt). */
 int qg_svc_table_with_weight(const struct qg_svc_table *old, unsigned s, unsigned b, uint32_t w,
 			     struct qg_svc_table **out);
+
+/** Member whose QUIC-LB server ID is sid (sid_len bytes), or QG_LB_NONE. */
+uint32_t qg_svc_member_by_server_id(const struct qg_svc *s, const uint8_t *sid, size_t sid_len);
 
 /** Free a table (NULL is fine). */
 void qg_svc_table_free(struct qg_svc_table *t);

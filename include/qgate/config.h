@@ -50,11 +50,49 @@ enum qg_config_hash {
 	QG_CONFIG_HASH_SRC_IP_PORT,
 };
 
+#define QG_CONFIG_QUIC_MAX_LB	    2 /* QUIC-LB configurations per service: the active one and the next key */
+#define QG_CONFIG_QUIC_KEY_LEN	    16 /* AES-128 */
+#define QG_CONFIG_QUIC_SID_MAX	    15 /* longest QUIC-LB server ID */
+#define QG_CONFIG_QUIC_MAX_VERSIONS 16
+#define QG_CONFIG_QUIC_CID_MAX	    20 /* QUIC v1 connection IDs */
+
 /** One backend of a service. */
 struct qg_config_backend {
 	struct qg_addr addr;
-	uint32_t weight; /**< 0..QG_CONFIG_MAX_WEIGHT; 0 = draining */
-	int line;	 /**< where it was written (1-based), 0 for built-in */
+	uint32_t weight;       /**< 0..QG_CONFIG_MAX_WEIGHT; 0 = draining */
+	int line;	       /**< where it was written (1-based), 0 for built-in */
+	uint8_t server_id_len; /**< 0 = none (no quic.lb), else quic.lb[0].server_id_len */
+	uint8_t server_id[QG_CONFIG_QUIC_SID_MAX]; /**< QUIC-LB server ID, server_id_len bytes */
+};
+
+/** When qgate answers a new connection attempt with a Retry itself. */
+enum qg_config_retry {
+	QG_CONFIG_RETRY_OFF = 0,
+	QG_CONFIG_RETRY_ON,
+	QG_CONFIG_RETRY_UNDER_ATTACK,
+};
+
+/** One QUIC-LB (draft-21) configuration: how backends encode their server ID into CIDs. */
+struct qg_config_quic_lb {
+	uint8_t config_id;		     /**< 0..6, the top 3 bits of the CID's first octet */
+	uint8_t server_id_len;		     /**< 1..15, the same in every lb configuration of a service */
+	uint8_t nonce_len;		     /**< 4..18, server_id_len + nonce_len <= 19 */
+	uint8_t has_key;		     /**< 0 = plaintext CIDs */
+	uint8_t key[QG_CONFIG_QUIC_KEY_LEN]; /**< AES-128 key when has_key */
+	int line;			     /**< where the entry was written */
+};
+
+/** The quic section of a service (defaults for every service; used with protocol quic). */
+struct qg_config_quic {
+	uint32_t n_lb; /**< 0..QG_CONFIG_QUIC_MAX_LB; 0 = no QUIC-LB, backends have no server_id */
+	struct qg_config_quic_lb lb[QG_CONFIG_QUIC_MAX_LB]; /**< distinct config_id, in file order */
+	uint32_t short_dcid_len; /**< 0..20; 0 = self-encoded in the first CID octet (default) */
+	uint32_t n_versions;	 /**< 0 = forward every version (default) */
+	uint32_t versions[QG_CONFIG_QUIC_MAX_VERSIONS]; /**< host order; others get Version Negotiation */
+	uint32_t min_initial_size;			/**< 0..1500, default 1200; 0 = no check */
+	uint32_t new_conn_rate;	 /**< new connections per second per source; 0 = off (default) */
+	uint32_t new_conn_burst; /**< token bucket depth, 1..100000 (default 20) */
+	enum qg_config_retry retry;
 };
 
 /** One service: a listening VIP and its backend pool. */
@@ -67,6 +105,7 @@ struct qg_config_service {
 	uint32_t idle_timeout_ms;      /**< flows idle this long expire (default 30 s) */
 	uint32_t max_flows_per_client; /**< per worker; 0 = unlimited */
 	uint32_t maglev_table_size;    /**< prime, default 65537 */
+	struct qg_config_quic quic;    /**< defaults unless protocol is quic */
 	uint32_t n_backends;
 	struct qg_config_backend *backends;
 	int line;

@@ -80,7 +80,28 @@ extern "C" {
 	  "neighbour advertisements sent in answer to solicitations")                                        \
 	X(NEIGH_REQUESTS, QG_CTR_KIND_TRAFFIC, "neigh_requests",                                             \
 	  "ARP requests and neighbour solicitations sent")                                                   \
-	X(ERR_MBUF_ALLOC, QG_CTR_KIND_ERROR, "mbuf_alloc_failed", "no mbuf for an ARP request or NS")
+	X(ERR_MBUF_ALLOC, QG_CTR_KIND_ERROR, "mbuf_alloc_failed", "no mbuf for an ARP request or NS")        \
+	X(DROP_QUIC_MALFORMED, QG_CTR_KIND_DROP, "quic_malformed", "QUIC header truncated or inconsistent")  \
+	X(DROP_QUIC_INITIAL_SMALL, QG_CTR_KIND_DROP, "quic_initial_small",                                   \
+	  "Initial-bearing datagram under min_initial_size")                                                 \
+	X(DROP_QUIC_RATE_LIMITED, QG_CTR_KIND_DROP, "quic_rate_limited",                                     \
+	  "new connection over the per-source rate")                                                         \
+	X(DROP_QUIC_VERSION, QG_CTR_KIND_DROP, "quic_unsupported_version",                                   \
+	  "unlisted version too small to answer")                                                            \
+	X(DROP_QUIC_NO_FLOW, QG_CTR_KIND_DROP, "quic_no_connection",                                         \
+	  "short header or VN for no known connection and no route")                                         \
+	X(QUIC_VN_SENT, QG_CTR_KIND_TRAFFIC, "quic_vn_sent", "Version Negotiation packets qgate answered")   \
+	X(QUIC_LB_ROUTED, QG_CTR_KIND_FLOW, "quic_lb_routed", "new flows routed by a QUIC-LB server ID")     \
+	X(QUIC_CID_ROUTED, QG_CTR_KIND_FLOW, "quic_cid_routed",                                              \
+	  "datagrams routed by a learned connection ID")                                                     \
+	X(QUIC_MIGRATED, QG_CTR_KIND_FLOW, "quic_migrations",                                                \
+	  "connections that moved to a new client address")                                                  \
+	X(QUIC_CID_LEARNED, QG_CTR_KIND_FLOW, "quic_cids_learned",                                           \
+	  "connection IDs learned (client first DCID, server SCIDs)")                                        \
+	X(ERR_QUIC_LB_UNKNOWN_SID, QG_CTR_KIND_ERROR, "quic_lb_unknown_server_id",                           \
+	  "QUIC-LB CID naming no configured backend")                                                        \
+	X(ERR_QUIC_CID_FULL, QG_CTR_KIND_ERROR, "quic_cid_table_full",                                       \
+	  "connection ID not learned: table full")
 
 /** Counter identifiers. */
 enum qg_ctr_id {

@@ -32,7 +32,8 @@ extern "C" {
 #define QG_PKT_FROM_BACKEND 1 /**< arrived on an upstream toward a backend */
 
 /** Packet flags. */
-#define QG_PKT_F_OVERSIZE 0x01 /**< larger than max_datagram: payload incomplete, must be dropped */
+#define QG_PKT_F_OVERSIZE    0x01 /**< larger than max_datagram: payload incomplete, must be dropped */
+#define QG_PKT_F_LEN_CHANGED 0x02 /**< the pipeline rewrote the payload to len bytes (e.g. an answer) */
 
 /** A datagram in flight through the pipeline. */
 struct qg_pkt {

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * QUIC routing of one worker's relay, for services with protocol quic.
+ *
+ * Order (draft-ietf-quic-load-balancers-21 Sec 3):
+ *  1. a DCID that decodes under a configured QUIC-LB config -> the backend
+ *     with that server ID;
+ *  2. a DCID the worker has learned (the client's first DCID, the SCIDs the
+ *     backend chose in its long-header replies) -> that connection's flow;
+ *  3. the flow of the 4-tuple;
+ *  4. a new flow: Maglev (or the service's policy) over the hash of the DCID
+ *     for long headers, so every Initial of one attempt reaches one backend,
+ *     or over the 4-tuple for short headers.
+ * A connection seen from a new client address with a known DCID (NAT
+ * rebinding, or active migration to a QUIC-LB CID of the same server) keeps
+ * its flow: the flow moves to the new address, so the backend keeps its
+ * upstream and replies reach the client where it is now.
+ *
+ * Before routing: Initial-bearing datagrams under min_initial_size are
+ * dropped (RFC 9000 Sec 14.1), unlisted versions are answered with Version
+ * Negotiation when the service lists its versions (Sec 6), and new
+ * connections pass a per-source token bucket.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qgate/hash.h"
+#include "qgate/quic.h"
+#include "relay_internal.h"
+
+/* DCID length of a short header: QUIC-LB and self-encoding CIDs carry it in their first octet. */
+static inline size_t short_dcid_len(const struct qg_svc *s, const uint8_t *data, uint32_t len)
+{
+	int n;
+
+	if (s->quic.short_dcid_len && s->quic.n_lb == 0)
+		return s->quic.short_dcid_len;
+	if (len < 2)
+		return 0;
+	n = qg_quic_short_dcid_len_selfenc(data[1]);
+	return n > 0 ? (size_t)n : 0;
+}
+
+static int version_listed(const struct qg_svc *s, uint32_t v)
+{
+	for (uint32_t i = 0; i < s->quic.n_versions; i++)
+		if (s->quic.versions[i] == v)
+			return 1;
+	return 0;
+}
+
+/* Answer with Version Negotiation in place of the received datagram (it is >= 1200 bytes). */
+static int answer_vn(struct qg_relay *r, struct qg_pkt *p, const struct qg_svc *s,
+		     const struct qg_quic_hdr *h)
+{
+	uint8_t vn[7 + 2 * 255 + 4 * QG_CONFIG_QUIC_MAX_VERSIONS];
+	size_t n = qg_quic_build_vn(vn, sizeof(vn), h, s->quic.versions, s->quic.n_versions,
+				    (uint8_t)(qg_hash_mix64(r->vn_seq++) & 0x7f));
+
+	if (n == 0 || n > p->len)
+		return -EINVAL;
+	memcpy(p->data, vn, n); /* the header pointed into p->data: built aside, then copied */
+	p->len = (uint32_t)n;
+	p->flags |= QG_PKT_F_LEN_CHANGED;
+	qg_ctr_add(r->ctr, QG_CTR_QUIC_VN_SENT, 1);
+	return 0;
+}
+
+/* Per-source token bucket for new connections; sources sharing a slot share a bucket (conservative). */
+static int rate_allows(struct qg_relay *r, const struct qg_svc *s, const struct qg_addr *src, uint32_t now_ms)
+{
+	struct qg_relay_tb *b;
+	uint64_t tokens;
+
+	if (!s->quic.new_conn_rate || !r->tb)
+		return 1;
+	b = &r->tb[qg_hash_ip(src, r->tb_seed) & (QG_RELAY_TB_SIZE - 1)];
+	/* Milli-tokens: rate per second is rate milli-tokens per millisecond. */
+	tokens = b->milli + (uint64_t)(uint32_t)(now_ms - b->last_ms) * s->quic.new_conn_rate;
+	if (b->last_ms == 0 || tokens > (uint64_t)s->quic.new_conn_burst * 1000)
+		tokens = (uint64_t)s->quic.new_conn_burst * 1000;
+	b->last_ms = now_ms ? now_ms : 1;
+	if (tokens < 1000) {
+		b->milli = (uint32_t)tokens;
+		return 0;
+	}
+	b->milli = (uint32_t)(tokens - 1000);
+	return 1;
+}
+
+/* The flow moves to the client's new address; another flow holding that address gives way. */
+static void migrate(struct qg_relay *r, uint32_t idx, const struct qg_pkt *p)
+{
+	if (qg_flow_rekey(r->flows, idx, &p->peer) == -EEXIST) {
+		uint32_t other = qg_flow_lookup(r->flows, p->svc, &p->peer, 0);
+
+		if (other != QG_FLOW_NONE && other != idx)
+			qg_flow_remove(r->flows, other);
+		if (qg_flow_rekey(r->flows, idx, &p->peer))
+			return;
+	}
+	qg_ctr_add(r->ctr, QG_CTR_QUIC_MIGRATED, 1);
+}
+
+static void learn(struct qg_relay *r, uint16_t svc, const uint8_t *cid, uint8_t len, uint32_t idx)
+{
+	int rc;
+
+	if (len == 0 || len > QG_CID_MAX_LEN || qg_cid_lookup(r->cids, svc, cid, len) == idx)
+		return;
+	rc = qg_cid_learn(r->cids, svc, cid, len, idx);
+	qg_ctr_add(r->ctr, rc ? QG_CTR_ERR_QUIC_CID_FULL : QG_CTR_QUIC_CID_LEARNED, 1);
+}
+
+/* A known flow (by CID): follow the client to its current address. */
+static uint32_t use_flow(struct qg_relay *r, uint32_t idx, const struct qg_pkt *p, uint32_t now_ms)
+{
+	struct qg_flow *f = qg_flow_get(r->flows, idx);
+
+	if (!f)
+		return QG_FLOW_NONE;
+	if (!qg_addr_equal(&f->client, &p->peer))
+		migrate(r, idx, p);
+	qg_flow_touch(r->flows, idx, now_ms);
+	return idx;
+}
+
+int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, uint32_t now_ms, uint32_t *flow)
+{
+	const struct qg_svc *s = &r->table->svc[p->svc];
+	struct qg_relay_quic *q = &r->quic[p->svc];
+	uint8_t sid[QG_QUIC_LB_MAX_SID_LEN];
+	struct qg_quic_hdr h;
+	uint32_t idx, member = QG_LB_NONE;
+	size_t sid_len;
+	int rc;
+
+	rc = qg_quic_parse(p->data, p->len, short_dcid_len(s, p->data, p->len), &h);
+	if (unlikely(rc)) {
+		qg_ctr_add(r->ctr, QG_CTR_DROP_QUIC_MALFORMED, 1);
+		return QG_QROUTE_DROP;
+	}
+	if (h.form == QG_QUIC_FORM_LONG) {
+		if (s->quic.n_versions && h.type != QG_QUIC_TYPE_VERSION_NEGOTIATION &&
+		    !version_listed(s, h.version)) {
+			/* Only a datagram big enough to start a connection earns an answer (Sec 6, 14.1). */
+			if (p->len >= 1200 && answer_vn(r, p, s, &h) == 0)
+				return QG_QROUTE_ANSWER;
+			qg_ctr_add(r->ctr, QG_CTR_DROP_QUIC_VERSION, 1);
+			return QG_QROUTE_DROP;
+		}
+		if (s->quic.min_initial_size && p->len < s->quic.min_initial_size &&
+		    qg_quic_datagram_has_initial(p->data, p->len, 0)) {
+			qg_ctr_add(r->ctr, QG_CTR_DROP_QUIC_INITIAL_SMALL, 1);
+			return QG_QROUTE_DROP;
+		}
+	}
+
+	/* 1. QUIC-LB */
+	if (q->has_lb && h.dcid_len &&
+	    qg_quic_lb_ring_decode(&q->ring, h.dcid, h.dcid_len, sid, &sid_len) == 0) {
+		member = qg_svc_member_by_server_id(s, sid, sid_len);
+		if (member == QG_LB_NONE)
+			qg_ctr_add(r->ctr, QG_CTR_ERR_QUIC_LB_UNKNOWN_SID, 1);
+	}
+	/* 2. learned CIDs */
+	idx = qg_cid_lookup(r->cids, p->svc, h.dcid, h.dcid_len);
+	if (idx != QG_CID_NONE) {
+		const struct qg_flow *f = qg_flow_get(r->flows, idx);
+
+		if (f && (member == QG_LB_NONE || f->backend == s->slot_base + member)) {
+			qg_ctr_add(r->ctr, QG_CTR_QUIC_CID_ROUTED, 1);
+			*flow = use_flow(r, idx, p, now_ms);
+			return *flow == QG_FLOW_NONE ? QG_QROUTE_DROP : QG_QROUTE_FORWARD;
+		}
+	}
+	/* 3. the 4-tuple's flow, when it leads to the server the CID names */
+	idx = qg_flow_lookup_hashed(r->flows, p->svc, &p->peer, hash, now_ms);
+	if (idx != QG_FLOW_NONE) {
+		const struct qg_flow *f = qg_flow_get(r->flows, idx);
+
+		if (member == QG_LB_NONE || f->backend == s->slot_base + member) {
+			if (h.form == QG_QUIC_FORM_LONG)
+				learn(r, p->svc, h.dcid, h.dcid_len, idx);
+			*flow = idx;
+			return QG_QROUTE_FORWARD;
+		}
+		/* The address now belongs to another connection (a NAT reused the port). */
+		qg_flow_remove(r->flows, idx);
+	}
+	/* 4. a new flow */
+	if (member == QG_LB_NONE) {
+		uint64_t sel = h.form == QG_QUIC_FORM_LONG && h.dcid_len
+				       ? qg_hash_bytes(h.dcid, h.dcid_len, QG_SELECT_SEED ^ p->svc)
+				       : qg_relay_client_hash(s, &p->peer);
+
+		member = qg_relay_select(r, p->svc, s, sel);
+	} else {
+		qg_ctr_add(r->ctr, QG_CTR_QUIC_LB_ROUTED, 1);
+	}
+	if (!rate_allows(r, s, &p->peer, now_ms)) {
+		qg_ctr_add(r->ctr, QG_CTR_DROP_QUIC_RATE_LIMITED, 1);
+		return QG_QROUTE_DROP;
+	}
+	idx = qg_relay_new_flow_to(r, p, member, now_ms);
+	if (idx == QG_FLOW_NONE)
+		return QG_QROUTE_DROP;
+	if (h.form == QG_QUIC_FORM_LONG)
+		learn(r, p->svc, h.dcid, h.dcid_len, idx);
+	*flow = idx;
+	return QG_QROUTE_FORWARD;
+}
+
+void qg_quic_learn_reply(struct qg_relay *r, const struct qg_pkt *p, uint16_t svc, uint32_t idx)
+{
+	struct qg_quic_hdr h;
+
+	/* Only long headers carry the server's SCID; short ones cost one byte test. */
+	if (p->len == 0 || !(p->data[0] & 0x80))
+		return;
+	if (qg_quic_parse(p->data, p->len, 0, &h) == 0 && h.scid_len)
+		learn(r, svc, h.scid, h.scid_len, idx);
+}
+
+int qg_quic_relay_init(struct qg_relay *r, uint32_t flows)
+{
+	int any = 0, rc;
+
+	for (uint32_t i = 0; i < r->n_services; i++) {
+		const struct qg_svc *s = &r->table->svc[i];
+		struct qg_relay_quic *q = &r->quic[i];
+
+		qg_quic_lb_ring_init(&q->ring);
+		if (s->protocol != QG_CONFIG_PROTO_QUIC)
+			continue;
+		any = 1;
+		/* Each worker owns its configs: the cipher contexts inside must not be shared. */
+		for (uint32_t k = 0; k < s->quic.n_lb; k++) {
+			const struct qg_config_quic_lb *c = &s->quic.lb[k];
+
+			rc = qg_quic_lb_config_create(c->config_id, c->server_id_len, c->nonce_len,
+						      c->has_key ? c->key : NULL, &q->own[k]);
+			if (rc)
+				return rc;
+			qg_quic_lb_ring_set(&q->ring, q->own[k]);
+			q->has_lb = 1;
+		}
+		if (s->quic.new_conn_rate && !r->tb) {
+			r->tb = calloc(QG_RELAY_TB_SIZE, sizeof(*r->tb));
+			if (!r->tb)
+				return -ENOMEM;
+		}
+	}
+	if (!any)
+		return 0;
+	/* Each flow keeps up to QG_CID_PER_FLOW CIDs; two per flow covers the common case. */
+	return qg_cid_table_create(flows * 2 > flows ? flows * 2 : flows, flows, r->tb_seed, &r->cids);
+}
+
+void qg_quic_relay_fini(struct qg_relay *r)
+{
+	for (uint32_t i = 0; r->quic && i < r->n_services; i++)
+		for (uint32_t k = 0; k < QG_CONFIG_QUIC_MAX_LB; k++)
+			qg_quic_lb_config_destroy(r->quic[i].own[k]);
+	qg_cid_table_destroy(r->cids);
+	free(r->tb);
+}

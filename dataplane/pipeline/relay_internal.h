@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The relay's per-worker state, shared by relay.c and quic_route.c only. */
+#ifndef QG_RELAY_INTERNAL_H
+#define QG_RELAY_INTERNAL_H
+
+#include "../quic/cid_table.h"
+#include "qgate/flow.h"
+#include "qgate/quic_lb.h"
+#include "relay.h"
+
+/*
+ * Selection hashes use a fixed seed so every worker, and every qgate
+ * instance in front of the same pool, sends a client to the same backend.
+ * The flow table uses a random seed instead: it is private to a worker.
+ */
+#define QG_SELECT_SEED 0x71a7e5eed0c0ffeeULL
+
+/* Per-source token buckets for new QUIC connections (per worker; colliding sources share one). */
+#define QG_RELAY_TB_SIZE 65536
+struct qg_relay_tb {
+	uint32_t last_ms;
+	uint32_t milli; /* tokens x 1000 */
+};
+
+/* A worker's own QUIC state of one service. */
+struct qg_relay_quic {
+	struct qg_quic_lb_ring ring;
+	struct qg_quic_lb_config *own[QG_CONFIG_QUIC_MAX_LB];
+	int has_lb;
+};
+
+struct qg_relay {
+	const struct qg_io_ops *ops;
+	struct qg_io *io;
+	struct qg_ctr_block *ctr;
+	const struct qg_svc_table *table;
+	struct qg_flow_table *flows;
+	uint32_t *up_flow; /* upstream -> flow index */
+	uint32_t max_upstreams;
+	uint32_t n_services;
+	uint32_t n_slots;
+	uint32_t burst;
+	struct qg_relay_bstat *bstat; /* per backend slot */
+	uint32_t *slot_active;	      /* per backend slot: what least_conn compares */
+	uint64_t *svc_active;	      /* per service */
+	struct qg_wrr **wrr;	      /* per service, NULL unless policy wrr */
+	uint32_t *lc_cursor;	      /* per service */
+	uint32_t *timeouts;	      /* per service, for the flow table */
+	uint32_t *limits;
+	struct qg_pkt *to_backend;
+	struct qg_pkt *to_client;
+	struct qg_pkt *drop;
+	uint32_t *hash;		    /* per packet of a burst: flow-key hash from the prefetch pass */
+	struct qg_relay_quic *quic; /* per service */
+	struct qg_cid_table *cids;  /* NULL when no service speaks QUIC */
+	struct qg_relay_tb *tb;	    /* NULL when no service limits new connections */
+	uint64_t tb_seed;
+	uint64_t vn_seq;
+};
+
+/* What QUIC routing decided for a client datagram. */
+enum {
+	QG_QROUTE_FORWARD = 0, /* *flow set: forward to its backend */
+	QG_QROUTE_DROP,	       /* counted: release the buffer */
+	QG_QROUTE_ANSWER,      /* the packet now holds qgate's answer (VN): send it back to the client */
+};
+
+/** Route a client datagram of a quic service (hash: its 4-tuple's flow-table hash). */
+int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, uint32_t now_ms,
+			 uint32_t *flow);
+
+/** Learn the SCID of a backend's long-header packet for flow idx. */
+void qg_quic_learn_reply(struct qg_relay *r, const struct qg_pkt *p, uint16_t svc, uint32_t idx);
+
+/** Per-worker QUIC state (QUIC-LB contexts, CID table, buckets). 0 or -errno. */
+int qg_quic_relay_init(struct qg_relay *r, uint32_t flows);
+
+/** Free it. */
+void qg_quic_relay_fini(struct qg_relay *r);
+
+/* Member index of the backend for a new flow (hash: the flow key's selection hash), or QG_LB_NONE. */
+uint32_t qg_relay_select(struct qg_relay *r, uint16_t svc_idx, const struct qg_svc *s, uint64_t hash);
+
+/** The selection hash of a client endpoint under the service's hash mode. */
+uint64_t qg_relay_client_hash(const struct qg_svc *s, const struct qg_addr *client);
+
+/** Create the flow of a new client toward member (counted on failure). @return its index or QG_FLOW_NONE. */
+uint32_t qg_relay_new_flow_to(struct qg_relay *r, const struct qg_pkt *p, uint32_t member, uint32_t now_ms);
+
+#endif /* QG_RELAY_INTERNAL_H */
