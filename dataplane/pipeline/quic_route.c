@@ -12,9 +12,10 @@
  *     for long headers, so every Initial of one attempt reaches one backend,
  *     or over the 4-tuple for short headers.
  * A connection seen from a new client address with a known DCID (NAT
- * rebinding, or active migration to a QUIC-LB CID of the same server) keeps
- * its flow: the flow moves to the new address, so the backend keeps its
- * upstream and replies reach the client where it is now.
+ * rebinding) keeps its flow: the flow moves to the new address, so the
+ * backend keeps its upstream and replies reach the client where it is now.
+ * Active migration to a new QUIC-LB CID reaches the same server over a new
+ * flow (the server sees, and validates, a new path).
  *
  * Before routing: Initial-bearing datagrams under min_initial_size are
  * dropped (RFC 9000 Sec 14.1), unlisted versions are answered with Version
@@ -90,10 +91,10 @@ static int rate_allows(struct qg_relay *r, const struct qg_svc *s, const struct 
 }
 
 /* The flow moves to the client's new address; another flow holding that address gives way. */
-static void migrate(struct qg_relay *r, uint32_t idx, const struct qg_pkt *p)
+static void migrate(struct qg_relay *r, uint32_t idx, const struct qg_pkt *p, uint32_t now_ms)
 {
 	if (qg_flow_rekey(r->flows, idx, &p->peer) == -EEXIST) {
-		uint32_t other = qg_flow_lookup(r->flows, p->svc, &p->peer, 0);
+		uint32_t other = qg_flow_lookup(r->flows, p->svc, &p->peer, now_ms);
 
 		if (other != QG_FLOW_NONE && other != idx)
 			qg_flow_remove(r->flows, other);
@@ -121,7 +122,7 @@ static uint32_t use_flow(struct qg_relay *r, uint32_t idx, const struct qg_pkt *
 	if (!f)
 		return QG_FLOW_NONE;
 	if (!qg_addr_equal(&f->client, &p->peer))
-		migrate(r, idx, p);
+		migrate(r, idx, p, now_ms);
 	qg_flow_touch(r->flows, idx, now_ms);
 	return idx;
 }
@@ -132,7 +133,7 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 	struct qg_relay_quic *q = &r->quic[p->svc];
 	uint8_t sid[QG_QUIC_LB_MAX_SID_LEN];
 	struct qg_quic_hdr h;
-	uint32_t idx, member = QG_LB_NONE;
+	uint32_t idx, stale = QG_FLOW_NONE, member = QG_LB_NONE, by_lb;
 	size_t sid_len;
 	int rc;
 
@@ -186,26 +187,29 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 			*flow = idx;
 			return QG_QROUTE_FORWARD;
 		}
-		/* The address now belongs to another connection (a NAT reused the port). */
-		qg_flow_remove(r->flows, idx);
+		/* The address now belongs to another connection (a NAT reused the port): replaced below. */
+		stale = idx;
 	}
 	/* 4. a new flow */
+	by_lb = member != QG_LB_NONE;
 	if (member == QG_LB_NONE) {
 		uint64_t sel = h.form == QG_QUIC_FORM_LONG && h.dcid_len
 				       ? qg_hash_bytes(h.dcid, h.dcid_len, QG_SELECT_SEED ^ p->svc)
 				       : qg_relay_client_hash(s, &p->peer);
 
 		member = qg_relay_select(r, p->svc, s, sel);
-	} else {
-		qg_ctr_add(r->ctr, QG_CTR_QUIC_LB_ROUTED, 1);
 	}
 	if (!rate_allows(r, s, &p->peer, now_ms)) {
 		qg_ctr_add(r->ctr, QG_CTR_DROP_QUIC_RATE_LIMITED, 1);
 		return QG_QROUTE_DROP;
 	}
+	if (stale != QG_FLOW_NONE)
+		qg_flow_remove(r->flows, stale);
 	idx = qg_relay_new_flow_to(r, p, member, now_ms);
 	if (idx == QG_FLOW_NONE)
 		return QG_QROUTE_DROP;
+	if (by_lb)
+		qg_ctr_add(r->ctr, QG_CTR_QUIC_LB_ROUTED, 1);
 	if (h.form == QG_QUIC_FORM_LONG)
 		learn(r, p->svc, h.dcid, h.dcid_len, idx);
 	*flow = idx;
