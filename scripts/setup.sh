@@ -9,7 +9,7 @@ PACKAGES=(
 	build-essential cmake ninja-build pkg-config clang-format
 	liburing-dev libyaml-dev liburcu-dev
 	# tests
-	googletest libgtest-dev iproute2 procps psmisc
+	googletest libgtest-dev iproute2 procps psmisc ngtcp2-client ngtcp2-server openssl
 	# benchmarks and demo peers
 	nginx libnginx-mod-stream jq python3
 	# DPDK backend and its pcap tests
