@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential cmake ninja-build pkg-config clang-format
-	liburing-dev libyaml-dev liburcu-dev
+	liburing-dev libyaml-dev liburcu-dev libmicrohttpd-dev
 	# tests
 	googletest libgtest-dev iproute2 procps psmisc ngtcp2-client ngtcp2-server openssl
 	# benchmarks and demo peers

@@ -19,14 +19,19 @@
 #define MAGLEV_TABLE_MAX   1000003u
 #define IDLE_TIMEOUT_MAX   (24u * 3600 * 1000)
 #define STATS_INTERVAL_MAX (24u * 3600 * 1000)
+#define DRAIN_TIMEOUT_MAX  (3600u * 1000)
 
 enum {
 	ROOT_DATAPLANE,
 	ROOT_STATS_INTERVAL,
 	ROOT_SERVICES,
+	ROOT_METRICS,
+	ROOT_ADMIN,
+	ROOT_DRAIN_TIMEOUT,
 	ROOT_N
 };
-static const char *const root_keys[ROOT_N] = { "dataplane", "stats_interval", "services" };
+static const char *const root_keys[ROOT_N] = { "dataplane", "stats_interval", "services",
+					       "metrics",   "admin",	      "drain_timeout" };
 static const struct section root_section = { "the configuration", "at the top level", root_keys, ROOT_N };
 
 enum {
@@ -77,6 +82,21 @@ enum {
 };
 static const char *const bk_keys[BK_N] = { "address", "weight", "server_id" };
 static const struct section bk_section = { "backend", "in backend", bk_keys, BK_N };
+
+enum {
+	MET_LISTEN,
+	MET_N
+};
+static const char *const met_keys[MET_N] = { "listen" };
+static const struct section met_section = { "metrics", "in metrics", met_keys, MET_N };
+
+enum {
+	ADM_SOCKET,
+	ADM_MODE,
+	ADM_N
+};
+static const char *const adm_keys[ADM_N] = { "socket", "mode" };
+static const struct section adm_section = { "admin", "in admin", adm_keys, ADM_N };
 
 /* Where the identifying values of a service were written, for duplicate checks. */
 struct svc_marks {
@@ -220,6 +240,90 @@ static int load_dataplane(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struc
 	if (f.val[DP_CORES])
 		return qg_cfg_cores(ctx, f.val[DP_CORES], dp);
 	return 0;
+}
+
+/*
+ * The metrics server is off unless the section is there; it then needs its
+ * address. Any address is accepted: the daemon warns about non-loopback ones
+ * at start, because the exposition tells anyone who can reach it the
+ * gateway's topology.
+ */
+static void load_metrics(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_metrics *m)
+{
+	struct fields f;
+
+	if (qg_cfg_expect_type(ctx, node, YAML_MAPPING_NODE, "metrics", " such as {listen: 127.0.0.1:9100}"))
+		return;
+	qg_cfg_map_fields(ctx, node, &met_section, &f);
+	if (!f.val[MET_LISTEN]) {
+		qg_cfg_error_missing(ctx, node, &met_section, "listen");
+		return;
+	}
+	if (!qg_cfg_addr(ctx, f.val[MET_LISTEN], "listen", &m->listen)) {
+		m->enabled = 1;
+		m->line = qg_cfg_node_line(f.val[MET_LISTEN]);
+	}
+}
+
+/* Permission bits in octal with the leading 0 YAML 1.1 readers expect ("0600"). */
+static void load_mode(struct qg_cfg_ctx *ctx, const yaml_node_t *node, uint32_t *mode)
+{
+	const char *s, *p;
+	uint32_t v = 0;
+
+	if (qg_cfg_scalar(ctx, node, "mode", &s))
+		return;
+	if (s[0] != '0' || !s[1] || strlen(s) > 5) {
+		qg_cfg_error(ctx, node,
+			     "mode: '%.20s' is not an octal mode (write it with a leading 0, e.g. 0600)", s);
+		return;
+	}
+	for (p = s + 1; *p; p++) {
+		if (*p < '0' || *p > '7') {
+			qg_cfg_error(ctx, node, "mode: '%.20s' has '%c', not an octal digit (e.g. 0600)", s,
+				     *p);
+			return;
+		}
+		v = v * 8 + (uint32_t)(*p - '0');
+	}
+	if (v > 0777) {
+		qg_cfg_error(ctx, node, "mode: %s sets more than permission bits (0000..0777)", s);
+		return;
+	}
+	/* qgate creates the socket; without rw for its owner qgatectl run as that user cannot connect. */
+	if ((v & 0600) != 0600) {
+		qg_cfg_error(ctx, node, "mode: %s leaves the owner without read and write (e.g. 0600, 0660)",
+			     s);
+		return;
+	}
+	*mode = v;
+}
+
+/* Present section = an admin socket; its path defaults when only the mode is given. */
+static void load_admin(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_admin *a)
+{
+	struct fields f;
+	const char *s;
+	size_t len;
+
+	if (qg_cfg_expect_type(ctx, node, YAML_MAPPING_NODE, "admin",
+			       " such as {socket: /run/qgate/admin.sock, mode: 0600}"))
+		return;
+	qg_cfg_map_fields(ctx, node, &adm_section, &f);
+	snprintf(a->socket, sizeof(a->socket), "%s", QG_CONFIG_ADMIN_SOCKET_DEFAULT);
+	if (f.val[ADM_SOCKET] && !qg_cfg_scalar(ctx, f.val[ADM_SOCKET], "socket", &s)) {
+		len = strlen(s);
+		if (len == 0)
+			qg_cfg_error(ctx, f.val[ADM_SOCKET], "socket: must not be empty (a file path)");
+		else if (len >= sizeof(a->socket))
+			qg_cfg_error(ctx, f.val[ADM_SOCKET],
+				     "socket: path is %zu bytes, a Unix socket path holds at most %zu", len,
+				     sizeof(a->socket) - 1);
+		else
+			memcpy(a->socket, s, len + 1);
+	}
+	if (f.val[ADM_MODE])
+		load_mode(ctx, f.val[ADM_MODE], &a->mode);
 }
 
 static int backend_ref_cmp(const void *a, const void *b)
@@ -539,6 +643,8 @@ static int load_root(struct qg_cfg_ctx *ctx, const yaml_node_t *root, struct qg_
 	dp->udp_gso = 1;
 	qg_cfg_dpdk_defaults(&dp->dpdk);
 	qg_cfg_default_cores(dp);
+	cfg->admin.mode = QG_CONFIG_ADMIN_MODE_DEFAULT;
+	cfg->drain_timeout_ms = QG_CONFIG_DRAIN_TIMEOUT_DEFAULT;
 	if (root->type != YAML_MAPPING_NODE) {
 		qg_cfg_error(
 			ctx, root,
@@ -555,6 +661,13 @@ static int load_root(struct qg_cfg_ctx *ctx, const yaml_node_t *root, struct qg_
 	if (f.val[ROOT_STATS_INTERVAL])
 		qg_cfg_duration(ctx, f.val[ROOT_STATS_INTERVAL], "stats_interval", 0, STATS_INTERVAL_MAX,
 				&cfg->stats_interval_ms);
+	if (f.val[ROOT_METRICS])
+		load_metrics(ctx, f.val[ROOT_METRICS], &cfg->metrics);
+	if (f.val[ROOT_ADMIN])
+		load_admin(ctx, f.val[ROOT_ADMIN], &cfg->admin);
+	if (f.val[ROOT_DRAIN_TIMEOUT])
+		qg_cfg_duration(ctx, f.val[ROOT_DRAIN_TIMEOUT], "drain_timeout", 0, DRAIN_TIMEOUT_MAX,
+				&cfg->drain_timeout_ms);
 	if (!f.val[ROOT_SERVICES]) {
 		qg_cfg_error_missing(ctx, root, &root_section, "services");
 		return 0;

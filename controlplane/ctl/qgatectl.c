@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * qgatectl, the operators' tool. For now only offline QUIC-LB helpers:
+ * qgatectl, the operators' tool:
+ *   qgatectl [-s PATH] status | backends | components | events [--json]
+ *   qgatectl [-s PATH] weight SERVICE BACKEND W | drain S B | undrain S B [--json]
  *   qgatectl cid encode --config-id N --server-id HEX --nonce HEX [--key HEX]
  *   qgatectl cid decode --server-id-len L --nonce-len M [--key HEX] CID_HEX
- * Exit status: 0 done, 1 internal failure, 2 bad usage or input (with one
- * line on stderr naming the problem), so scripts can tell typos from bugs.
+ * Exit status: 0 done; 1 qgate refused the command (cid: internal failure);
+ * 2 bad usage or input (one line on stderr naming the problem); 3 qgate
+ * cannot be reached. Scripts can tell typos from refusals from outages.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl.h"
 #include "qgate/quic_lb.h"
 
 #define EXIT_INTERNAL 1
@@ -20,12 +24,26 @@
 #define HEX_MAX 64 /* octets: far above any CID, key or server ID */
 
 static const char usage_text[] =
+	"usage: qgatectl [-s PATH] COMMAND [ARGS] [--json]\n"
 	"usage: qgatectl cid encode --config-id N --server-id HEX --nonce HEX [--key HEX]\n"
 	"       qgatectl cid decode --server-id-len L --nonce-len M [--key HEX] CID_HEX\n"
 	"\n"
-	"QUIC-LB connection IDs (draft-ietf-quic-load-balancers-21):\n"
-	"  encode  print the CID (lowercase hex; the first octet is config_id << 5 | length)\n"
-	"  decode  print \"config_id=N server_id=HEX nonce=HEX\"; octets past 1+L+M are ignored\n"
+	"Commands to a running qgate (over its admin socket):\n"
+	"  status                      version, uptime, I/O backend, workers, services, flows, totals\n"
+	"  backends                    per service and backend: address, weight, state, flows, packets\n"
+	"  components                  the control-plane components: state, dependencies, start time\n"
+	"  events                      the most recent events (oldest first)\n"
+	"  weight SERVICE BACKEND W    set a backend's weight (0..1000; 0 = no new flows)\n"
+	"  drain SERVICE BACKEND       weight 0, remembering the weight for undrain\n"
+	"  undrain SERVICE BACKEND     restore the weight the backend had before drain\n"
+	"  BACKEND is the address as configured (10.0.0.1:53, [::1]:53).\n"
+	"\n"
+	"  -s, --socket PATH    admin socket (default $QGATE_ADMIN_SOCKET, else " QG_CTL_SOCKET_DEFAULT ")\n"
+	"  --json               answer as one JSON document\n"
+	"\n"
+	"QUIC-LB connection IDs (draft-ietf-quic-load-balancers-21), offline:\n"
+	"  cid encode  print the CID (lowercase hex; the first octet is config_id << 5 | length)\n"
+	"  cid decode  print \"config_id=N server_id=HEX nonce=HEX\"; octets past 1+L+M are ignored\n"
 	"\n"
 	"  --config-id N        configuration id, 0..6 (7 marks unroutable CIDs)\n"
 	"  --server-id HEX      server ID, 1..15 octets\n"
@@ -34,7 +52,9 @@ static const char usage_text[] =
 	"  --nonce-len M        nonce length in octets (decode)\n"
 	"  --key HEX            16-octet AES-128 key; without it CIDs are plaintext\n"
 	"  -h, --help           this text\n"
-	"Hex may carry a 0x prefix. Exit status: 0 ok, 1 internal error, 2 bad input.\n";
+	"Hex may carry a 0x prefix.\n"
+	"Exit status: 0 ok; 1 qgate refused the command (cid: internal error); 2 bad usage or input;\n"
+	"3 qgate cannot be reached.\n";
 
 /* One "--name VALUE" option; value stays NULL when absent. */
 struct ctl_opt {
@@ -330,6 +350,8 @@ int main(int argc, char **argv)
 		rc = -1;
 	else if (!strcmp(argv[1], "cid"))
 		rc = cmd_cid(argc - 2, argv + 2);
+	else if (qg_ctl_is_admin_command(argv[1]) || argv[1][0] == '-')
+		rc = qg_ctl_admin(argc - 1, argv + 1);
 	else
 		rc = fail("unknown command '%s'; see 'qgatectl --help'", argv[1]);
 	if (rc < 0) { /* help asked for, at any level */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * qgate, the daemon: load and validate the configuration (or the built-in
- * default), start the dataplane, report, and stop cleanly on SIGINT/SIGTERM.
+ * default), start its components (config, events, dataplane, metrics,
+ * admin) through the registry, run the control loop, and stop them in the
+ * reverse order on SIGINT/SIGTERM.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -9,21 +11,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "qgate/config.h"
-#include "qgate/dataplane.h"
+#include "daemon.h"
 #include "qgate/log.h"
-#include "stats.h"
 
 #define EXIT_BAD_CONFIG 2
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_signal;
 
 static void on_signal(int sig)
 {
-	(void)sig;
+	stop_signal = sig;
 	stop_requested = 1;
 }
 
@@ -55,60 +55,45 @@ static int load(const char *path, struct qg_config **cfg)
 	return rc;
 }
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static int run(struct qg_config *cfg)
 {
-	struct qg_stats_report *report = NULL;
-	struct qg_dataplane *dp = NULL;
+	struct qg_daemon d;
 	struct sigaction sa;
-	unsigned waited = 0;
+	struct qg_event ev;
 	int rc;
 
 	memset(&sa, 0, sizeof(sa));
+	/* No SA_RESTART: the signal must cut the control loop's poll() short. */
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	rc = qg_dataplane_create(cfg, &dp);
-	if (rc)
+	memset(&d, 0, sizeof(d));
+	d.cfg = cfg;
+	rc = qg_daemon_register(&d);
+	if (rc) {
+		QG_LOG_ERR("cannot start: %s", strerror(-rc));
 		goto out;
-	rc = qg_stats_report_create(cfg, &report);
-	if (rc)
+	}
+	rc = qg_registry_start_all(d.reg);
+	if (rc) {
+		/* The registry has stopped whatever had started; its message names the part. */
+		QG_LOG_ERR("cannot start: %s; %s", strerror(-rc), qg_registry_error(d.reg));
 		goto out;
-	rc = qg_dataplane_start(dp);
-	if (rc)
-		goto out;
-	for (uint32_t s = 0; s < cfg->n_services; s++) {
-		char addr[QG_ADDR_STRLEN];
-
-		QG_LOG_INFO("service %s listening on %s (udp), %u backend(s)", cfg->services[s].name,
-			    qg_addr_format(&cfg->services[s].listen, addr, sizeof(addr)),
-			    cfg->services[s].n_backends);
 	}
 	QG_LOG_INFO("ready (config %s)", cfg->source);
-	while (!stop_requested) {
-		sleep_ms(50);
-		waited += 50;
-		if (cfg->stats_interval_ms && waited >= cfg->stats_interval_ms) {
-			qg_stats_report_print(report, dp, stdout);
-			waited = 0;
-		}
-	}
-	QG_LOG_INFO("stopping");
-	qg_dataplane_stop(dp);
-	qg_stats_report_totals(dp, stderr);
+	qg_daemon_loop(&d, &stop_requested);
+	QG_LOG_INFO("stopping (signal %d)", (int)stop_signal);
+	qg_event_init(&ev, QG_EVENT_SHUTDOWN, QG_EVENT_SEV_NOTICE);
+	ev.arg[0] = stop_signal;
+	qg_event_set_text(&ev, "stopping on signal %d", (int)stop_signal);
+	qg_events_publish(d.bus, &ev);
+	qg_events_dispatch(d.bus, 0);
+	qg_registry_stop_all(d.reg);
+	QG_LOG_INFO("stopped");
 out:
-	if (rc)
-		QG_LOG_ERR("cannot start: %s", strerror(-rc));
-	qg_stats_report_destroy(report);
-	qg_dataplane_destroy(dp);
+	qg_daemon_unregister(&d);
 	return rc ? 1 : 0;
 }
 

@@ -21,14 +21,37 @@
  * dropped (RFC 9000 Sec 14.1), unlisted versions are answered with Version
  * Negotiation when the service lists its versions (Sec 6), and new
  * connections pass a per-source token bucket.
+ *
+ * With quic.retry: on, a datagram that would open a new flow must come from a
+ * validated address first (docs/QUIC.md, "Retry offload"): an Initial without
+ * a qgate token is answered with a Retry in place, one with a token is
+ * admitted when the token opens (and routed where its first Initial would
+ * have gone), 0-RTT and Handshake packets of no known connection are dropped.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "qgate/clock.h"
 #include "qgate/hash.h"
 #include "qgate/quic.h"
+#include "qgate/retry_token.h"
 #include "relay_internal.h"
+
+/*
+ * Retry tokens live 10 s: a client answers a Retry within one round trip, and
+ * the lifetime bounds how long a token seen on the path can be replayed from
+ * its address. Keys are per worker, random, rotated every minute; the
+ * previous key opens tokens for one lifetime more (plus a second of slack).
+ */
+#define RETRY_LIFETIME_MS QG_RETRY_DEFAULT_LIFETIME_MS
+#define RETRY_GRACE_MS	  (RETRY_LIFETIME_MS + 1000)
+#define RETRY_ROTATE_MS	  60000
+#define RETRY_SCID_LEN	  8
 
 /* DCID length of a short header: QUIC-LB and self-encoding CIDs carry it in their first octet. */
 static inline size_t short_dcid_len(const struct qg_svc *s, const uint8_t *data, uint32_t len)
@@ -127,6 +150,153 @@ static uint32_t use_flow(struct qg_relay *r, uint32_t idx, const struct qg_pkt *
 	return idx;
 }
 
+/* Backend of a new connection without QUIC-LB: by the hash of cid (a long header's), else the 4-tuple. */
+static uint32_t select_new(struct qg_relay *r, const struct qg_pkt *p, const struct qg_svc *s,
+			   const struct qg_quic_hdr *h, const uint8_t *cid, size_t cid_len)
+{
+	uint64_t sel = h->form == QG_QUIC_FORM_LONG && cid_len
+			       ? qg_hash_bytes(cid, cid_len, QG_SELECT_SEED ^ p->svc)
+			       : qg_relay_client_hash(s, &p->peer);
+
+	return qg_relay_select(r, p->svc, s, sel);
+}
+
+static void retry_rotate(struct qg_relay *r, uint32_t now_ms)
+{
+	uint8_t key[QG_RETRY_KEY_LEN];
+
+	if (likely(qg_retry_keys_current_age(r->retry, now_ms) < RETRY_ROTATE_MS))
+		return;
+	/* Once a minute; the pool was ready at start, so this does not block. On failure: next packet. */
+	if (getrandom(key, sizeof(key), GRND_NONBLOCK) == sizeof(key) || RAND_bytes(key, sizeof(key)) == 1)
+		(void)qg_retry_keys_rotate(r->retry, (uint8_t)(qg_retry_keys_current_id(r->retry) + 1), key,
+					   now_ms);
+	OPENSSL_cleanse(key, sizeof(key));
+}
+
+/*
+ * The SCID of a Retry, which the client's next Initials carry as DCID: with
+ * QUIC-LB, the server ID of the backend this attempt goes to under the
+ * service's first lb config (random nonce), so that Initial routes there by
+ * itself; else 8 random bytes whose first octet says "unroutable, 7 more
+ * bytes" (QUIC-LB 0b111), which never decodes as a server ID, and the
+ * Initial is routed by its token's ODCID. Never the client's DCID (RFC 9000
+ * Sec 17.2.5.1). @return its length, or 0
+ */
+static size_t retry_scid(struct qg_relay *r, const struct qg_pkt *p, const struct qg_svc *s,
+			 const struct qg_relay_quic *q, const struct qg_quic_hdr *h, uint32_t member,
+			 uint8_t *scid)
+{
+	uint8_t nonce[QG_QUIC_LB_MAX_NONCE_LEN];
+	size_t len;
+	int n;
+
+	if (q->has_lb && q->own[0]) {
+		if (member == QG_LB_NONE)
+			member = select_new(r, p, s, h, h->dcid, h->dcid_len);
+		if (member < s->n_backends &&
+		    s->backends[member].server_id_len == qg_quic_lb_config_server_id_len(q->own[0]) &&
+		    RAND_bytes(nonce, qg_quic_lb_config_nonce_len(q->own[0])) == 1) {
+			n = qg_quic_lb_encode(q->own[0], s->backends[member].server_id, nonce, scid,
+					      QG_QUIC_MAX_CID_LEN_V1);
+			if (n > 0 && !((size_t)n == h->dcid_len && memcmp(scid, h->dcid, (size_t)n) == 0))
+				return (size_t)n;
+		}
+	}
+	len = RETRY_SCID_LEN;
+	if (RAND_bytes(scid + 1, (int)len - 1) != 1)
+		return 0;
+	scid[0] = 0xe0 | (uint8_t)(len - 1);
+	if (len == h->dcid_len && memcmp(scid, h->dcid, len) == 0)
+		return 0;
+	return len;
+}
+
+/* Answer an Initial with a Retry in place of the received datagram. */
+static int answer_retry(struct qg_relay *r, struct qg_pkt *p, const struct qg_svc *s,
+			const struct qg_relay_quic *q, const struct qg_quic_hdr *h, uint32_t member,
+			uint32_t now_ms)
+{
+	uint8_t scid[QG_QUIC_MAX_CID_LEN_V1], token[QG_RETRY_TOKEN_MAX_LEN], retry[QG_RETRY_PACKET_MAX_LEN];
+	size_t scid_len;
+	int tlen, n;
+
+	/*
+	 * Never amplify: only a datagram a client had to pad to 1200 bytes earns
+	 * an answer, and a Retry is at most QG_RETRY_PACKET_MAX_LEN (139) bytes.
+	 */
+	if (p->len < QG_QUIC_MIN_INITIAL_SIZE)
+		return -EMSGSIZE;
+	scid_len = retry_scid(r, p, s, q, h, member, scid);
+	if (!scid_len)
+		return -EIO;
+	tlen = qg_retry_token_seal(r->retry, &p->peer, h->dcid, h->dcid_len, scid, scid_len, now_ms, token,
+				   sizeof(token));
+	if (tlen < 0)
+		return tlen;
+	/* The header points into p->data: built aside, then copied. */
+	n = qg_quic_build_retry(retry, sizeof(retry), h->version, h->scid, h->scid_len, h->dcid, h->dcid_len,
+				scid, scid_len, token, (size_t)tlen);
+	if (n < 0)
+		return n;
+	if ((uint32_t)n >= p->len)
+		return -EMSGSIZE;
+	memcpy(p->data, retry, (size_t)n);
+	p->len = (uint32_t)n;
+	p->flags |= QG_PKT_F_LEN_CHANGED;
+	qg_ctr_add(r->ctr, QG_CTR_QUIC_RETRY_SENT, 1);
+	return 0;
+}
+
+/*
+ * Address validation of a long header of v1/v2 that would open a new flow
+ * while retry is on. QG_QROUTE_FORWARD: a valid token, *odcid holds the DCID
+ * of the client's first Initial; else the packet was answered or dropped.
+ */
+static int retry_gate(struct qg_relay *r, struct qg_pkt *p, const struct qg_svc *s,
+		      const struct qg_relay_quic *q, const struct qg_quic_hdr *h, uint32_t member,
+		      uint32_t now_ms, uint8_t *odcid, size_t *odcid_len)
+{
+	uint8_t scid[QG_RETRY_MAX_CID_LEN];
+	size_t scid_len;
+	int rc;
+
+	if (h->type != QG_QUIC_TYPE_INITIAL) {
+		/* 0-RTT or Handshake of no connection: it would open a flow from an unvalidated address. */
+		qg_ctr_add(r->ctr, QG_CTR_DROP_QUIC_RETRY_UNVALIDATED, 1);
+		return QG_QROUTE_DROP;
+	}
+	retry_rotate(r, now_ms);
+	/*
+	 * No token, or a server's NEW_TOKEN token (first bit 1), which qgate
+	 * cannot check: a Retry, whose token then replaces it (RFC 9000 Sec
+	 * 8.1.3 lets a server answer a token it cannot use with a Retry).
+	 */
+	if (!qg_retry_token_is_retry(h->token, h->token_len)) {
+		rc = answer_retry(r, p, s, q, h, member, now_ms);
+		if (rc == 0)
+			return QG_QROUTE_ANSWER;
+		qg_ctr_add(r->ctr,
+			   rc == -EMSGSIZE ? QG_CTR_DROP_QUIC_INITIAL_SMALL
+					   : QG_CTR_DROP_QUIC_RETRY_UNVALIDATED,
+			   1);
+		return QG_QROUTE_DROP;
+	}
+	/*
+	 * A Retry token: ours and valid, for this address, and for the DCID
+	 * this Initial carries (the Retry's SCID), or the client gets nothing.
+	 * It cannot take another Retry (Sec 8.1.2); without Initial keys qgate
+	 * cannot close with INVALID_TOKEN either, so the client times out.
+	 */
+	rc = qg_retry_token_open(r->retry, &p->peer, h->token, h->token_len, now_ms, RETRY_LIFETIME_MS, odcid,
+				 odcid_len, scid, &scid_len);
+	if (rc || scid_len != h->dcid_len || CRYPTO_memcmp(scid, h->dcid, scid_len) != 0) {
+		qg_ctr_add(r->ctr, QG_CTR_DROP_QUIC_RETRY_TOKEN_INVALID, 1);
+		return QG_QROUTE_DROP;
+	}
+	return QG_QROUTE_FORWARD;
+}
+
 int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, uint32_t now_ms, uint32_t *flow)
 {
 	const struct qg_svc *s = &r->table->svc[p->svc];
@@ -134,8 +304,10 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 	uint8_t sid[QG_QUIC_LB_MAX_SID_LEN];
 	struct qg_quic_hdr h;
 	uint32_t idx, stale = QG_FLOW_NONE, member = QG_LB_NONE, by_lb;
-	size_t sid_len;
-	int rc;
+	uint8_t odcid[QG_RETRY_MAX_CID_LEN];
+	const uint8_t *sel_cid;
+	size_t sid_len, sel_len;
+	int rc, validated = 0;
 
 	rc = qg_quic_parse(p->data, p->len, short_dcid_len(s, p->data, p->len), &h);
 	if (unlikely(rc)) {
@@ -191,14 +363,22 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 		stale = idx;
 	}
 	/* 4. a new flow */
-	by_lb = member != QG_LB_NONE;
-	if (member == QG_LB_NONE) {
-		uint64_t sel = h.form == QG_QUIC_FORM_LONG && h.dcid_len
-				       ? qg_hash_bytes(h.dcid, h.dcid_len, QG_SELECT_SEED ^ p->svc)
-				       : qg_relay_client_hash(s, &p->peer);
-
-		member = qg_relay_select(r, p->svc, s, sel);
+	sel_cid = h.dcid;
+	sel_len = h.dcid_len;
+	/* Retry first: it creates no state, so spoofed Initials neither open flows nor drain buckets. */
+	if (r->retry && s->quic.retry == QG_CONFIG_RETRY_ON &&
+	    (h.type == QG_QUIC_TYPE_INITIAL || h.type == QG_QUIC_TYPE_ZERO_RTT ||
+	     h.type == QG_QUIC_TYPE_HANDSHAKE)) {
+		rc = retry_gate(r, p, s, q, &h, member, now_ms, odcid, &sel_len);
+		if (rc != QG_QROUTE_FORWARD)
+			return rc;
+		/* Where the first Initial would have gone (QUIC-LB: the SCID named it, member is set). */
+		sel_cid = odcid;
+		validated = 1;
 	}
+	by_lb = member != QG_LB_NONE;
+	if (member == QG_LB_NONE)
+		member = select_new(r, p, s, &h, sel_cid, sel_len);
 	if (!rate_allows(r, s, &p->peer, now_ms)) {
 		qg_ctr_add(r->ctr, QG_CTR_DROP_QUIC_RATE_LIMITED, 1);
 		return QG_QROUTE_DROP;
@@ -210,6 +390,8 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 		return QG_QROUTE_DROP;
 	if (by_lb)
 		qg_ctr_add(r->ctr, QG_CTR_QUIC_LB_ROUTED, 1);
+	if (validated)
+		qg_ctr_add(r->ctr, QG_CTR_QUIC_RETRY_VALIDATED, 1);
 	if (h.form == QG_QUIC_FORM_LONG)
 		learn(r, p->svc, h.dcid, h.dcid_len, idx);
 	*flow = idx;
@@ -225,6 +407,19 @@ void qg_quic_learn_reply(struct qg_relay *r, const struct qg_pkt *p, uint16_t sv
 		return;
 	if (qg_quic_parse(p->data, p->len, 0, &h) == 0 && h.scid_len)
 		learn(r, svc, h.scid, h.scid_len, idx);
+}
+
+/* Per-worker Retry keys: random, never shared, so no other thread or process can mint tokens. */
+static int retry_init(struct qg_relay *r)
+{
+	uint8_t key[QG_RETRY_KEY_LEN];
+	int rc;
+
+	if (getrandom(key, sizeof(key), 0) != sizeof(key))
+		return -EIO;
+	rc = qg_retry_keys_create(0, key, qg_clock_ms(), RETRY_GRACE_MS, &r->retry);
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
 }
 
 int qg_quic_relay_init(struct qg_relay *r, uint32_t flows)
@@ -250,6 +445,12 @@ int qg_quic_relay_init(struct qg_relay *r, uint32_t flows)
 			qg_quic_lb_ring_set(&q->ring, q->own[k]);
 			q->has_lb = 1;
 		}
+		/* under_attack is accepted but acts as off for now (dataplane.c says so at start). */
+		if (s->quic.retry == QG_CONFIG_RETRY_ON && !r->retry) {
+			rc = retry_init(r);
+			if (rc)
+				return rc;
+		}
 		if (s->quic.new_conn_rate && !r->tb) {
 			r->tb = calloc(QG_RELAY_TB_SIZE, sizeof(*r->tb));
 			if (!r->tb)
@@ -268,5 +469,6 @@ void qg_quic_relay_fini(struct qg_relay *r)
 		for (uint32_t k = 0; k < QG_CONFIG_QUIC_MAX_LB; k++)
 			qg_quic_lb_config_destroy(r->quic[i].own[k]);
 	qg_cid_table_destroy(r->cids);
+	qg_retry_keys_destroy(r->retry);
 	free(r->tb);
 }

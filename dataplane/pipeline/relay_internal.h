@@ -50,10 +50,11 @@ struct qg_relay {
 	struct qg_pkt *to_backend;
 	struct qg_pkt *to_client;
 	struct qg_pkt *drop;
-	uint32_t *hash;		    /* per packet of a burst: flow-key hash from the prefetch pass */
-	struct qg_relay_quic *quic; /* per service */
-	struct qg_cid_table *cids;  /* NULL when no service speaks QUIC */
-	struct qg_relay_tb *tb;	    /* NULL when no service limits new connections */
+	uint32_t *hash;		     /* per packet of a burst: flow-key hash from the prefetch pass */
+	struct qg_relay_quic *quic;  /* per service */
+	struct qg_cid_table *cids;   /* NULL when no service speaks QUIC */
+	struct qg_relay_tb *tb;	     /* NULL when no service limits new connections */
+	struct qg_retry_keys *retry; /* Retry token keys; NULL when no service has retry: on */
 	uint64_t tb_seed;
 	uint64_t vn_seq;
 };
@@ -62,7 +63,7 @@ struct qg_relay {
 enum {
 	QG_QROUTE_FORWARD = 0, /* *flow set: forward to its backend */
 	QG_QROUTE_DROP,	       /* counted: release the buffer */
-	QG_QROUTE_ANSWER,      /* the packet now holds qgate's answer (VN): send it back to the client */
+	QG_QROUTE_ANSWER,      /* the packet now holds qgate's answer (VN, Retry): send it to the client */
 };
 
 /** Route a client datagram of a quic service (hash: its 4-tuple's flow-table hash). */
@@ -72,7 +73,7 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 /** Learn the SCID of a backend's long-header packet for flow idx. */
 void qg_quic_learn_reply(struct qg_relay *r, const struct qg_pkt *p, uint16_t svc, uint32_t idx);
 
-/** Per-worker QUIC state (QUIC-LB contexts, CID table, buckets). 0 or -errno. */
+/** Per-worker QUIC state (QUIC-LB contexts, Retry keys, CID table, buckets). 0 or -errno. */
 int qg_quic_relay_init(struct qg_relay *r, uint32_t flows);
 
 /** Free it. */

@@ -138,16 +138,18 @@ int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 	memset(dp->workers, 0, sizeof(*dp->workers) * d->n_cores);
 	for (uint32_t s = 0; s < cfg->n_services; s++)
 		listen[s] = cfg->services[s].listen;
+	for (uint32_t s = 0; s < cfg->n_services; s++)
+		if (cfg->services[s].protocol == QG_CONFIG_PROTO_QUIC &&
+		    cfg->services[s].quic.retry == QG_CONFIG_RETRY_UNDER_ATTACK)
+			QG_LOG_WARN(
+				"service %s: quic.retry: under_attack is not implemented yet and acts as off "
+				"(no Retry is sent); retry: on sends Retries",
+				cfg->services[s].name);
 	/* DPDK upstreams are NAT ports, not file descriptors: no open-file limit applies. */
 	if (d->io == QG_CONFIG_IO_DPDK)
 		upstreams = d->upstream_sockets_per_core;
 	else
-		for (uint32_t s = 0; s < cfg->n_services; s++)
-			if (cfg->services[s].protocol == QG_CONFIG_PROTO_QUIC &&
-			    cfg->services[s].quic.retry != QG_CONFIG_RETRY_OFF)
-				QG_LOG_WARN("service %s: quic.retry is not implemented yet: no Retry is sent",
-					    cfg->services[s].name);
-	upstreams = fit_fd_limit(d->upstream_sockets_per_core, d->n_cores, cfg->n_services);
+		upstreams = fit_fd_limit(d->upstream_sockets_per_core, d->n_cores, cfg->n_services);
 	for (unsigned i = 0; i < d->n_cores; i++) {
 		dp->n_workers = i + 1;
 		rc = worker_init(dp, &dp->workers[i], i, cfg, upstreams, listen);

@@ -172,11 +172,32 @@ struct qg_config_dataplane {
 	struct qg_config_dpdk dpdk;
 };
 
+#define QG_CONFIG_SOCKET_PATH_MAX	108 /* sun_path of a Unix socket, with the NUL */
+#define QG_CONFIG_ADMIN_SOCKET_DEFAULT	"/run/qgate/admin.sock"
+#define QG_CONFIG_ADMIN_MODE_DEFAULT	0600
+#define QG_CONFIG_DRAIN_TIMEOUT_DEFAULT 10000 /* ms */
+
+/** The metrics section: Prometheus text exposition over HTTP at /metrics. */
+struct qg_config_metrics {
+	int enabled;	       /**< 0 when the section is absent (default: no metrics server) */
+	struct qg_addr listen; /**< where the HTTP server listens (loopback recommended) */
+	int line;	       /**< where listen was written, 0 when absent */
+};
+
+/** The admin section: the operators' Unix stream socket (qgatectl). */
+struct qg_config_admin {
+	char socket[QG_CONFIG_SOCKET_PATH_MAX]; /**< "" = no admin socket (the section is absent) */
+	uint32_t mode;				/**< permission bits of the socket file (default 0600) */
+};
+
 /** A whole configuration. Owned by the loader; freed with qg_config_free(). */
 struct qg_config {
 	char source[256]; /**< file path, or "<default>" */
 	struct qg_config_dataplane dataplane;
 	uint32_t stats_interval_ms; /**< period of the stats line on stderr; 0 = off (default) */
+	struct qg_config_metrics metrics;
+	struct qg_config_admin admin;
+	uint32_t drain_timeout_ms; /**< grace period at SIGTERM (default 10 s; stored, not yet used) */
 	uint32_t n_services;
 	struct qg_config_service *services;
 };

@@ -46,6 +46,7 @@ static struct {
 	double warmup_s;
 	uint32_t timeout_ms;
 	enum lg_payload payload;
+	struct lg_quic_lb quic_lb;
 	uint32_t threads;
 	int json;
 	int quiet;
@@ -94,28 +95,33 @@ static uint64_t stop_ns; /* when a signal cut the run short */
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: qgate-loadgen --target ADDR [options]\n"
-		   "  --target ADDR      where to send: a.b.c.d:port or [v6]:port (required)\n"
-		   "  --flows N          UDP sockets = source ports (default 256)\n"
-		   "  --size BYTES       UDP payload per datagram, >= 24 (>= 33 with --payload quic; default "
-		   "64)\n"
-		   "  --window W         closed loop: W datagrams in flight per flow (default 16)\n"
-		   "  --rate PPS         open loop instead: send PPS datagrams/s in total, whatever the "
-		   "replies\n"
-		   "  --duration SEC     measured time (default 10)\n"
-		   "  --warmup SEC       traffic before measuring, not counted (default 1)\n"
-		   "  --timeout-ms MS    a datagram unanswered this long is lost (default 200)\n"
-		   "  --payload udp|quic quic: first datagram of a flow is a 1200-byte Initial-like long "
-		   "header\n"
-		   "                     packet, the others short-header packets with the flow's DCID\n"
-		   "  --threads N        threads, flows divided among them (default 1)\n"
-		   "  --dpdk EAL_ARGS    kernel-bypass (DPDK) driver instead of sockets; its options:\n"
-		   "                     qgate-loadgen --dpdk '' --help\n"
-		   "  --json             print only the JSON summary on stdout\n"
-		   "  --quiet            no live line on stderr\n"
-		   "  --help             this text\n"
-		   "Every second: 't=3s tx=... pps rx=... pps loss=...%% p50=...us p99=...us' on stderr.\n"
-		   "Exit status: 0 after a run, 2 on bad options, 1 when the run could not be set up.\n");
+	fprintf(f,
+		"usage: qgate-loadgen --target ADDR [options]\n"
+		"  --target ADDR      where to send: a.b.c.d:port or [v6]:port (required)\n"
+		"  --flows N          UDP sockets = source ports (default 256)\n"
+		"  --size BYTES       UDP payload per datagram, >= 24 (>= 33 with --payload quic; default "
+		"64)\n"
+		"  --window W         closed loop: W datagrams in flight per flow (default 16)\n"
+		"  --rate PPS         open loop instead: send PPS datagrams/s in total, whatever the "
+		"replies\n"
+		"  --duration SEC     measured time (default 10)\n"
+		"  --warmup SEC       traffic before measuring, not counted (default 1)\n"
+		"  --timeout-ms MS    a datagram unanswered this long is lost (default 200)\n"
+		"  --payload udp|quic quic: first datagram of a flow is a 1200-byte Initial-like long "
+		"header\n"
+		"                     packet, the others short-header packets with the flow's DCID\n"
+		"  --quic-lb CONFIG_ID:SID_LEN:NONCE_LEN[:KEYHEX]\n"
+		"                     with --payload quic: each flow's DCID is a QUIC-LB CID (encoded once "
+		"per flow)\n"
+		"  --server-ids HEX,HEX,...  server IDs for --quic-lb: flow f names server ID f %% n\n"
+		"  --threads N        threads, flows divided among them (default 1)\n"
+		"  --dpdk EAL_ARGS    kernel-bypass (DPDK) driver instead of sockets; its options:\n"
+		"                     qgate-loadgen --dpdk '' --help\n"
+		"  --json             print only the JSON summary on stdout\n"
+		"  --quiet            no live line on stderr\n"
+		"  --help             this text\n"
+		"Every second: 't=3s tx=... pps rx=... pps loss=...%% p50=...us p99=...us' on stderr.\n"
+		"Exit status: 0 after a run, 2 on bad options, 1 when the run could not be set up.\n");
 }
 
 static int bad(const char *what)
@@ -172,6 +178,8 @@ static int parse_options(int argc, char **argv)
 		O_WARMUP,
 		O_TIMEOUT,
 		O_PAYLOAD,
+		O_QUIC_LB,
+		O_SERVER_IDS,
 		O_THREADS,
 		O_JSON,
 		O_QUIET,
@@ -188,6 +196,8 @@ static int parse_options(int argc, char **argv)
 		{ "warmup", required_argument, NULL, O_WARMUP },
 		{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
 		{ "payload", required_argument, NULL, O_PAYLOAD },
+		{ "quic-lb", required_argument, NULL, O_QUIC_LB },
+		{ "server-ids", required_argument, NULL, O_SERVER_IDS },
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "quiet", no_argument, NULL, O_QUIET },
@@ -195,6 +205,7 @@ static int parse_options(int argc, char **argv)
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *why;
 	int window_given = 0;
 	int c;
 
@@ -243,6 +254,13 @@ static int parse_options(int argc, char **argv)
 			else
 				return bad("--payload wants udp or quic");
 			break;
+		case O_QUIC_LB:
+			if (lg_quic_lb_parse(optarg, &opt.quic_lb, &why))
+				return bad(why);
+			break;
+		case O_SERVER_IDS:
+			opt.quic_lb.sids_text = optarg;
+			break;
 		case O_THREADS:
 			if (parse_u32(optarg, 1, LG_MAX_THREADS, &opt.threads))
 				return bad("--threads wants 1..64");
@@ -275,8 +293,14 @@ static int parse_options(int argc, char **argv)
 		return bad("--target is required");
 	if (opt.rate && window_given)
 		return bad("--window (closed loop) and --rate (open loop) exclude each other");
+	if (lg_quic_lb_finish(&opt.quic_lb, opt.payload, &why))
+		return bad(why);
 	if (opt.payload == LG_PAYLOAD_QUIC && opt.size < LG_QUIC_SHORT_HDR + LG_STAMP_LEN)
 		return bad("--size must be >= 33 with --payload quic (9-byte short header + 24-byte stamp)");
+	if (opt.quic_lb.enabled &&
+	    opt.size < 1u + 1 + opt.quic_lb.sid_len + opt.quic_lb.nonce_len + LG_STAMP_LEN)
+		return bad("--size too small for the QUIC-LB CID: >= 2 + SID_LEN + NONCE_LEN + 24 (short "
+			   "header + stamp)");
 	if (opt.threads > opt.flows)
 		return bad("--threads must not exceed --flows");
 	if (opt.rate)
@@ -687,6 +711,7 @@ int main(int argc, char **argv)
 	struct lg_report rep;
 	struct rusage ru;
 	struct sigaction sa;
+	char lb_text[32];
 	uint32_t per, extra, first = 0;
 	uint64_t last, meas_end;
 	int err;
@@ -705,6 +730,14 @@ int main(int argc, char **argv)
 	set_nofile(opt.flows);
 	if (lg_model_init(&model, opt.payload, opt.size))
 		return 1;
+	if (opt.quic_lb.enabled) {
+		err = lg_model_set_quic_lb(&model, &opt.quic_lb, opt.flows);
+		if (err) {
+			fprintf(stderr, "qgate-loadgen: cannot encode the QUIC-LB CIDs: %s\n",
+				strerror(-err));
+			return 1;
+		}
+	}
 	threads = calloc(opt.threads, sizeof(*threads));
 	hbuf = calloc(4, sizeof(*hbuf)); /* prev, cur, diff, total: too big for the stack */
 	if (!threads || !hbuf)
@@ -784,6 +817,12 @@ int main(int argc, char **argv)
 	rep.mode = "kernel";
 	rep.target = opt.target_text;
 	rep.payload = opt.payload == LG_PAYLOAD_QUIC ? "quic" : "udp";
+	if (opt.quic_lb.enabled) {
+		lg_quic_lb_describe(&opt.quic_lb, lb_text, sizeof(lb_text));
+		rep.quic_lb = lb_text;
+		rep.quic_lb_key = opt.quic_lb.has_key;
+		rep.server_ids = opt.quic_lb.n_sids;
+	}
 	rep.open_loop = opt.rate != 0;
 	rep.flows = opt.flows;
 	rep.window = opt.window;

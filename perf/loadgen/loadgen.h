@@ -18,16 +18,45 @@
 
 #define LG_MAGIC	    0x474c4751u /* "QGLG" little endian */
 #define LG_STAMP_LEN	    24		/* magic u32, flow u32, seq u64, send time u64 */
-#define LG_QUIC_CID_LEN	    8
-#define LG_QUIC_INITIAL_MIN 1200 /* RFC 9000 14.1: client Initials are padded to 1200 */
-#define LG_QUIC_LONG_HDR    27	 /* byte0, version, dcid len+8, scid len+8, token len, length(2), pn */
+#define LG_QUIC_CID_LEN	    8		/* SCID, and the DCID without --quic-lb */
+#define LG_QUIC_MAX_CID_LEN 20		/* QUIC v1 */
+#define LG_QUIC_INITIAL_MIN 1200	/* RFC 9000 14.1: client Initials are padded to 1200 */
+/* Long header without its DCID: byte0, version, dcid len, scid len+8, token len, length(2), pn. */
+#define LG_QUIC_LONG_FIXED  19
+#define LG_QUIC_LONG_HDR    (LG_QUIC_LONG_FIXED + LG_QUIC_CID_LEN)
 #define LG_QUIC_SHORT_HDR   (1 + LG_QUIC_CID_LEN)
+#define LG_QUIC_MAX_HDR	    (LG_QUIC_LONG_FIXED + LG_QUIC_MAX_CID_LEN)
 #define LG_MAX_DATAGRAM	    65507
+#define LG_QUIC_LB_MAX_SIDS 4096
 
 enum lg_payload {
 	LG_PAYLOAD_UDP = 0,
 	LG_PAYLOAD_QUIC,
 };
+
+/*
+ * --quic-lb CONFIG_ID:SID_LEN:NONCE_LEN[:KEYHEX] and --server-ids HEX,...:
+ * every flow's DCID is a QUIC-LB CID (draft-ietf-quic-load-balancers-21)
+ * naming server ID sids[flow % n_sids], as if the server had issued it, so a
+ * QUIC-LB load balancer decodes and routes every packet.
+ */
+struct lg_quic_lb {
+	int enabled;
+	uint8_t config_id, sid_len, nonce_len;
+	int has_key;
+	uint8_t key[16];
+	const char *sids_text; /* --server-ids as given, parsed by lg_quic_lb_finish() */
+	uint32_t n_sids;
+	uint8_t *sids; /* n_sids * sid_len bytes */
+};
+
+/* Parse --quic-lb. @return 0 or -EINVAL with *why set. */
+int lg_quic_lb_parse(const char *s, struct lg_quic_lb *lb, const char **why);
+/* After all options: parse --server-ids against --quic-lb. @return 0 or -EINVAL/-ENOMEM with *why set. */
+int lg_quic_lb_finish(struct lg_quic_lb *lb, enum lg_payload payload, const char **why);
+void lg_quic_lb_free(struct lg_quic_lb *lb);
+/* "CONFIG_ID:SID_LEN:NONCE_LEN" (never the key) for the summary. */
+void lg_quic_lb_describe(const struct lg_quic_lb *lb, char *buf, size_t cap);
 
 /* What every flow sends; read-only once built, shared by all threads. */
 struct lg_model {
@@ -37,6 +66,9 @@ struct lg_model {
 	uint32_t max_size;
 	uint32_t cid_nonce; /* makes connection IDs unique per run too */
 	uint8_t *filler;    /* max_size bytes: the bytes after the stamp, checked on reply */
+	uint32_t dcid_len;  /* QUIC: LG_QUIC_CID_LEN, or the QUIC-LB CID length */
+	uint32_t n_cids;    /* flows with a precomputed DCID (QUIC-LB) */
+	uint8_t *cids;	    /* n_cids * dcid_len bytes, flow f's at f * dcid_len; NULL without QUIC-LB */
 };
 
 enum lg_slot_state {
@@ -70,6 +102,35 @@ struct lg_flow {
 
 int lg_model_init(struct lg_model *m, enum lg_payload payload, uint32_t size);
 void lg_model_free(struct lg_model *m);
+
+/*
+ * Give every one of flows flows its QUIC-LB DCID, encoded once here (the
+ * AES passes are not paid per packet). Both the Initial and the short
+ * headers carry it. @return 0, -ENOMEM or -EIO (OpenSSL).
+ */
+int lg_model_set_quic_lb(struct lg_model *m, const struct lg_quic_lb *lb, uint32_t flows);
+
+/* Header lengths of the model's QUIC packets (0 for UDP payloads). */
+static inline uint32_t lg_short_hdr_len(const struct lg_model *m)
+{
+	return m->payload == LG_PAYLOAD_QUIC ? 1 + m->dcid_len : 0;
+}
+
+static inline uint32_t lg_long_hdr_len(const struct lg_model *m)
+{
+	return m->payload == LG_PAYLOAD_QUIC ? LG_QUIC_LONG_FIXED + m->dcid_len : 0;
+}
+
+/* Where the stamp of a datagram of ours starts. */
+static inline uint32_t lg_stamp_offset(const struct lg_model *m, const uint8_t *buf, size_t len)
+{
+	if (m->payload != LG_PAYLOAD_QUIC || len == 0)
+		return 0;
+	return (buf[0] & 0x80) ? lg_long_hdr_len(m) : lg_short_hdr_len(m);
+}
+
+/* Write the DCID of flow (dcid_len bytes). */
+void lg_put_dcid(const struct lg_model *m, uint32_t flow, uint8_t *p);
 
 /* Allocate the ring (ring_size a power of two). @return 0 or -ENOMEM. */
 int lg_flow_init(struct lg_flow *f, uint32_t id, uint32_t ring_size);
@@ -197,6 +258,9 @@ struct lg_report {
 	const char *mode; /* "kernel" */
 	const char *target;
 	const char *payload;
+	const char *quic_lb; /* "CONFIG_ID:SID_LEN:NONCE_LEN" or NULL */
+	int quic_lb_key;
+	uint32_t server_ids;
 	int open_loop;
 	uint32_t flows, window, size, threads;
 	uint64_t rate;

@@ -114,6 +114,9 @@ void lg_report_json(FILE *f, const struct lg_report *r)
 	fprintf(f, ",\"target\":");
 	json_string(f, r->target);
 	fprintf(f, ",\"payload\":\"%s\",\"loop\":\"%s\"", r->payload, r->open_loop ? "open" : "closed");
+	if (r->quic_lb)
+		fprintf(f, ",\"quic_lb\":\"%s\",\"quic_lb_key\":%s,\"server_ids\":%u", r->quic_lb,
+			r->quic_lb_key ? "true" : "false", r->server_ids);
 	fprintf(f, ",\"flows\":%u,\"window\":%u,\"rate\":%llu,\"size\":%u,\"threads\":%u", r->flows,
 		r->window, (unsigned long long)r->rate, r->size, r->threads);
 	fprintf(f, ",\"duration_s\":%.3f,\"warmup_s\":%.3f,\"timeout_ms\":%u,\"cpu_s\":%.2f", r->duration_s,

@@ -323,7 +323,77 @@ TEST(ConfigErrors, UnknownTopLevelKey)
 {
 	ExpectOneError(kServices + "statsinterval: 1s\n", 6, 1,
 		       "unknown key 'statsinterval' at the top level (valid keys: dataplane, stats_interval, "
-		       "services)");
+		       "services, metrics, admin, drain_timeout)");
+}
+
+// Control-plane keys: metrics (off when absent), admin (no socket when absent), drain_timeout.
+TEST(ConfigControl, DefaultsWhenAbsent)
+{
+	Result r;
+
+	Load(kServices, &r);
+	ASSERT_EQ(r.ret, 0) << Dump(r.errs);
+	EXPECT_EQ(r.cfg->metrics.enabled, 0);
+	EXPECT_STREQ(r.cfg->admin.socket, "");
+	EXPECT_EQ(r.cfg->admin.mode, 0600u);
+	EXPECT_EQ(r.cfg->drain_timeout_ms, 10000u);
+}
+
+TEST(ConfigControl, AllKeys)
+{
+	Result r;
+
+	Load("metrics: {listen: '[::1]:9100'}\n"
+	     "admin: {socket: /tmp/q/admin.sock, mode: 0660}\n"
+	     "drain_timeout: 2500ms\n" +
+		     kServices,
+	     &r);
+	ASSERT_EQ(r.ret, 0) << Dump(r.errs);
+	EXPECT_EQ(r.cfg->metrics.enabled, 1);
+	EXPECT_EQ(r.cfg->metrics.listen.family, AF_INET6);
+	EXPECT_EQ(ntohs(r.cfg->metrics.listen.port), 9100);
+	EXPECT_EQ(r.cfg->metrics.line, 1);
+	EXPECT_STREQ(r.cfg->admin.socket, "/tmp/q/admin.sock");
+	EXPECT_EQ(r.cfg->admin.mode, 0660u);
+	EXPECT_EQ(r.cfg->drain_timeout_ms, 2500u);
+}
+
+TEST(ConfigControl, AdminSectionWithoutSocketUsesDefaultPath)
+{
+	Result r;
+
+	Load("admin: {mode: 0600}\n" + kServices, &r);
+	ASSERT_EQ(r.ret, 0) << Dump(r.errs);
+	EXPECT_STREQ(r.cfg->admin.socket, "/run/qgate/admin.sock");
+	// A non-loopback metrics address is valid (the daemon warns at start).
+	Result any;
+	Load("metrics: {listen: 0.0.0.0:9100}\n" + kServices, &any);
+	ASSERT_EQ(any.ret, 0) << Dump(any.errs);
+	EXPECT_EQ(any.cfg->metrics.enabled, 1);
+	Result zero;
+	Load("drain_timeout: 0\n" + kServices, &zero);
+	ASSERT_EQ(zero.ret, 0) << Dump(zero.errs);
+	EXPECT_EQ(zero.cfg->drain_timeout_ms, 0u);
+}
+
+TEST(ConfigControl, Errors)
+{
+	ExpectOneError("metrics: {}\n" + kServices, 1, 10, "metrics is missing required key 'listen'");
+	ExpectOneError("metrics: {listen: localhost:9100}\n" + kServices, 1, 19,
+		       "listen: 'localhost:9100' is not an address");
+	ExpectOneError("metrics: {listen: 127.0.0.1:9100, port: 1}\n" + kServices, 1, 35,
+		       "unknown key 'port' in metrics (valid keys: listen)");
+	ExpectOneError("metrics: 9100\n" + kServices, 1, 10, "metrics: expected a mapping");
+	ExpectOneError("admin: {socket: ''}\n" + kServices, 1, 17, "socket: must not be empty");
+	ExpectOneError("admin: {socket: /" + std::string(120, 'a') + "}\n" + kServices, 1, 17,
+		       "a Unix socket path holds at most 107");
+	ExpectOneError("admin: {mode: 600}\n" + kServices, 1, 15, "mode: '600' is not an octal mode");
+	ExpectOneError("admin: {mode: 0680}\n" + kServices, 1, 15, "'8', not an octal digit");
+	ExpectOneError("admin: {mode: 04755}\n" + kServices, 1, 15, "sets more than permission bits");
+	ExpectOneError("admin: {mode: 0400}\n" + kServices, 1, 15, "leaves the owner without read and write");
+	ExpectOneError("admin: /run/x.sock\n" + kServices, 1, 8, "admin: expected a mapping");
+	ExpectOneError("drain_timeout: 2h\n" + kServices, 1, 16, "drain_timeout: 2h is out of range");
+	ExpectOneError("drain_timeout: soon\n" + kServices, 1, 16, "drain_timeout");
 }
 
 TEST(ConfigErrors, UnknownDataplaneKey)

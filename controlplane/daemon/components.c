@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The daemon's parts as registry components. Each start op brings one thing
+ * up and each stop op takes it down, so the registry's dependency order is
+ * the whole start-up and shut-down sequence: config, events, dataplane,
+ * then metrics and admin (which read the dataplane and publish events);
+ * shut-down is the reverse, so the admin socket disappears before the
+ * workers stop and nobody is told "OK" about a dataplane that is gone.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "qgate/clock.h"
+#include "qgate/log.h"
+
+/* Every transition is logged at info (operators and tests read the order) and published. */
+static void on_state(void *ctx, const char *name, enum qg_registry_state from, enum qg_registry_state to,
+		     int err)
+{
+	struct qg_daemon *d = ctx;
+	struct qg_event ev;
+	int idx;
+
+	if (to == QG_REGISTRY_FAILED)
+		QG_LOG_ERR("component %s failed: %s", name, strerror(-err));
+	else
+		QG_LOG_INFO("component %s %s", name, qg_registry_state_name(to));
+	idx = qg_registry_find(d->reg, name);
+	if (to == QG_REGISTRY_RUNNING && idx >= 0 && idx < QG_ADMIN_PARTS_MAX)
+		d->target.part_since_ns[idx] = qg_clock_ns();
+	qg_event_init(&ev, QG_EVENT_COMPONENT_STATE,
+		      to == QG_REGISTRY_FAILED ? QG_EVENT_SEV_ERROR : QG_EVENT_SEV_INFO);
+	snprintf(ev.component, sizeof(ev.component), "%s", name);
+	ev.arg[0] = from;
+	ev.arg[1] = to;
+	ev.arg[2] = err;
+	qg_event_set_text(&ev, "%s -> %s", qg_registry_state_name(from), qg_registry_state_name(to));
+	qg_events_publish(d->bus, &ev);
+}
+
+/* The log subscriber: what the bus carries, on stderr (component states are logged by on_state). */
+static int log_event(const struct qg_event *ev, void *ctx)
+{
+	(void)ctx;
+	qg_log(ev->severity >= QG_EVENT_SEV_WARNING ? QG_LOG_WARN : QG_LOG_INFO, "event %s%s%s%s%s%s%s: %s",
+	       qg_event_type_name((enum qg_event_type)ev->type), ev->service_name[0] ? " service=" : "",
+	       ev->service_name, ev->backend_name[0] ? " backend=" : "", ev->backend_name,
+	       ev->component[0] ? " component=" : "", ev->component, ev->text);
+	return 0;
+}
+
+static int config_start(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+	const struct qg_config *cfg = d->cfg;
+	char addr[QG_ADDR_STRLEN];
+
+	QG_LOG_INFO("config %s: %u service(s), drain_timeout %u ms", cfg->source, cfg->n_services,
+		    cfg->drain_timeout_ms);
+	/* Allowed, but the exposition maps the whole gateway for whoever can reach it. */
+	if (cfg->metrics.enabled && !qg_metrics_addr_is_loopback(&cfg->metrics.listen))
+		QG_LOG_WARN("metrics listen %s is not a loopback address: anyone who can reach it sees the "
+			    "gateway's services, backends and counters",
+			    qg_addr_format(&cfg->metrics.listen, addr, sizeof(addr)));
+	return 0;
+}
+
+static int events_start(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+	struct qg_event_sub_desc sub = {
+		.name = "log",
+		.fn = log_event,
+		.ctx = d,
+		.type_mask = QG_EVENT_MASK_ALL & ~QG_EVENT_MASK(QG_EVENT_COMPONENT_STATE),
+		.min_severity = QG_EVENT_SEV_INFO,
+	};
+	unsigned id;
+	int rc;
+
+	/* Subscriptions cannot be taken back: a restarted part keeps the first one. */
+	if (d->log_sub_subscribed)
+		return 0;
+	rc = qg_events_subscribe(d->bus, &sub, &id);
+	if (!rc)
+		d->log_sub_subscribed = 1;
+	return rc;
+}
+
+static void events_stop(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+
+	/* Deliver what is queued: the last admin actions still reach the log. */
+	qg_events_dispatch(d->bus, 0);
+}
+
+static int dataplane_start(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+	const struct qg_config *cfg = d->cfg;
+	int rc;
+
+	rc = qg_dataplane_create(cfg, &d->dp);
+	if (rc)
+		goto err;
+	rc = qg_stats_report_create(cfg, &d->report);
+	if (rc)
+		goto err;
+	rc = qg_dataplane_start(d->dp);
+	if (rc)
+		goto err;
+	for (uint32_t s = 0; s < cfg->n_services; s++) {
+		char addr[QG_ADDR_STRLEN];
+
+		QG_LOG_INFO("service %s listening on %s (udp), %u backend(s)", cfg->services[s].name,
+			    qg_addr_format(&cfg->services[s].listen, addr, sizeof(addr)),
+			    cfg->services[s].n_backends);
+	}
+	d->target.dp = d->dp;
+	d->metrics_src.dp = d->dp;
+	return 0;
+err:
+	qg_stats_report_destroy(d->report);
+	d->report = NULL;
+	qg_dataplane_destroy(d->dp);
+	d->dp = NULL;
+	return rc;
+}
+
+static void dataplane_stop(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+
+	d->target.dp = NULL;
+	d->metrics_src.dp = NULL;
+	qg_dataplane_stop(d->dp);
+	qg_stats_report_totals(d->dp, stderr);
+	qg_stats_report_destroy(d->report);
+	d->report = NULL;
+	qg_dataplane_destroy(d->dp);
+	d->dp = NULL;
+}
+
+static int metrics_start(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+	char addr[QG_ADDR_STRLEN];
+	int rc;
+
+	rc = qg_metrics_create(&d->cfg->metrics.listen, &d->metrics_src, &d->metrics);
+	if (rc)
+		return rc;
+	QG_LOG_INFO("metrics: serving http://%s/metrics",
+		    qg_addr_format(&d->cfg->metrics.listen, addr, sizeof(addr)));
+	return 0;
+}
+
+static void metrics_stop(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+
+	qg_metrics_destroy(d->metrics);
+	d->metrics = NULL;
+}
+
+static int admin_start(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+	int rc;
+
+	rc = qg_admin_create(d->cfg->admin.socket, d->cfg->admin.mode, &d->target, &d->admin);
+	if (rc)
+		return rc;
+	QG_LOG_INFO("admin: listening on %s (mode %04o)", d->cfg->admin.socket, d->cfg->admin.mode);
+	return 0;
+}
+
+static void admin_stop(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+
+	qg_admin_destroy(d->admin);
+	d->admin = NULL;
+}
+
+int qg_daemon_register(struct qg_daemon *d)
+{
+	static const char *const dep_config[] = { "config", NULL };
+	static const char *const dep_events[] = { "config", "events", NULL };
+	static const char *const dep_dp[] = { "dataplane", "events", NULL };
+	const struct qg_part_desc parts[] = {
+		{ "config", NULL, { config_start, NULL, d } },
+		{ "events", dep_config, { events_start, events_stop, d } },
+		{ "dataplane", dep_events, { dataplane_start, dataplane_stop, d } },
+		{ "metrics", dep_dp, { metrics_start, metrics_stop, d } },
+		{ "admin", dep_dp, { admin_start, admin_stop, d } },
+	};
+	int rc;
+
+	d->start_ns = qg_clock_ns();
+	rc = qg_admin_target_init(&d->target, d->cfg);
+	if (rc)
+		return rc;
+	d->target.start_ns = d->start_ns;
+	d->metrics_src.cfg = d->cfg;
+	d->metrics_src.weights = d->target.weights;
+	d->metrics_src.start_ns = d->start_ns;
+	rc = qg_events_create(&d->bus);
+	if (rc)
+		return rc;
+	rc = qg_registry_create(&d->reg);
+	if (rc)
+		return rc;
+	d->target.bus = d->bus;
+	d->target.reg = d->reg;
+	d->metrics_src.bus = d->bus;
+	d->metrics_src.reg = d->reg;
+	qg_registry_set_observer(d->reg, on_state, d);
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		/* Unconfigured servers are not registered: "components" lists what runs. */
+		if (!strcmp(parts[i].name, "metrics") && !d->cfg->metrics.enabled)
+			continue;
+		if (!strcmp(parts[i].name, "admin") && !d->cfg->admin.socket[0])
+			continue;
+		rc = qg_registry_add(d->reg, &parts[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void qg_daemon_unregister(struct qg_daemon *d)
+{
+	qg_registry_destroy(d->reg);
+	d->reg = NULL;
+	qg_events_destroy(d->bus);
+	d->bus = NULL;
+	qg_admin_target_fini(&d->target);
+}

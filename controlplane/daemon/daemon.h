@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The qgate daemon's parts, shared by its files: main.c (options, life
+ * cycle), components.c (what the registry starts and stops) and loop.c (the
+ * control thread's loop).
+ */
+#ifndef QG_DAEMON_H
+#define QG_DAEMON_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "qgate/admin.h"
+#include "qgate/config.h"
+#include "qgate/dataplane.h"
+#include "qgate/events.h"
+#include "qgate/metrics.h"
+#include "qgate/registry.h"
+#include "stats.h"
+
+/** Everything the daemon runs; owned by main(), reached by every part through its ctx. */
+struct qg_daemon {
+	struct qg_config *cfg;
+	struct qg_registry *reg;
+	struct qg_event_bus *bus; /* created before the registry: parts publish while they start */
+	struct qg_dataplane *dp;
+	struct qg_stats_report *report;
+	struct qg_metrics *metrics;
+	struct qg_admin *admin;
+	struct qg_metrics_source metrics_src;
+	struct qg_admin_target target; /* weights, drain memory, start times */
+	int log_sub_subscribed;
+	uint64_t start_ns;
+};
+
+/**
+ * Create the bus and the registry, install the state observer (logs every
+ * transition and publishes QG_EVENT_COMPONENT_STATE) and register the parts:
+ * config, events, dataplane, then metrics and admin when configured.
+ * @return 0 or -errno.
+ */
+int qg_daemon_register(struct qg_daemon *d);
+
+/** Free what qg_daemon_register() made (after qg_registry_stop_all()). */
+void qg_daemon_unregister(struct qg_daemon *d);
+
+/**
+ * Run the control loop until *stop is set: wait at most 50 ms for the admin
+ * socket or the metrics server, serve them, dispatch events, print stats
+ * when configured.
+ */
+void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop);
+
+#endif /* QG_DAEMON_H */

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The control thread's loop. One thread does all control work, so the
+ * registry, the bus's dispatch, the admin commands and the metrics rendering
+ * never need a lock between them. It sleeps in poll() on the admin socket
+ * and MHD's epoll descriptor for at most 50 ms, so a request is answered as
+ * soon as it arrives and events are dispatched at least every 50 ms; a
+ * signal interrupts poll() so SIGTERM is seen at once.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "qgate/clock.h"
+#include "qgate/log.h"
+
+#define LOOP_PERIOD_MS 50
+
+void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
+{
+	struct pollfd fds[QG_ADMIN_CONN_MAX + 2];
+	uint64_t now, next_stats = 0;
+	uint32_t every = d->cfg->stats_interval_ms;
+	unsigned n;
+
+	if (every)
+		next_stats = qg_clock_ms() + every;
+	while (!*stop) {
+		n = qg_admin_pollfds(d->admin, fds, QG_ADMIN_CONN_MAX + 1);
+		if (qg_metrics_fd(d->metrics) >= 0) {
+			fds[n].fd = qg_metrics_fd(d->metrics);
+			fds[n].events = POLLIN;
+			fds[n++].revents = 0;
+		}
+		if (poll(fds, n, LOOP_PERIOD_MS) < 0 && errno != EINTR)
+			QG_LOG_WARN("control loop: poll: %s", strerror(errno));
+		if (*stop)
+			break;
+		now = qg_clock_ns();
+		qg_admin_poll(d->admin, now);
+		qg_metrics_poll(d->metrics);
+		qg_events_dispatch(d->bus, 0);
+		if (every && qg_clock_ms() >= next_stats && d->dp && d->report) {
+			qg_stats_report_print(d->report, d->dp, stdout);
+			next_stats = qg_clock_ms() + every;
+		}
+	}
+}

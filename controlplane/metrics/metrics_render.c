@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What /metrics says: dataplane counters (every drop and error reason, from
+ * the counters X-macro), per-service and per-backend figures, weights,
+ * components and the event bus. Every family is always present, zeros
+ * included, so a query never depends on whether something happened yet.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qgate/clock.h"
+#include "qgate/dataplane.h"
+#include "qgate/events.h"
+#include "qgate/metrics.h"
+#include "qgate/registry.h"
+
+/* HELP of drops/errors: the family's meaning, then each reason with its X-macro description. */
+static void family_by_kind(struct qg_metrics_text *t, const char *name, const char *what, int kind)
+{
+	size_t len = strlen(what) + 2, off;
+	unsigned i, n = 0;
+	char *help;
+
+	for (i = 0; i < QG_CTR__COUNT; i++)
+		if (qg_ctr_kind((enum qg_ctr_id)i) == kind)
+			len += 4 + strlen(qg_ctr_name((enum qg_ctr_id)i)) +
+			       strlen(qg_ctr_desc((enum qg_ctr_id)i));
+	help = malloc(len + 1);
+	if (!help) {
+		t->err = -ENOMEM;
+		return;
+	}
+	off = (size_t)snprintf(help, len + 1, "%s", what);
+	for (i = 0; i < QG_CTR__COUNT; i++)
+		if (qg_ctr_kind((enum qg_ctr_id)i) == kind)
+			off += (size_t)snprintf(help + off, len + 1 - off, "%s%s: %s", n++ ? "; " : " (",
+						qg_ctr_name((enum qg_ctr_id)i),
+						qg_ctr_desc((enum qg_ctr_id)i));
+	if (n)
+		snprintf(help + off, len + 1 - off, ")");
+	qg_metrics_family(t, name, "counter", help);
+	free(help);
+}
+
+static void counters_by_kind(struct qg_metrics_text *t, const struct qg_ctr_block *c, const char *name,
+			     const char *what, int kind)
+{
+	family_by_kind(t, name, what, kind);
+	for (unsigned i = 0; i < QG_CTR__COUNT; i++)
+		if (qg_ctr_kind((enum qg_ctr_id)i) == kind)
+			qg_metrics_sample(t, name, c->v[i], "reason", qg_ctr_name((enum qg_ctr_id)i), NULL);
+}
+
+static uint32_t weight_of(const struct qg_metrics_source *src, unsigned slot, unsigned s, unsigned b)
+{
+	return src->weights ? src->weights[slot] : src->cfg->services[s].backends[b].weight;
+}
+
+/* Per service: sums of its backends' figures (the relay counts per backend, not per service). */
+static void services(struct qg_metrics_text *t, const struct qg_metrics_source *src)
+{
+	const struct qg_config *cfg = src->cfg;
+	struct qg_backend_stats st;
+	char addr[QG_ADDR_STRLEN];
+	unsigned slot;
+
+	qg_metrics_family(t, "qgate_rx_packets_total", "counter",
+			  "Datagrams received from the service's clients and relayed to its backends");
+	for (unsigned s = 0; s < cfg->n_services; s++) {
+		uint64_t sum = 0;
+
+		for (unsigned b = 0; b < cfg->services[s].n_backends; b++)
+			if (!qg_dataplane_backend_stats(src->dp, s, b, &st))
+				sum += st.tx_pkts;
+		qg_metrics_sample(t, "qgate_rx_packets_total", sum, "service", cfg->services[s].name, NULL);
+	}
+	qg_metrics_family(t, "qgate_tx_packets_total", "counter",
+			  "Datagrams from the service's backends sent to its clients");
+	for (unsigned s = 0; s < cfg->n_services; s++) {
+		uint64_t sum = 0;
+
+		for (unsigned b = 0; b < cfg->services[s].n_backends; b++)
+			if (!qg_dataplane_backend_stats(src->dp, s, b, &st))
+				sum += st.rx_pkts;
+		qg_metrics_sample(t, "qgate_tx_packets_total", sum, "service", cfg->services[s].name, NULL);
+	}
+	qg_metrics_family(t, "qgate_flows_active", "gauge",
+			  "Flows of the service alive now, over all workers");
+	for (unsigned s = 0; s < cfg->n_services; s++)
+		qg_metrics_sample(t, "qgate_flows_active", qg_dataplane_flows_active(src->dp, s), "service",
+				  cfg->services[s].name, NULL);
+
+	qg_metrics_family(t, "qgate_backend_flows_active", "gauge",
+			  "Flows assigned to the backend alive now");
+	slot = 0;
+	for (unsigned s = 0; s < cfg->n_services; s++) {
+		for (unsigned b = 0; b < cfg->services[s].n_backends; b++, slot++) {
+			if (qg_dataplane_backend_stats(src->dp, s, b, &st))
+				memset(&st, 0, sizeof(st));
+			qg_metrics_sample(
+				t, "qgate_backend_flows_active", st.flows_active, "service",
+				cfg->services[s].name, "backend",
+				qg_addr_format(&cfg->services[s].backends[b].addr, addr, sizeof(addr)), NULL);
+		}
+	}
+	qg_metrics_family(t, "qgate_backend_packets_total", "counter",
+			  "Datagrams relayed to (direction=to_backend) and from (direction=from_backend) the "
+			  "backend");
+	for (unsigned s = 0; s < cfg->n_services; s++) {
+		for (unsigned b = 0; b < cfg->services[s].n_backends; b++) {
+			if (qg_dataplane_backend_stats(src->dp, s, b, &st))
+				memset(&st, 0, sizeof(st));
+			qg_addr_format(&cfg->services[s].backends[b].addr, addr, sizeof(addr));
+			qg_metrics_sample(t, "qgate_backend_packets_total", st.tx_pkts, "service",
+					  cfg->services[s].name, "backend", addr, "direction", "to_backend",
+					  NULL);
+			qg_metrics_sample(t, "qgate_backend_packets_total", st.rx_pkts, "service",
+					  cfg->services[s].name, "backend", addr, "direction", "from_backend",
+					  NULL);
+		}
+	}
+	qg_metrics_family(t, "qgate_backend_weight", "gauge",
+			  "Current selection weight of the backend (0 = drained: no new flows)");
+	slot = 0;
+	for (unsigned s = 0; s < cfg->n_services; s++)
+		for (unsigned b = 0; b < cfg->services[s].n_backends; b++, slot++)
+			qg_metrics_sample(
+				t, "qgate_backend_weight", weight_of(src, slot, s, b), "service",
+				cfg->services[s].name, "backend",
+				qg_addr_format(&cfg->services[s].backends[b].addr, addr, sizeof(addr)), NULL);
+}
+
+static void dataplane(struct qg_metrics_text *t, const struct qg_metrics_source *src)
+{
+	struct qg_ctr_block c;
+
+	qg_dataplane_counters(src->dp, &c);
+	qg_metrics_family(t, "qgate_workers", "gauge", "Dataplane worker threads");
+	qg_metrics_sample(t, "qgate_workers", qg_dataplane_workers(src->dp), NULL);
+	services(t, src);
+	counters_by_kind(t, &c, "qgate_drops_total", "Datagrams dropped, by reason", QG_CTR_KIND_DROP);
+	counters_by_kind(t, &c, "qgate_errors_total", "I/O errors, by reason", QG_CTR_KIND_ERROR);
+	qg_metrics_family(t, "qgate_flows_created_total", "counter", qg_ctr_desc(QG_CTR_FLOW_CREATED));
+	qg_metrics_sample(t, "qgate_flows_created_total", c.v[QG_CTR_FLOW_CREATED], NULL);
+	qg_metrics_family(t, "qgate_flows_expired_total", "counter", qg_ctr_desc(QG_CTR_FLOW_EXPIRED));
+	qg_metrics_sample(t, "qgate_flows_expired_total", c.v[QG_CTR_FLOW_EXPIRED], NULL);
+	qg_metrics_family(t, "qgate_flows_evicted_total", "counter", qg_ctr_desc(QG_CTR_FLOW_EVICTED));
+	qg_metrics_sample(t, "qgate_flows_evicted_total", c.v[QG_CTR_FLOW_EVICTED], NULL);
+}
+
+static void control(struct qg_metrics_text *t, const struct qg_metrics_source *src)
+{
+	struct qg_event_bus_stats bs;
+	struct qg_part_info info;
+
+	if (src->bus) {
+		qg_events_stats(src->bus, &bs);
+		qg_metrics_family(t, "qgate_events_published_total", "counter",
+				  "Events published on the control plane's bus");
+		qg_metrics_sample(t, "qgate_events_published_total", bs.published, NULL);
+		qg_metrics_family(t, "qgate_events_dropped_total", "counter",
+				  "Events a subscriber lost because its queue was full");
+		qg_metrics_sample(t, "qgate_events_dropped_total", bs.dropped, NULL);
+	}
+	if (src->reg) {
+		qg_metrics_family(t, "qgate_component_up", "gauge",
+				  "1 when the control-plane component is running, else 0");
+		for (unsigned i = 0; i < qg_registry_count(src->reg); i++)
+			if (!qg_registry_info(src->reg, i, &info))
+				qg_metrics_sample(t, "qgate_component_up", info.state == QG_REGISTRY_RUNNING,
+						  "component", info.name, NULL);
+	}
+	qg_metrics_family(t, "qgate_uptime_seconds", "gauge", "Seconds since qgate started");
+	qg_metrics_sample(t, "qgate_uptime_seconds", (qg_clock_ns() - src->start_ns) / 1000000000ULL, NULL);
+}
+
+int qg_metrics_render(const struct qg_metrics_source *src, struct qg_metrics_text *t)
+{
+	if (src->dp && src->cfg)
+		dataplane(t, src);
+	control(t, src);
+	/* An empty exposition is still a valid answer; make sure there is a buffer to send. */
+	if (!t->err && !t->buf)
+		qg_metrics_family(t, "qgate_up", "gauge", "1: qgate answers");
+	return t->err;
+}

@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Deterministic per-packet cost of qgate's DPDK path, in instructions (callgrind
+# Ir; no hardware counters needed).
+#
+# qgate (1 worker, backend dpdk) runs under `valgrind --tool=callgrind
+# --separate-threads=yes` on a net_pcap vdev that reads a generated capture
+# (rx_pcap=IN) and writes to /dev/null: N UDP/IPv4 datagrams to the VIP, round
+# robin over F client flows, NAT'd toward 3 backends (maglev). Once qgate's
+# --stats report shows every datagram received, it gets SIGTERM. Only the worker
+# thread's profile is analysed (perf/cost_dpdk.py): two baseline runs without
+# packets, idle for different times, give the startup cost and the cost of one
+# empty poll; both are subtracted, and the timer work (qg_relay_expire, once per
+# millisecond of wall time) is left out of the total.
+#
+# Output: a table on stdout and perf/results/cost-dpdk-YYYYmmdd-HHMMSS.json.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=build-release
+PACKETS=200000
+FLOWS="1000,1000000"
+LARGE_PACKETS=
+SIZE=64
+RESULTS="$ROOT/perf/results"
+KEEP=0
+
+usage() {
+	cat <<EOF
+usage: perf/cost-dpdk.sh [options]
+  --build DIR         build directory with qgate built with DPDK (default build-release;
+                      configured (Release) and built if qgate is missing)
+  --packets N         datagrams per case (default 200000)
+  --flows LIST        comma list of client flow counts, one case each (default 1000,1000000)
+  --large-packets N   datagrams of a case with more flows than --packets (default: 2 x flows,
+                      so half of its datagrams open a flow)
+  --size BYTES        UDP payload (default 64)
+  --results DIR       where the JSON goes (default perf/results)
+  --keep              keep the temporary directory (pcaps, callgrind files, logs)
+  -h, --help          this text
+Writes perf/results/cost-dpdk-YYYYmmdd-HHMMSS.json.
+EOF
+}
+
+die() {
+	echo "cost-dpdk: $*" >&2
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) BUILD=${2:?}; shift 2 ;;
+	--packets) PACKETS=${2:?}; shift 2 ;;
+	--flows) FLOWS=${2:?}; shift 2 ;;
+	--large-packets) LARGE_PACKETS=${2:?}; shift 2 ;;
+	--size) SIZE=${2:?}; shift 2 ;;
+	--results) RESULTS=${2:?}; shift 2 ;;
+	--keep) KEEP=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown option: $1" ;;
+	esac
+done
+for v in PACKETS SIZE; do
+	[[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || die "--$(echo "$v" | tr 'A-Z' 'a-z') wants a whole number >= 1"
+done
+[ -z "$LARGE_PACKETS" ] || [[ $LARGE_PACKETS =~ ^[0-9]+$ ]] || die "--large-packets wants a whole number"
+[[ $FLOWS =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--flows wants a comma list of numbers"
+[ "$SIZE" -ge 24 ] && [ "$SIZE" -le 1472 ] || die "--size wants 24..1472"
+for tool in valgrind callgrind_annotate python3; do
+	command -v "$tool" >/dev/null || die "$tool is required"
+done
+
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+QGATE_BIN="$BUILD/controlplane/qgate"
+HELPER="$ROOT/perf/cost_dpdk.py"
+if [ ! -x "$QGATE_BIN" ]; then
+	echo "cost-dpdk: building qgate into $BUILD" >&2
+	cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQGATE_TESTS=OFF >&2
+	cmake --build "$BUILD" --target qgate >&2
+fi
+
+TMP=$(mktemp -d /tmp/qgate-cost-dpdk.XXXXXX)
+VG_PID=
+
+# shellcheck disable=SC2317 # called through trap
+cleanup() {
+	if [ -n "$VG_PID" ]; then
+		kill -KILL "$VG_PID" 2>/dev/null || true
+		wait "$VG_PID" 2>/dev/null || true
+	fi
+	if [ "$KEEP" = 1 ]; then
+		echo "cost-dpdk: kept $TMP" >&2
+	else
+		rm -rf "$TMP"
+	fi
+	rm -rf /var/run/dpdk/qgcost-*-$$ 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+CPU=$(python3 -c 'import os; print(max(os.sched_getaffinity(0)))')
+
+# qgate_conf NAME IN FLOWS: one-arm on net_pcap0; clients 10.1.x.x, backends and NAT 10.2.x.x.
+qgate_conf() {
+	local name=$1 in=$2 flows=$3 nat=$(((${3} + 64511) / 64512 + 1)) i
+	cat <<EOF
+dataplane:
+  backend: dpdk
+  cores: [$CPU]
+  flows_per_core: $((flows * 2 > 65536 ? flows * 2 : 65536))
+  max_datagram: 1500
+  dpdk:
+    eal_args: [--no-huge, -m, "512", --no-pci, --file-prefix, qgcost-$name-$$, --vdev, "net_pcap0,rx_pcap=$in,tx_pcap=/dev/null"]
+    ports:
+      - name: net_pcap0
+        addresses: [10.1.0.1/16, 10.2.0.1/16]
+        nat_addresses: [$(for ((i = 1; i <= nat; i++)); do printf '%s10.2.1.%d' "$([ "$i" -gt 1 ] && echo ', ')" "$i"; done)]
+        neighbors:
+          - {address: 10.2.0.10, mac: "02:00:00:00:00:02"}
+          - {address: 10.2.0.11, mac: "02:00:00:00:00:02"}
+          - {address: 10.2.0.12, mac: "02:00:00:00:00:02"}
+services:
+  - name: cost
+    listen: 10.1.0.100:4433
+    policy: maglev
+    idle_timeout: 1h
+    backends: [{address: 10.2.0.10:5001}, {address: 10.2.0.11:5001}, {address: 10.2.0.12:5001}]
+EOF
+}
+
+# run_case NAME PACKETS FLOWS IDLE_SEC: one callgrind run; sets WORKER_FILE (the worker thread's
+# profile). Runs in the main shell (not in $(...)) so the EXIT trap sees VG_PID.
+run_case() {
+	local name=$1 packets=$2 flows=$3 idle=$4 dir="$TMP/$1" t0 rc=0
+	mkdir -p "$dir"
+	python3 "$HELPER" pcap "$dir/in.pcap" "$packets" "$flows" --size "$SIZE"
+	qgate_conf "$name" "$dir/in.pcap" "$flows" >"$dir/qgate.yaml"
+	if ! "$QGATE_BIN" --check-config "$dir/qgate.yaml" >"$dir/check.out" 2>&1; then
+		cat "$dir/check.out" >&2
+		die "qgate refuses the dpdk config (built without DPDK?)"
+	fi
+	echo "cost-dpdk: $name: $packets datagrams, $flows flows, under callgrind" >&2
+	t0=$SECONDS
+	valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.out" \
+		"$QGATE_BIN" -c "$dir/qgate.yaml" --stats 0.5 </dev/null >"$dir/qgate.out" 2>"$dir/qgate.err" &
+	VG_PID=$!
+	# Ready (EAL up, worker polling), then every datagram received; each wait bounded.
+	local deadline=$((SECONDS + 300))
+	until grep -q "ready (config" "$dir/qgate.err" 2>/dev/null; do
+		kill -0 "$VG_PID" 2>/dev/null || { tail -20 "$dir/qgate.err" >&2; die "$name: qgate exited before ready"; }
+		[ $SECONDS -lt $deadline ] || die "$name: qgate not ready within 300 s"
+		sleep 0.2
+	done
+	deadline=$((SECONDS + 1800))
+	if [ "$packets" -gt 0 ]; then
+		until grep -q "^--- t=[0-9]*s  rx $packets " "$dir/qgate.out" 2>/dev/null; do
+			kill -0 "$VG_PID" 2>/dev/null || die "$name: qgate exited early"
+			[ $SECONDS -lt $deadline ] || die "$name: input not consumed within 1800 s"
+			sleep 0.2
+		done
+	fi
+	sleep "$idle"
+	kill -TERM "$VG_PID"
+	for _ in $(seq 1 600); do
+		kill -0 "$VG_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$VG_PID" 2>/dev/null && echo "cost-dpdk: $name: qgate did not stop within 60 s of SIGTERM" >&2
+	wait "$VG_PID" || rc=$?
+	VG_PID=
+	[ "$rc" = 0 ] || { tail -20 "$dir/qgate.err" >&2; die "$name: qgate exited with $rc"; }
+	if [ "$packets" -gt 0 ]; then
+		grep -q "^qgate: total tx_backend = $packets$" "$dir/qgate.err" ||
+			{ grep "qgate: total" "$dir/qgate.err" >&2; die "$name: not every datagram went out to a backend"; }
+	fi
+	rm -f "$dir/in.pcap"
+	echo "cost-dpdk: $name: $((SECONDS - t0)) s" >&2
+	WORKER_FILE=$(python3 "$HELPER" worker-file "$dir/cg.out") || die "$name: no worker thread profile"
+}
+
+RUNS="$TMP/runs.json"
+entries=()
+add_entry() { # NAME FILE PACKETS FLOWS BASELINE
+	entries+=("{\"name\": \"$1\", \"file\": \"$2\", \"packets\": $3, \"flows\": $4, \"baseline\": $5}")
+}
+
+run_case idle-short 0 1 0.5
+add_entry idle-short "$WORKER_FILE" 0 1 true
+run_case idle-long 0 1 3
+add_entry idle-long "$WORKER_FILE" 0 1 true
+IFS=',' read -r -a FLOW_LIST <<<"$FLOWS"
+for flows in "${FLOW_LIST[@]}"; do
+	packets=$PACKETS
+	if [ "$flows" -gt "$PACKETS" ]; then
+		packets=${LARGE_PACKETS:-$((2 * flows))}
+	fi
+	name="flows-$flows"
+	run_case "$name" "$packets" "$flows" 0.5
+	add_entry "$name" "$WORKER_FILE" "$packets" "$flows" false
+	# callgrind_annotate's own view of the worker thread (kept with --keep).
+	callgrind_annotate --threshold=99 "$WORKER_FILE" >"$TMP/$name/annotate.txt" 2>/dev/null || true
+done
+
+{
+	echo "{\"qgate\": \"$QGATE_BIN\", \"runs\": ["
+	(IFS=','; echo "${entries[*]}")
+	echo "]}"
+} >"$RUNS"
+
+mkdir -p "$RESULTS"
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT="$RESULTS/cost-dpdk-$STAMP.json"
+python3 "$HELPER" analyze "$RUNS" "$TMP/analysis.json"
+python3 - "$TMP/analysis.json" "$OUT" <<EOF
+import json, os, platform, subprocess, sys
+a = json.load(open(sys.argv[1]))
+def cmd(*c):
+    try:
+        return subprocess.run(c, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "")
+out = {
+    "date": cmd("date", "-Iseconds"),
+    "machine": {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
+                "dpdk": cmd("pkg-config", "--modversion", "libdpdk") or "unknown",
+                "valgrind": cmd("valgrind", "--version")},
+    "setup": {"qgate": "$QGATE_BIN", "size": $SIZE, "workers": 1, "policy": "maglev", "backends": 3,
+              "port": "net_pcap0 (rx_pcap=generated capture, tx_pcap=/dev/null), --no-huge -m 512 --no-pci",
+              "direction": "client -> VIP -> backend (NAT), IPv4",
+              "tool": "valgrind --tool=callgrind --separate-threads=yes, worker thread only",
+              "method": "baselines without packets give startup + Ir per empty poll (linear in empty polls); both subtracted; qg_relay_expire (timer, per ms of wall time) excluded from the total"},
+    **a,
+}
+json.dump(out, open(sys.argv[2], "w"), indent=2)
+open(sys.argv[2], "a").write("\n")
+EOF
+echo
+echo "cost-dpdk: wrote $OUT" >&2

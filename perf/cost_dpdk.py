@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""Helper of perf/cost-dpdk.sh.
+
+  cost_dpdk.py pcap OUT PACKETS FLOWS [--size BYTES]
+      Writes a pcap of PACKETS UDP/IPv4 datagrams to the VIP 10.1.0.100:4433,
+      round robin over FLOWS clients (flow f: 10.1.<1 + a/250>.<1 + a%250> with
+      a = f / 64512, port 1024 + f % 64512), correct IPv4 and UDP checksums.
+
+  cost_dpdk.py worker-file CALLGRIND_OUT_PREFIX
+      Prints the per-thread callgrind file of qgate's worker thread.
+
+  cost_dpdk.py analyze RUNS.json OUT.json
+      RUNS.json: {"qgate": path, "runs": [{"name", "file", "packets", "flows",
+      "baseline": bool}, ...]}. Reads every worker-thread callgrind file, removes
+      startup and idle polling with the two baseline runs (0 packets, idle for
+      different times: cost = a + b * empty_polls), leaves out the timer work
+      (qg_relay_expire, run once per millisecond of wall time), writes the
+      result and prints a table.
+"""
+import json
+import os
+import re
+import struct
+import sys
+
+VIP = bytes([10, 1, 0, 100])
+VPORT = 4433
+PORTS_PER_IP = 65536 - 1024
+DUT_MAC = bytes.fromhex("020000000101")
+CLIENT_MAC = bytes.fromhex("020000000001")
+
+
+def fold(s):
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def client_of(flow):
+    a = flow // PORTS_PER_IP
+    return bytes([10, 1, 1 + a // 250, 1 + a % 250]), 1024 + flow % PORTS_PER_IP
+
+
+def write_pcap(path, packets, flows, size):
+    ulen = 8 + size
+    tot = 20 + ulen
+    payload = bytes((i * 7 + 3) & 0xFF for i in range(size))
+    padded = payload + (b"\0" if size & 1 else b"")
+    psum = sum(padded[i] << 8 | padded[i + 1] for i in range(0, len(padded), 2))
+    vip_sum = (VIP[0] << 8 | VIP[1]) + (VIP[2] << 8 | VIP[3])
+    eth = DUT_MAC + CLIENT_MAC + b"\x08\x00"
+    frame_len = 14 + tot
+    # Headers per flow are computed once (a flow's frames differ only in the pcap record).
+    cache = {}
+    with open(path, "wb", buffering=1 << 22) as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for k in range(packets):
+            fl = k % flows
+            hdr = cache.get(fl) if flows <= 100000 else None
+            if hdr is None:
+                sip, port = client_of(fl)
+                ssum = (sip[0] << 8 | sip[1]) + (sip[2] << 8 | sip[3])
+                ck = ~fold(0x4500 + tot + 0x4000 + (64 << 8 | 17) + ssum + vip_sum) & 0xFFFF
+                iph = struct.pack("!BBHHHBBH4s4s", 0x45, 0, tot, 0, 0x4000, 64, 17, ck, sip, VIP)
+                uck = ~fold(ssum + vip_sum + 17 + ulen + port + VPORT + ulen + psum) & 0xFFFF
+                hdr = eth + iph + struct.pack("!HHHH", port, VPORT, ulen, uck or 0xFFFF) + payload
+                if flows <= 100000:
+                    cache[fl] = hdr
+            f.write(struct.pack("<IIII", k // 1000000, k % 1000000, frame_len, frame_len))
+            f.write(hdr)
+
+
+# ---- callgrind output -------------------------------------------------------------
+
+NAME_RE = re.compile(r"^\((\d+)\)(?: (.*))?$")
+
+
+class Profile:
+    """One callgrind output file (positions: line, events: Ir)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.total = 0
+        self.self_cost = {}  # (ob, fn) -> Ir
+        self.calls = {}  # (ob, fn) -> times called
+        self.edges = {}  # ((ob, fn), (ob, fn)) -> [count, inclusive Ir]
+        self._parse()
+
+    def _parse(self):
+        names = {"ob": {}, "fn": {}}
+        ob = fn = cob = cfn = None
+        pending_call = None
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if not line or line.startswith("#"):
+                    continue
+                c = line[0]
+                if c.isdigit() or c in "+-*":
+                    parts = line.split()
+                    cost = int(parts[1]) if len(parts) > 1 else 0
+                    if pending_call is not None:
+                        key = ((ob, fn), (cob or ob, cfn))
+                        e = self.edges.setdefault(key, [0, 0])
+                        e[0] += pending_call
+                        e[1] += cost
+                        self.calls[(cob or ob, cfn)] = self.calls.get((cob or ob, cfn), 0) + pending_call
+                        pending_call = None
+                        cob = None
+                    else:
+                        self.self_cost[(ob, fn)] = self.self_cost.get((ob, fn), 0) + cost
+                    continue
+                if line.startswith(("summary:", "totals:")):
+                    self.total = max(self.total, int(line.split(":", 1)[1].split()[0]))
+                    continue
+                key, _, val = line.partition("=")
+                if key in ("ob", "cob", "fn", "cfn"):
+                    space = "ob" if key in ("ob", "cob") else "fn"
+                    m = NAME_RE.match(val)
+                    if m:
+                        if m.group(2) is not None:
+                            names[space][m.group(1)] = m.group(2)
+                        name = names[space].get(m.group(1), val)
+                    else:
+                        name = val
+                    if key == "ob":
+                        ob = name
+                    elif key == "cob":
+                        cob = name
+                    elif key == "fn":
+                        fn = name
+                        cob = None
+                    else:
+                        cfn = name
+                elif key == "calls":
+                    pending_call = int(val.split()[0])
+
+    def func_names(self):
+        return {fn for (_, fn) in self.self_cost} | {fn for (_, fn) in self.calls}
+
+    def calls_to(self, name):
+        return sum(n for (ob, fn), n in self.calls.items() if fn == name)
+
+    def inclusive(self, name):
+        """Self cost plus every call it makes (a function calling itself is not counted twice)."""
+        s = sum(v for (ob, fn), v in self.self_cost.items() if fn == name)
+        for (src, dst), (_, cost) in self.edges.items():
+            if src[1] == name and dst[1] != name:
+                s += cost
+        return s
+
+
+def is_pmd(ob):
+    return ob is not None and "librte_net_pcap" in os.path.basename(ob)
+
+
+def metrics(p, qgate):
+    """Scalar costs of one worker-thread profile (Ir)."""
+    qg = os.path.realpath(qgate)
+    m = {"total": p.total}
+    # The pcap PMD with everything it calls (libpcap, stdio, mbuf allocation): calls into the
+    # PMD's object from outside it.
+    m["pcap_pmd"] = sum(cost for (src, dst), (_, cost) in p.edges.items() if is_pmd(dst[0]) and not is_pmd(src[0]))
+    m["qgate_self"] = sum(v for (ob, fn), v in p.self_cost.items() if ob and os.path.realpath(ob) == qg)
+    for (ob, fn), v in p.self_cost.items():
+        if ob and os.path.realpath(ob) == qg:
+            m["self:" + fn] = m.get("self:" + fn, 0) + v
+    # Timer work (qg_relay_expire, once per millisecond of wall time whatever the traffic) is left
+    # out of every figure: under valgrind its share depends on how slow the run was.
+    m["timer"] = p.inclusive("qg_relay_expire")
+    timer_self = sum(m.pop("self:" + fn, 0) for fn in ("qg_relay_expire", "qg_flow_expire"))
+    m["total"] -= m["timer"]
+    m["qgate_self"] -= timer_self
+    m["other"] = m["total"] - m["pcap_pmd"] - m["qgate_self"]
+    for name in ("qg_relay_burst", "dpdk_rx_burst", "dpdk_flush", "dpdk_tx_backend", "egress",
+                 "qg_relay_new_flow_to", "dpdk_upstream_open"):
+        m["incl:" + name] = p.inclusive(name)
+    m["polls"] = p.calls_to("dpdk_rx_burst")
+    m["bursts"] = p.calls_to("qg_relay_burst")
+    m["new_flows"] = p.calls_to("qg_relay_new_flow_to")
+    m["empty_polls"] = m["polls"] - m["bursts"]
+    return m
+
+
+def worker_file(prefix):
+    d = os.path.dirname(prefix) or "."
+    base = os.path.basename(prefix)
+    best = None
+    for name in sorted(os.listdir(d)):
+        if not name.startswith(base + "-"):
+            continue
+        path = os.path.join(d, name)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            if any(re.match(r"^fn=\(\d+\) qg_worker_main$", line.rstrip("\n")) for line in f):
+                best = path
+                break
+    if not best:
+        sys.exit("cost_dpdk: no worker thread (qg_worker_main) in %s-*" % prefix)
+    print(best)
+
+
+def analyze(runs_path, out_path):
+    with open(runs_path) as f:
+        spec = json.load(f)
+    qgate = spec["qgate"]
+    runs = spec["runs"]
+    for r in runs:
+        r["m"] = metrics(Profile(r["file"]), qgate)
+    base = [r for r in runs if r.get("baseline")]
+    if len(base) != 2:
+        sys.exit("cost_dpdk: need exactly two baseline runs")
+    b1, b2 = sorted(base, key=lambda r: r["m"]["empty_polls"])
+    de = b2["m"]["empty_polls"] - b1["m"]["empty_polls"]
+    if de <= 0:
+        sys.exit("cost_dpdk: the baselines polled equally often; cannot separate idle polling")
+
+    def model(key):
+        x1, x2 = b1["m"].get(key, 0), b2["m"].get(key, 0)
+        b = (x2 - x1) / de
+        return x1 - b * b1["m"]["empty_polls"], b  # startup, cost per empty poll
+
+    result = {
+        "baseline": {
+            "runs": [{"name": r["name"], "empty_polls": r["m"]["empty_polls"], "total_ir": r["m"]["total"]} for r in (b1, b2)],
+            "intercept_ir": round(model("total")[0]),
+            "ir_per_empty_poll": round(model("total")[1], 2),
+        },
+        "cases": [],
+    }
+    for r in runs:
+        if r.get("baseline"):
+            continue
+        m, n = r["m"], r["packets"]
+        keys = set(m) | set(b1["m"]) | set(b2["m"])
+
+        def net(key):
+            a, b = model(key)
+            return m.get(key, 0) - a - b * m["empty_polls"]
+
+        per = lambda v: round(v / n, 1)  # noqa: E731
+        funcs = {}
+        for k in keys:
+            if k.startswith("self:"):
+                v = net(k)
+                if abs(v) / n >= 0.05:
+                    funcs[k[5:]] = per(v)
+        case = {
+            "name": r["name"],
+            "packets": n,
+            "flows": r["flows"],
+            "flows_created": m["new_flows"],
+            "bursts": m["bursts"],
+            "empty_polls": m["empty_polls"],
+            "worker_total_ir": m["total"],
+            "timer_ir_excluded": m["timer"],
+            "ir_per_packet": {
+                "total": per(net("total")),
+                "qgate_own": per(net("qgate_self")),
+                "pcap_pmd": per(net("pcap_pmd")),
+                "other_libs": per(net("other")),
+                "rx_path_incl": per(net("incl:dpdk_rx_burst")),
+                "relay_incl": per(m["incl:qg_relay_burst"]),
+                "tx_flush_incl": per(net("incl:dpdk_flush")),
+            },
+            "ir_per_new_flow": round(m["incl:qg_relay_new_flow_to"] / m["new_flows"], 1) if m["new_flows"] else None,
+            "qgate_functions_self_per_packet": dict(sorted(funcs.items(), key=lambda kv: -kv[1])),
+        }
+        result["cases"].append(case)
+    with open(out_path, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    return result
+
+
+def print_table(result):
+    cases = result["cases"]
+    print("Instructions (Ir) per packet, qgate worker thread, startup and idle polling removed")
+    print("(baselines: %.1f Ir per empty poll, fixed part %d Ir; timer work excluded)" % (result["baseline"]["ir_per_empty_poll"], result["baseline"]["intercept_ir"]))
+    print()
+    hdr = "%-34s" % "" + "".join("%20s" % c["name"] for c in cases)
+    print(hdr)
+    print("-" * len(hdr))
+
+    def row(label, get):
+        print("%-34s" % label + "".join("%20s" % get(c) for c in cases))
+
+    row("packets", lambda c: c["packets"])
+    row("flows (created)", lambda c: "%d (%d)" % (c["flows"], c["flows_created"]))
+    for k, label in (("total", "total"), ("qgate_own", "  qgate's own functions (self)"),
+                     ("pcap_pmd", "  pcap PMD (+ libpcap, stdio)"), ("other_libs", "  other (DPDK libs, libc, ld.so)"),
+                     ("rx_path_incl", "rx: dpdk_rx_burst incl."), ("relay_incl", "relay: qg_relay_burst incl."),
+                     ("tx_flush_incl", "tx: dpdk_flush incl.")):
+        row(label, lambda c, k=k: c["ir_per_packet"][k])
+    row("per new flow: qg_relay_new_flow_to", lambda c: c["ir_per_new_flow"])
+    print()
+    names = []
+    for c in cases:
+        for fn in c["qgate_functions_self_per_packet"]:
+            if fn not in names:
+                names.append(fn)
+    print("qgate functions, self Ir per packet:")
+    for fn in names[:20]:
+        row("  " + fn[:32], lambda c, fn=fn: c["qgate_functions_self_per_packet"].get(fn, "-"))
+
+
+def main(argv):
+    if len(argv) >= 5 and argv[1] == "pcap":
+        size = 64
+        if len(argv) >= 7 and argv[5] == "--size":
+            size = int(argv[6])
+        write_pcap(argv[2], int(argv[3]), int(argv[4]), size)
+    elif len(argv) == 3 and argv[1] == "worker-file":
+        worker_file(argv[2])
+    elif len(argv) == 4 and argv[1] == "analyze":
+        print_table(analyze(argv[2], argv[3]))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

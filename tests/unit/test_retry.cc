@@ -1,0 +1,951 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Retry offload: the RFC 9001 A.4 and RFC 9369 A.4 Retry packets rebuilt
+// byte for byte, integrity tags checked and refused when tampered with,
+// qgate's Retry tokens (round trip, tampering, address binding, expiry, key
+// rotation with grace, unknown key ids, per-thread clones), what a server
+// reads out of a token, tshark's dissection of the Retries in a pcap, and the
+// relay with retry: on driven through an in-memory I/O backend (Retry answers,
+// admission and routing of token-bearing Initials, QUIC-LB Retry SCIDs).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern "C" {
+#include "dataplane/pipeline/relay.h"
+#include "qgate/addr.h"
+#include "qgate/clock.h"
+#include "qgate/config.h"
+#include "qgate/counters.h"
+#include "qgate/quic.h"
+#include "qgate/quic_lb.h"
+#include "qgate/retry_token.h"
+}
+
+namespace
+{
+
+using Bytes = std::vector<uint8_t>;
+
+Bytes Hex(const std::string &s)
+{
+	Bytes b;
+	for (size_t i = 0; i + 1 < s.size(); i += 2)
+		b.push_back((uint8_t)std::stoul(s.substr(i, 2), nullptr, 16));
+	return b;
+}
+
+std::string ToHex(const uint8_t *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	std::string s;
+	for (size_t i = 0; i < n; i++) {
+		s += digits[p[i] >> 4];
+		s += digits[p[i] & 15];
+	}
+	return s;
+}
+
+std::string ToHex(const Bytes &b)
+{
+	return ToHex(b.data(), b.size());
+}
+
+qg_addr Addr(const char *text)
+{
+	qg_addr a;
+	EXPECT_EQ(qg_addr_parse(text, &a), 0) << text;
+	return a;
+}
+
+// rfc9001-v1-vectors.txt and RFC 9369 Appendix A.4.
+const char kOdcid[] = "8394c8f03e515708";
+const char kRetryScid[] = "f067a5502a4262b5";
+const char kRetryV1[] = "ff000000010008f067a5502a4262b5746f6b656e04a265ba2eff4d829058fb3f0f2496ba";
+const char kRetryV2[] = "cf6b3343cf0008f067a5502a4262b5746f6b656ec8646ce8bfe33952d955543665dcc7b6";
+
+Bytes BuildRetry(uint32_t version, const Bytes &client_scid, const Bytes &odcid, const Bytes &scid,
+		 const Bytes &token)
+{
+	Bytes out(QG_RETRY_PACKET_MAX_LEN + 64);
+	int n = qg_quic_build_retry(out.data(), out.size(), version, client_scid.data(), client_scid.size(),
+				    odcid.data(), odcid.size(), scid.data(), scid.size(), token.data(),
+				    token.size());
+	EXPECT_GT(n, 0);
+	out.resize(n > 0 ? n : 0);
+	return out;
+}
+
+TEST(RetryPacket, Rfc9001A4ByteForByte)
+{
+	Bytes pkt = BuildRetry(QG_QUIC_VERSION_1, Bytes(), Hex(kOdcid), Hex(kRetryScid),
+			       Bytes{ 't', 'o', 'k', 'e', 'n' });
+	EXPECT_EQ(ToHex(pkt), kRetryV1);
+	Bytes odcid = Hex(kOdcid);
+	EXPECT_EQ(qg_quic_retry_verify(pkt.data(), pkt.size(), odcid.data(), odcid.size()), 0);
+}
+
+TEST(RetryPacket, Rfc9369A4ByteForByte)
+{
+	Bytes pkt = BuildRetry(QG_QUIC_VERSION_2, Bytes(), Hex(kOdcid), Hex(kRetryScid),
+			       Bytes{ 't', 'o', 'k', 'e', 'n' });
+	EXPECT_EQ(ToHex(pkt), kRetryV2);
+	Bytes odcid = Hex(kOdcid);
+	EXPECT_EQ(qg_quic_retry_verify(pkt.data(), pkt.size(), odcid.data(), odcid.size()), 0);
+
+	qg_quic_hdr h;
+	ASSERT_EQ(qg_quic_parse(pkt.data(), pkt.size(), 0, &h), 0);
+	EXPECT_EQ(h.type, QG_QUIC_TYPE_RETRY) << "v2 type bits 00 mean Retry";
+	EXPECT_EQ(h.version, QG_QUIC_VERSION_2);
+}
+
+TEST(RetryPacket, VerifyRefusesTamperingAndOtherOdcid)
+{
+	Bytes odcid = Hex(kOdcid);
+	for (const char *hex : { kRetryV1, kRetryV2 }) {
+		Bytes pkt = Hex(hex);
+		ASSERT_EQ(qg_quic_retry_verify(pkt.data(), pkt.size(), odcid.data(), odcid.size()), 0);
+		// Every byte after the first is covered (the first one's unused bits too).
+		for (size_t i = 0; i < pkt.size(); i++) {
+			Bytes bad = pkt;
+			bad[i] ^= 0x01;
+			int rc = qg_quic_retry_verify(bad.data(), bad.size(), odcid.data(), odcid.size());
+			EXPECT_TRUE(rc == -EACCES || rc == -EINVAL) << hex << " byte " << i << " rc " << rc;
+		}
+		Bytes other = odcid;
+		other[7] ^= 1;
+		EXPECT_EQ(qg_quic_retry_verify(pkt.data(), pkt.size(), other.data(), other.size()), -EACCES);
+		// The v1 tag does not verify as v2 and vice versa: versions have their own keys.
+		Bytes swapped = pkt;
+		swapped[0] = swapped[0] == 0xff ? 0xcf : 0xff;
+		memcpy(&swapped[1], swapped[0] == 0xff ? "\x00\x00\x00\x01" : "\x6b\x33\x43\xcf", 4);
+		EXPECT_EQ(qg_quic_retry_verify(swapped.data(), swapped.size(), odcid.data(), odcid.size()),
+			  -EACCES);
+	}
+}
+
+TEST(RetryPacket, BuildRefuses)
+{
+	Bytes out(256), odcid = Hex(kOdcid), scid = Hex(kRetryScid), tok{ 1 };
+	// The Retry SCID must differ from the client's DCID (RFC 9000 Sec 17.2.5.1).
+	EXPECT_EQ(qg_quic_build_retry(out.data(), out.size(), QG_QUIC_VERSION_1, nullptr, 0, odcid.data(),
+				      odcid.size(), odcid.data(), odcid.size(), tok.data(), 1),
+		  -EINVAL);
+	EXPECT_EQ(qg_quic_build_retry(out.data(), out.size(), 0x1a2a3a4a, nullptr, 0, odcid.data(),
+				      odcid.size(), scid.data(), scid.size(), tok.data(), 1),
+		  -EINVAL);
+	EXPECT_EQ(qg_quic_build_retry(out.data(), out.size(), QG_QUIC_VERSION_1, nullptr, 0, odcid.data(),
+				      odcid.size(), scid.data(), scid.size(), tok.data(), 0),
+		  -EINVAL)
+		<< "a Retry token is never empty";
+	EXPECT_EQ(qg_quic_build_retry(out.data(), 7 + 8 + 1 + 16 - 1, QG_QUIC_VERSION_1, nullptr, 0,
+				      odcid.data(), odcid.size(), scid.data(), scid.size(), tok.data(), 1),
+		  -ENOSPC);
+	EXPECT_EQ(qg_quic_build_retry(out.data(), 7 + 8 + 1 + 16, QG_QUIC_VERSION_1, nullptr, 0, odcid.data(),
+				      odcid.size(), scid.data(), scid.size(), tok.data(), 1),
+		  7 + 8 + 1 + 16);
+}
+
+// ---- tokens ----
+
+const uint8_t kKeyA[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+const uint8_t kKeyB[16] = { 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7,
+			    0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf };
+const uint8_t kKeyC[16] = { 0xc0 };
+constexpr uint32_t kLifetime = 10000, kGrace = 11000;
+
+struct Keys {
+	qg_retry_keys *k = nullptr;
+	Keys(uint8_t id, const uint8_t *key, uint64_t now, uint32_t grace = kGrace)
+	{
+		EXPECT_EQ(qg_retry_keys_create(id, key, now, grace, &k), 0);
+	}
+	~Keys()
+	{
+		qg_retry_keys_destroy(k);
+	}
+	Keys(const Keys &) = delete;
+	Keys &operator=(const Keys &) = delete;
+};
+
+Bytes Seal(qg_retry_keys *k, const qg_addr &a, const Bytes &odcid, const Bytes &scid, uint64_t now)
+{
+	Bytes t(QG_RETRY_TOKEN_MAX_LEN);
+	int n = qg_retry_token_seal(k, &a, odcid.data(), odcid.size(), scid.data(), scid.size(), now,
+				    t.data(), t.size());
+	EXPECT_GT(n, 0);
+	t.resize(n > 0 ? n : 0);
+	return t;
+}
+
+int Open(qg_retry_keys *k, const qg_addr &a, const Bytes &t, uint64_t now, Bytes *odcid = nullptr,
+	 Bytes *scid = nullptr)
+{
+	uint8_t o[QG_RETRY_MAX_CID_LEN], s[QG_RETRY_MAX_CID_LEN];
+	size_t ol = 99, sl = 99;
+	int rc = qg_retry_token_open(k, &a, t.data(), t.size(), now, kLifetime, o, &ol, s, &sl);
+	if (rc == 0 && odcid)
+		odcid->assign(o, o + ol);
+	if (rc == 0 && scid)
+		scid->assign(s, s + sl);
+	return rc;
+}
+
+TEST(RetryToken, RoundTripV4AndV6)
+{
+	Keys keys(7, kKeyA, 1000);
+	Bytes odcid = Hex(kOdcid), scid = Hex("e7a1a2a3a4a5a6a7");
+	for (const char *addr : { "192.0.2.10:51000", "[2001:db8::10]:443" }) {
+		qg_addr a = Addr(addr);
+		Bytes t = Seal(keys.k, a, odcid, scid, 1000);
+		ASSERT_EQ(t.size(), QG_RETRY_TOKEN_OVERHEAD + odcid.size() + scid.size());
+		EXPECT_TRUE(qg_retry_token_is_retry(t.data(), t.size()));
+		EXPECT_EQ(t[0], odcid.size()) << "first bit 0, then the ODCID length";
+		EXPECT_EQ(ToHex(&t[1], odcid.size()), kOdcid)
+			<< "ODCID in the clear, where the server reads it";
+		EXPECT_EQ(t[1 + odcid.size()], QG_RETRY_TOKEN_FORMAT);
+		EXPECT_EQ(t[2 + odcid.size()], 7) << "key id";
+		EXPECT_EQ(ToHex(&t[3 + odcid.size()], 4), "000003e8") << "issue time, big-endian";
+
+		Bytes o, s;
+		ASSERT_EQ(Open(keys.k, a, t, 1500, &o, &s), 0) << addr;
+		EXPECT_EQ(ToHex(o), kOdcid);
+		EXPECT_EQ(ToHex(s), ToHex(scid));
+
+		// The server side: no key needed.
+		uint8_t ro[QG_RETRY_MAX_CID_LEN], rs[QG_RETRY_MAX_CID_LEN];
+		size_t rol = 0, rsl = 0;
+		ASSERT_EQ(qg_retry_token_read(t.data(), t.size(), ro, &rol, rs, &rsl), 0);
+		EXPECT_EQ(ToHex(ro, rol), kOdcid);
+		EXPECT_EQ(ToHex(rs, rsl), ToHex(scid));
+	}
+	// Two tokens for the same connection attempt differ (random nonce).
+	qg_addr a = Addr("192.0.2.10:51000");
+	EXPECT_NE(ToHex(Seal(keys.k, a, odcid, scid, 1000)), ToHex(Seal(keys.k, a, odcid, scid, 1000)));
+}
+
+TEST(RetryToken, CidLengthsFromZeroToTwenty)
+{
+	Keys keys(1, kKeyA, 0);
+	qg_addr a = Addr("198.51.100.1:1234");
+	for (size_t n = 0; n <= 20; n++) {
+		for (size_t m = 1; m <= 20; m += 19) {
+			Bytes odcid(n, 0x11), scid(m, 0x22);
+			Bytes t = Seal(keys.k, a, odcid, scid, 5);
+			ASSERT_EQ(t.size(), QG_RETRY_TOKEN_OVERHEAD + n + m);
+			ASSERT_LE(t.size(), (size_t)QG_RETRY_TOKEN_MAX_LEN);
+			Bytes o, s;
+			ASSERT_EQ(Open(keys.k, a, t, 5, &o, &s), 0) << n << " " << m;
+			EXPECT_EQ(o, odcid);
+			EXPECT_EQ(s, scid);
+		}
+	}
+	Bytes t(QG_RETRY_TOKEN_MAX_LEN), big(21, 1), one(1, 1);
+	EXPECT_EQ(qg_retry_token_seal(keys.k, &a, big.data(), 21, one.data(), 1, 0, t.data(), t.size()),
+		  -EINVAL);
+	EXPECT_EQ(qg_retry_token_seal(keys.k, &a, one.data(), 1, big.data(), 21, 0, t.data(), t.size()),
+		  -EINVAL);
+	EXPECT_EQ(qg_retry_token_seal(keys.k, &a, one.data(), 1, one.data(), 0, 0, t.data(), t.size()),
+		  -EINVAL);
+	EXPECT_EQ(qg_retry_token_seal(keys.k, &a, one.data(), 1, one.data(), 1, 0, t.data(),
+				      QG_RETRY_TOKEN_OVERHEAD + 1),
+		  -ENOSPC);
+}
+
+TEST(RetryToken, AnyTamperedByteIsRefused)
+{
+	Keys keys(3, kKeyA, 0);
+	qg_addr a = Addr("203.0.113.5:40000");
+	Bytes t = Seal(keys.k, a, Hex(kOdcid), Hex("e7010203040506aa"), 100);
+	ASSERT_EQ(Open(keys.k, a, t, 100), 0);
+	for (size_t i = 0; i < t.size(); i++) {
+		for (uint8_t bit : { 0x01, 0x80 }) {
+			Bytes bad = t;
+			bad[i] ^= bit;
+			EXPECT_EQ(Open(keys.k, a, bad, 100), -EACCES) << "byte " << i << " bit " << (int)bit;
+		}
+	}
+	// Truncated or extended.
+	Bytes shorter(t.begin(), t.end() - 1), longer = t;
+	longer.push_back(0);
+	EXPECT_EQ(Open(keys.k, a, shorter, 100), -EACCES);
+	EXPECT_EQ(Open(keys.k, a, longer, 100), -EACCES);
+	EXPECT_EQ(Open(keys.k, a, Bytes(), 100), -EACCES);
+	// A NEW_TOKEN token (first bit 1) is not ours: not a Retry token, nothing to read.
+	Bytes new_token(40, 0x80);
+	EXPECT_FALSE(qg_retry_token_is_retry(new_token.data(), new_token.size()));
+	EXPECT_EQ(qg_retry_token_read(new_token.data(), new_token.size(), nullptr, nullptr, nullptr, nullptr),
+		  -EINVAL);
+	EXPECT_EQ(Open(keys.k, a, new_token, 100), -EACCES);
+}
+
+TEST(RetryToken, BoundToTheClientAddressAndPort)
+{
+	Keys keys(3, kKeyA, 0);
+	qg_addr a = Addr("203.0.113.5:40000");
+	Bytes t = Seal(keys.k, a, Hex(kOdcid), Hex("e7010203040506aa"), 100);
+	for (const char *other : { "203.0.113.5:40001", "203.0.113.6:40000", "[::ffff:203.0.113.5]:40000",
+				   "[2001:db8::5]:40000" })
+		EXPECT_EQ(Open(keys.k, Addr(other), t, 100), -EACCES) << other;
+	EXPECT_EQ(Open(keys.k, a, t, 100), 0);
+}
+
+TEST(RetryToken, ExpiresAfterItsLifetime)
+{
+	Keys keys(3, kKeyA, 0);
+	qg_addr a = Addr("203.0.113.5:40000");
+	Bytes t = Seal(keys.k, a, Hex(kOdcid), Hex("e7010203040506aa"), 5000);
+	EXPECT_EQ(Open(keys.k, a, t, 5000 + kLifetime), 0);
+	EXPECT_EQ(Open(keys.k, a, t, 5000 + kLifetime + 1), -EKEYEXPIRED);
+	// A time ahead of the clock counts as expired, not as fresh.
+	EXPECT_EQ(Open(keys.k, a, t, 4000), -EKEYEXPIRED);
+	// The clock wraps at 2^32 ms without harm.
+	uint64_t near_wrap = 0xfffff000ull;
+	Bytes w = Seal(keys.k, a, Hex(kOdcid), Hex("e7010203040506aa"), near_wrap);
+	EXPECT_EQ(Open(keys.k, a, w, near_wrap + 8000), 0);
+	EXPECT_EQ(Open(keys.k, a, w, near_wrap + kLifetime + 1), -EKEYEXPIRED);
+}
+
+TEST(RetryToken, RotationKeepsThePreviousKeyForTheGrace)
+{
+	Keys keys(1, kKeyA, 0);
+	qg_addr a = Addr("192.0.2.1:5555");
+	Bytes odcid = Hex(kOdcid), scid = Hex("e7aaaaaaaaaaaaaa");
+	Bytes old_token = Seal(keys.k, a, odcid, scid, 60000);
+
+	ASSERT_EQ(qg_retry_keys_current_age(keys.k, 60000), 60000u);
+	ASSERT_EQ(qg_retry_keys_rotate(keys.k, 1, kKeyB, 60001), -EINVAL) << "the id must change";
+	ASSERT_EQ(qg_retry_keys_rotate(keys.k, 2, kKeyB, 60001), 0);
+	EXPECT_EQ(qg_retry_keys_current_id(keys.k), 2);
+	EXPECT_EQ(qg_retry_keys_current_age(keys.k, 60001), 0u);
+
+	Bytes new_token = Seal(keys.k, a, odcid, scid, 60002);
+	EXPECT_EQ(new_token[2 + odcid.size()], 2) << "sealed under the new key";
+	// Within the grace, the previous key still opens its tokens (while they live).
+	EXPECT_EQ(Open(keys.k, a, old_token, 60002), 0);
+	EXPECT_EQ(Open(keys.k, a, new_token, 60002), 0);
+	// With a grace longer than the lifetime, the token dies first ...
+	EXPECT_EQ(Open(keys.k, a, old_token, 60000 + kLifetime + 1), -EKEYEXPIRED);
+
+	// ... and with a short grace the key itself is refused after it, however fresh the token.
+	Keys shortg(1, kKeyA, 0, 500);
+	Bytes t = Seal(shortg.k, a, odcid, scid, 1000);
+	ASSERT_EQ(qg_retry_keys_rotate(shortg.k, 2, kKeyB, 1000), 0);
+	EXPECT_EQ(Open(shortg.k, a, t, 1500), 0) << "within the grace";
+	EXPECT_EQ(Open(shortg.k, a, t, 1501), -EKEYEXPIRED) << "after the grace";
+	// The next rotation forgets the first key altogether: its id is unknown.
+	ASSERT_EQ(qg_retry_keys_rotate(shortg.k, 3, kKeyC, 1600), 0);
+	EXPECT_EQ(Open(shortg.k, a, t, 1600), -EACCES);
+	// The current key still works and the previous (B) within its grace.
+	Bytes tc = Seal(shortg.k, a, odcid, scid, 1700);
+	EXPECT_EQ(Open(shortg.k, a, tc, 1700), 0);
+}
+
+TEST(RetryToken, WrongKeyOrUnknownKeyId)
+{
+	Keys a_ring(5, kKeyA, 0), b_same_id(5, kKeyB, 0), b_other_id(6, kKeyB, 0);
+	qg_addr a = Addr("192.0.2.1:5555");
+	Bytes t = Seal(a_ring.k, a, Hex(kOdcid), Hex("e7bbbbbbbbbbbbbb"), 10);
+	EXPECT_EQ(Open(a_ring.k, a, t, 10), 0);
+	EXPECT_EQ(Open(b_same_id.k, a, t, 10), -EACCES) << "same id, another key: the tag fails";
+	EXPECT_EQ(Open(b_other_id.k, a, t, 10), -EACCES) << "no key with that id";
+}
+
+TEST(RetryToken, ClonePerThread)
+{
+	Keys keys(1, kKeyA, 0);
+	ASSERT_EQ(qg_retry_keys_rotate(keys.k, 2, kKeyB, 100), 0);
+	qg_addr a = Addr("192.0.2.1:5555");
+	Bytes odcid = Hex(kOdcid), scid = Hex("e7cccccccccccccc");
+
+	std::vector<std::thread> threads;
+	std::vector<int> fails(4, 0);
+	for (int i = 0; i < 4; i++) {
+		threads.emplace_back([&, i] {
+			qg_retry_keys *mine = nullptr;
+			if (qg_retry_keys_clone(keys.k, &mine) != 0) {
+				fails[i]++;
+				return;
+			}
+			for (int j = 0; j < 200; j++) {
+				Bytes t = Seal(mine, a, odcid, scid, 200);
+				if (Open(mine, a, t, 200) != 0)
+					fails[i]++;
+				// A Retry per iteration too: per-thread integrity contexts.
+				Bytes pkt = BuildRetry(j & 1 ? QG_QUIC_VERSION_2 : QG_QUIC_VERSION_1, Bytes(),
+						       odcid, scid, t);
+				if (qg_quic_retry_verify(pkt.data(), pkt.size(), odcid.data(),
+							 odcid.size()) != 0)
+					fails[i]++;
+			}
+			qg_retry_keys_destroy(mine);
+		});
+	}
+	for (auto &t : threads)
+		t.join();
+	for (int i = 0; i < 4; i++)
+		EXPECT_EQ(fails[i], 0) << "thread " << i;
+	// The clone carries the previous key and its grace too.
+	qg_retry_keys *c = nullptr;
+	Bytes old;
+	{
+		Keys k1(1, kKeyA, 0);
+		old = Seal(k1.k, a, odcid, scid, 150);
+	}
+	ASSERT_EQ(qg_retry_keys_clone(keys.k, &c), 0);
+	EXPECT_EQ(qg_retry_keys_current_id(c), 2);
+	EXPECT_EQ(Open(c, a, old, 200), 0);
+	qg_retry_keys_destroy(c);
+}
+
+TEST(RetryToken, RetryWithTokenIsSmall)
+{
+	// The largest Retry qgate sends stays far below the 1200-byte Initial that causes it.
+	Keys keys(1, kKeyA, 0);
+	qg_addr a = Addr("[2001:db8::1]:65535");
+	Bytes cid20(20, 0x33), other20(20, 0x44);
+	Bytes t = Seal(keys.k, a, cid20, other20, 0);
+	ASSERT_EQ(t.size(), (size_t)QG_RETRY_TOKEN_MAX_LEN);
+	Bytes pkt = BuildRetry(QG_QUIC_VERSION_1, cid20, cid20, other20, t);
+	EXPECT_EQ(pkt.size(), (size_t)QG_RETRY_PACKET_MAX_LEN);
+	EXPECT_LT(pkt.size() * 3, (size_t)QG_QUIC_MIN_INITIAL_SIZE);
+
+	// And the token comes back out of the Retry as a client sees it.
+	qg_quic_hdr h;
+	ASSERT_EQ(qg_quic_parse(pkt.data(), pkt.size(), 0, &h), 0);
+	ASSERT_EQ(h.type, QG_QUIC_TYPE_RETRY);
+	EXPECT_EQ(Bytes(h.token, h.token + h.token_len), t);
+	EXPECT_EQ(Bytes(h.scid, h.scid + h.scid_len), other20);
+}
+
+// ---- tshark ----
+
+const char kClientInitial[] = "c000000001088394c8f03e5157080000449e7b9aec34d1b1c98dd7689fb8ec11"
+			      "d242b123dc9bd8bab936b47d92ec356c0bab7df5976d27cd449f63300099f399"
+			      "1c260ec4c60d17b31f8429157bb35a1282a643a8d2262cad67500cadb8e7378c"
+			      "8eb7539ec4d4905fed1bee1fc8aafba17c750e2c7ace01e6005f80fcb7df6212"
+			      "30c83711b39343fa028cea7f7fb5ff89eac2308249a02252155e2347b63d58c5"
+			      "457afd84d05dfffdb20392844ae812154682e9cf012f9021a6f0be17ddd0c208"
+			      "4dce25ff9b06cde535d0f920a2db1bf362c23e596d11a4f5a6cf3948838a3aec"
+			      "4e15daf8500a6ef69ec4e3feb6b1d98e610ac8b7ec3faf6ad760b7bad1db4ba3"
+			      "485e8a94dc250ae3fdb41ed15fb6a8e5eba0fc3dd60bc8e30c5c4287e53805db"
+			      "059ae0648db2f64264ed5e39be2e20d82df566da8dd5998ccabdae053060ae6c"
+			      "7b4378e846d29f37ed7b4ea9ec5d82e7961b7f25a9323851f681d582363aa5f8"
+			      "9937f5a67258bf63ad6f1a0b1d96dbd4faddfcefc5266ba6611722395c906556"
+			      "be52afe3f565636ad1b17d508b73d8743eeb524be22b3dcbc2c7468d54119c74"
+			      "68449a13d8e3b95811a198f3491de3e7fe942b330407abf82a4ed7c1b311663a"
+			      "c69890f4157015853d91e923037c227a33cdd5ec281ca3f79c44546b9d90ca00"
+			      "f064c99e3dd97911d39fe9c5d0b23a229a234cb36186c4819e8b9c5927726632"
+			      "291d6a418211cc2962e20fe47feb3edf330f2c603a9d48c0fcb5699dbfe58964"
+			      "25c5bac4aee82e57a85aaf4e2513e4f05796b07ba2ee47d80506f8d2c25e50fd"
+			      "14de71e6c418559302f939b0e1abd576f279c4b2e0feb85c1f28ff18f58891ff"
+			      "ef132eef2fa09346aee33c28eb130ff28f5b766953334113211996d20011a198"
+			      "e3fc433f9f2541010ae17c1bf202580f6047472fb36857fe843b19f5984009dd"
+			      "c324044e847a4f4a0ab34f719595de37252d6235365e9b84392b061085349d73"
+			      "203a4a13e96f5432ec0fd4a1ee65accdd5e3904df54c1da510b0ff20dcc0c77f"
+			      "cb2c0e0eb605cb0504db87632cf3d8b4dae6e705769d1de354270123cb11450e"
+			      "fc60ac47683d7b8d0f811365565fd98c4c8eb936bcab8d069fc33bd801b03ade"
+			      "a2e1fbc5aa463d08ca19896d2bf59a071b851e6c239052172f296bfb5e724047"
+			      "90a2181014f3b94a4e97d117b438130368cc39dbb2d198065ae3986547926cd2"
+			      "162f40a29f0c3c8745c0f50fba3852e566d44575c29d39a03f0cda721984b6f4"
+			      "40591f355e12d439ff150aab7613499dbd49adabc8676eef023b15b65bfc5ca0"
+			      "6948109f23f350db82123535eb8a7433bdabcb909271a6ecbcb58b936a88cd4e"
+			      "8f2e6ff5800175f113253d8fa9ca8885c2f552e657dc603f252e1a8e308f76f0"
+			      "be79e2fb8f5d5fbbe2e30ecadd220723c8c0aea8078cdfcb3868263ff8f09400"
+			      "54da48781893a7e49ad5aff4af300cd804a6b6279ab3ff3afb64491c85194aab"
+			      "760d58a606654f9f4400e8b38591356fbf6425aca26dc85244259ff2b19c41b9"
+			      "f96f3ca9ec1dde434da7d2d392b905ddf3d1f9af93d1af5950bd493f5aa731b4"
+			      "056df31bd267b6b90a079831aaf579be0a39013137aac6d404f518cfd4684064"
+			      "7e78bfe706ca4cf5e9c5453e9f7cfd2b8b4c8d169a44e55c88d4a9a7f9474241"
+			      "e221af44860018ab0856972e194cd934";
+
+void Put16(Bytes &b, size_t off, uint16_t v)
+{
+	b[off] = (uint8_t)(v >> 8);
+	b[off + 1] = (uint8_t)v;
+}
+
+// Ethernet + IPv4 + UDP around payload (UDP checksum 0: allowed over IPv4).
+Bytes Frame(uint32_t src_ip, uint16_t sport, uint32_t dst_ip, uint16_t dport, const Bytes &payload)
+{
+	Bytes f(14 + 20 + 8);
+	const uint8_t mac[12] = { 2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2 };
+	memcpy(f.data(), mac, 12);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	uint8_t *ip = &f[14];
+	ip[0] = 0x45;
+	Put16(f, 16, (uint16_t)(20 + 8 + payload.size()));
+	ip[8] = 64;
+	ip[9] = 17;
+	for (int i = 0; i < 4; i++) {
+		ip[12 + i] = (uint8_t)(src_ip >> (24 - 8 * i));
+		ip[16 + i] = (uint8_t)(dst_ip >> (24 - 8 * i));
+	}
+	uint32_t sum = 0;
+	for (int i = 0; i < 20; i += 2)
+		sum += (uint32_t)ip[i] << 8 | ip[i + 1];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	Put16(f, 24, (uint16_t)~sum);
+	Put16(f, 34, sport);
+	Put16(f, 36, dport);
+	Put16(f, 38, (uint16_t)(8 + payload.size()));
+	// Appended by resize + copy: GCC 12 -O3 warns falsely (array-bounds) on vector::insert here.
+	size_t at = f.size();
+	f.resize(at + payload.size());
+	if (!payload.empty())
+		memcpy(&f[at], payload.data(), payload.size());
+	return f;
+}
+
+void WritePcap(const std::string &path, const std::vector<Bytes> &frames)
+{
+	FILE *fp = fopen(path.c_str(), "wb");
+	ASSERT_NE(fp, nullptr);
+	const uint32_t ghdr[6] = { 0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1 /* Ethernet */ };
+	fwrite(ghdr, sizeof(ghdr), 1, fp);
+	uint32_t t = 1700000000;
+	for (const Bytes &f : frames) {
+		const uint32_t rec[4] = { t++, 0, (uint32_t)f.size(), (uint32_t)f.size() };
+		fwrite(rec, sizeof(rec), 1, fp);
+		fwrite(f.data(), f.size(), 1, fp);
+	}
+	fclose(fp);
+}
+
+std::string Capture(const std::string &cmd)
+{
+	std::string out;
+	FILE *p = popen(cmd.c_str(), "r");
+	if (!p)
+		return out;
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+		out.append(buf, n);
+	pclose(p);
+	return out;
+}
+
+TEST(RetryPcap, TsharkDissectsRetries)
+{
+	if (system("command -v tshark >/dev/null 2>&1") != 0)
+		GTEST_SKIP() << "tshark is not installed";
+
+	const uint32_t client = 0xc0000201, server = 0xc0000202; // 192.0.2.1 -> 192.0.2.2:443
+	Bytes odcid = Hex(kOdcid);
+	Keys keys(9, kKeyA, 0);
+	qg_addr a = Addr("192.0.2.1:50000");
+	Bytes scid = Hex("e70102030405060a");
+	Bytes token = Seal(keys.k, a, odcid, scid, 0);
+	Bytes ours = BuildRetry(QG_QUIC_VERSION_1, Bytes(), odcid, scid, token);
+
+	// Each Retry follows the client Initial it answers, so tshark knows the ODCID and can check the tag.
+	std::vector<Bytes> frames = {
+		Frame(client, 50000, server, 443, Hex(kClientInitial)),
+		Frame(server, 443, client, 50000, Hex(kRetryV1)),
+		Frame(client, 50001, server, 443, Hex(kClientInitial)),
+		Frame(server, 443, client, 50001, ours),
+	};
+	char tmpl[] = "/tmp/qgate-retry-XXXXXX";
+	int fd = mkstemp(tmpl);
+	ASSERT_GE(fd, 0);
+	close(fd);
+	std::string pcap = std::string(tmpl) + ".pcap";
+	rename(tmpl, pcap.c_str());
+	WritePcap(pcap, frames);
+
+	std::string v = Capture("tshark -r " + pcap + " -d udp.port==443,quic -V 2>&1");
+	std::string fields =
+		Capture("tshark -r " + pcap +
+			" -d udp.port==443,quic -Y quic -T fields -e frame.number -e quic.long.packet_type "
+			"-e quic.retry_token -e quic.scid 2>&1");
+	if (!getenv("QG_KEEP_PCAP"))
+		unlink(pcap.c_str());
+
+	EXPECT_EQ(v.find("Malformed"), std::string::npos) << v;
+	EXPECT_EQ(v.find("Expert Info (Error"), std::string::npos) << v;
+	EXPECT_EQ(v.find("Expert Info (Warning"), std::string::npos) << v;
+	// Both Retries are Retries (v1 long packet type 3) with the token and SCID we put in.
+	EXPECT_NE(fields.find("2\t3\t746f6b656e\tf067a5502a4262b5"), std::string::npos) << fields;
+	EXPECT_NE(fields.find("4\t3\t" + ToHex(token) + "\t" + ToHex(scid)), std::string::npos) << fields;
+	// tshark checks the integrity tags itself, with the ODCID of the Initial before each.
+	size_t verified = 0;
+	for (size_t at = v.find("Retry Integrity Tag: "); at != std::string::npos;
+	     at = v.find("Retry Integrity Tag: ", at + 1))
+		verified += v.compare(at + 21 + 32, 11, " [verified]") == 0;
+	EXPECT_EQ(verified, 2u) << v;
+}
+
+// ---- the relay with retry: on ----
+
+// An in-memory I/O backend: records what the relay sends.
+struct MockIo {
+	struct Sent {
+		Bytes data;
+		qg_addr peer;
+		uint32_t slot; // toward a backend: its slot
+	};
+	std::vector<Sent> to_backend, to_client;
+	unsigned released = 0;
+	std::map<uint32_t, uint32_t> up_slot;
+	uint32_t next_up = 0;
+};
+
+MockIo *Mock(qg_io *io)
+{
+	return reinterpret_cast<MockIo *>(io);
+}
+
+void MockTxBackend(qg_io *io, qg_pkt *pkts, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		Mock(io)->to_backend.push_back({ Bytes(pkts[i].data, pkts[i].data + pkts[i].len),
+						 pkts[i].peer, Mock(io)->up_slot[pkts[i].upstream] });
+}
+
+void MockTxClient(qg_io *io, qg_pkt *pkts, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		Mock(io)->to_client.push_back(
+			{ Bytes(pkts[i].data, pkts[i].data + pkts[i].len), pkts[i].peer, 0 });
+}
+
+void MockRelease(qg_io *io, qg_pkt *, unsigned n)
+{
+	Mock(io)->released += n;
+}
+
+int MockOpen(qg_io *io, uint32_t slot, const qg_addr *, uint32_t *up)
+{
+	*up = Mock(io)->next_up++;
+	Mock(io)->up_slot[*up] = slot;
+	return 0;
+}
+
+void MockClose(qg_io *, uint32_t, int)
+{
+}
+
+const qg_io_ops &MockOps()
+{
+	static qg_io_ops ops;
+	ops.name = "mock";
+	ops.tx_backend = MockTxBackend;
+	ops.tx_client = MockTxClient;
+	ops.release = MockRelease;
+	ops.upstream_open = MockOpen;
+	ops.upstream_close = MockClose;
+	return ops;
+}
+
+const uint8_t kLbKey[16] = { 0x8f, 0x95, 0xf0, 0x92, 0x45, 0x76, 0x5f, 0x80,
+			     0x25, 0x69, 0x34, 0xe5, 0x0c, 0x66, 0x20, 0x7f };
+
+// One quic service of four backends through one relay.
+struct RelayRig {
+	MockIo io;
+	qg_ctr_block ctr{};
+	qg_config_backend be[4]{};
+	qg_config_service svc{};
+	qg_config cfg{};
+	qg_svc_table *table = nullptr;
+	qg_relay *relay = nullptr;
+
+	RelayRig(enum qg_config_retry retry, bool lb, uint32_t min_initial = 1200)
+	{
+		const char *addrs[] = { "10.0.0.1:4433", "10.0.0.2:4433", "10.0.0.3:4433", "10.0.0.4:4433" };
+		for (int i = 0; i < 4; i++) {
+			be[i].addr = Addr(addrs[i]);
+			be[i].weight = 1;
+			if (lb) {
+				be[i].server_id_len = 2;
+				be[i].server_id[0] = 0x0a;
+				be[i].server_id[1] = (uint8_t)(i + 1);
+			}
+		}
+		snprintf(svc.name, sizeof(svc.name), "q");
+		svc.listen = Addr("127.0.0.1:443");
+		svc.protocol = QG_CONFIG_PROTO_QUIC;
+		svc.policy = QG_CONFIG_POLICY_MAGLEV;
+		svc.idle_timeout_ms = 30000;
+		svc.quic.min_initial_size = min_initial;
+		svc.quic.new_conn_burst = 20;
+		svc.quic.retry = retry;
+		if (lb) {
+			svc.quic.n_lb = 1;
+			svc.quic.lb[0].config_id = 1;
+			svc.quic.lb[0].server_id_len = 2;
+			svc.quic.lb[0].nonce_len = 6;
+			svc.quic.lb[0].has_key = 1;
+			memcpy(svc.quic.lb[0].key, kLbKey, 16);
+		}
+		svc.n_backends = 4;
+		svc.backends = be;
+		cfg.n_services = 1;
+		cfg.services = &svc;
+		EXPECT_EQ(qg_svc_table_build(&cfg, 1, &table), 0);
+		qg_relay_params p{};
+		p.ops = &MockOps();
+		p.io = reinterpret_cast<qg_io *>(&io);
+		p.ctr = &ctr;
+		p.table = table;
+		p.flows = 1024;
+		p.max_upstreams = 1024;
+		p.burst = 8;
+		p.seed = 42;
+		EXPECT_EQ(qg_relay_create(&p, &relay), 0);
+	}
+	~RelayRig()
+	{
+		qg_relay_destroy(relay);
+		qg_svc_table_free(table);
+	}
+	RelayRig(const RelayRig &) = delete;
+	RelayRig &operator=(const RelayRig &) = delete;
+
+	// One client datagram through the relay.
+	void Send(const Bytes &dgram, const qg_addr &from, uint32_t now)
+	{
+		static uint8_t buf[2048];
+		ASSERT_LE(dgram.size(), sizeof(buf));
+		memcpy(buf, dgram.data(), dgram.size());
+		qg_pkt p{};
+		p.data = buf;
+		p.len = (uint32_t)dgram.size();
+		p.dir = QG_PKT_FROM_CLIENT;
+		p.svc = 0;
+		p.peer = from;
+		qg_relay_burst(relay, &p, 1, now);
+	}
+	uint64_t Ctr(qg_ctr_id id) const
+	{
+		return ctr.v[id];
+	}
+};
+
+// A client long header: v1 Initial (type 0) or 0-RTT (1), v2 Initial (1), padded to size.
+Bytes ClientPacket(uint32_t version, int type_bits, const Bytes &dcid, const Bytes &scid, const Bytes &token,
+		   size_t size = 1200)
+{
+	Bytes b;
+	b.push_back((uint8_t)(0xc3 | type_bits << 4));
+	for (int i = 3; i >= 0; i--)
+		b.push_back((uint8_t)(version >> (8 * i)));
+	b.push_back((uint8_t)dcid.size());
+	b.insert(b.end(), dcid.begin(), dcid.end());
+	b.push_back((uint8_t)scid.size());
+	b.insert(b.end(), scid.begin(), scid.end());
+	if (type_bits == (version == QG_QUIC_VERSION_2 ? 1 : 0)) { // Initial: token
+		b.push_back(0x40 | (uint8_t)(token.size() >> 8));
+		b.push_back((uint8_t)token.size());
+		b.insert(b.end(), token.begin(), token.end());
+	}
+	size_t rest = size - b.size() - 2;
+	b.push_back(0x40 | (uint8_t)(rest >> 8));
+	b.push_back((uint8_t)rest);
+	b.resize(size, 0);
+	return b;
+}
+
+Bytes Initial(const Bytes &dcid, const Bytes &scid, const Bytes &token = Bytes(), size_t size = 1200)
+{
+	return ClientPacket(QG_QUIC_VERSION_1, 0, dcid, scid, token, size);
+}
+
+struct RetrySeen {
+	Bytes scid, token;
+};
+
+// The Retry the relay answered with, checked like a client would.
+RetrySeen TakeRetry(RelayRig &rig, const Bytes &odcid, const Bytes &client_scid, const qg_addr &to,
+		    size_t trigger_len = 1200)
+{
+	RetrySeen r;
+	EXPECT_EQ(rig.io.to_client.size(), 1u);
+	if (rig.io.to_client.empty())
+		return r;
+	MockIo::Sent sent = rig.io.to_client.back();
+	rig.io.to_client.clear();
+	EXPECT_TRUE(qg_addr_equal(&sent.peer, &to));
+	EXPECT_LT(sent.data.size() * 3, trigger_len) << "no amplification";
+	EXPECT_EQ(qg_quic_retry_verify(sent.data.data(), sent.data.size(), odcid.data(), odcid.size()), 0);
+	qg_quic_hdr h;
+	EXPECT_EQ(qg_quic_parse(sent.data.data(), sent.data.size(), 0, &h), 0);
+	EXPECT_EQ(h.type, QG_QUIC_TYPE_RETRY);
+	EXPECT_EQ(Bytes(h.dcid, h.dcid + h.dcid_len), client_scid);
+	r.scid.assign(h.scid, h.scid + h.scid_len);
+	r.token.assign(h.token, h.token + h.token_len);
+	EXPECT_NE(r.scid, odcid);
+	// What the backend will read.
+	uint8_t o[20], sc[20];
+	size_t ol, sl;
+	EXPECT_EQ(qg_retry_token_read(r.token.data(), r.token.size(), o, &ol, sc, &sl), 0);
+	EXPECT_EQ(Bytes(o, o + ol), odcid);
+	EXPECT_EQ(Bytes(sc, sc + sl), r.scid);
+	return r;
+}
+
+// The slot a relay with retry off picks for a first Initial with this DCID.
+uint32_t SlotWithoutRetry(bool lb, const Bytes &odcid)
+{
+	RelayRig off(QG_CONFIG_RETRY_OFF, lb);
+	off.Send(Initial(odcid, Hex("c1c1c1c1")), Addr("192.0.2.99:1000"), 1000);
+	EXPECT_EQ(off.io.to_backend.size(), 1u);
+	return off.io.to_backend.empty() ? ~0u : off.io.to_backend[0].slot;
+}
+
+TEST(RetryRelay, RetryThenTokenAdmitsToTheSameBackend)
+{
+	RelayRig rig(QG_CONFIG_RETRY_ON, false);
+	qg_addr client = Addr("192.0.2.7:50000");
+	uint32_t now = (uint32_t)qg_clock_ms();
+	Bytes odcid = Hex("0123456789abcdef"), cscid = Hex("c5c5c5c5");
+
+	rig.Send(Initial(odcid, cscid), client, now);
+	EXPECT_TRUE(rig.io.to_backend.empty()) << "nothing reaches a backend before validation";
+	RetrySeen r = TakeRetry(rig, odcid, cscid, client);
+	EXPECT_EQ(rig.Ctr(QG_CTR_QUIC_RETRY_SENT), 1u);
+	EXPECT_EQ(rig.Ctr(QG_CTR_FLOW_CREATED), 0u) << "a Retry keeps no state";
+	ASSERT_EQ(r.scid.size(), 8u);
+	EXPECT_EQ(r.scid[0], 0xe7) << "random SCID marked unroutable for QUIC-LB, length self-encoded";
+
+	// The retransmitted first Initial gets another Retry (fresh token).
+	rig.Send(Initial(odcid, cscid), client, now + 5);
+	TakeRetry(rig, odcid, cscid, client);
+
+	// The second Initial: DCID := Retry SCID, with the token; forwarded unchanged.
+	Bytes second = Initial(r.scid, cscid, r.token);
+	rig.Send(second, client, now + 20);
+	ASSERT_EQ(rig.io.to_backend.size(), 1u);
+	EXPECT_EQ(rig.io.to_backend[0].data, second);
+	EXPECT_EQ(rig.io.to_backend[0].slot, SlotWithoutRetry(false, odcid))
+		<< "routed by the ODCID hash, where the first Initial would have gone";
+	EXPECT_EQ(rig.Ctr(QG_CTR_QUIC_RETRY_VALIDATED), 1u);
+
+	// Retransmissions and the rest of the connection follow the flow.
+	rig.Send(second, client, now + 30);
+	ASSERT_EQ(rig.io.to_backend.size(), 2u);
+	EXPECT_EQ(rig.io.to_backend[1].slot, rig.io.to_backend[0].slot);
+	EXPECT_EQ(rig.Ctr(QG_CTR_FLOW_CREATED), 1u);
+	EXPECT_EQ(rig.Ctr(QG_CTR_DROP_QUIC_RETRY_TOKEN_INVALID), 0u);
+}
+
+TEST(RetryRelay, BadTokensAreDropped)
+{
+	RelayRig rig(QG_CONFIG_RETRY_ON, false);
+	qg_addr client = Addr("192.0.2.7:50000");
+	uint32_t now = (uint32_t)qg_clock_ms();
+	Bytes odcid = Hex("0123456789abcdef"), cscid = Hex("c5c5c5c5");
+	rig.Send(Initial(odcid, cscid), client, now);
+	RetrySeen r = TakeRetry(rig, odcid, cscid, client);
+
+	Bytes tampered = r.token;
+	tampered[tampered.size() - 1] ^= 1;
+	rig.Send(Initial(r.scid, cscid, tampered), client, now + 1);
+	rig.Send(Initial(r.scid, cscid, r.token), Addr("192.0.2.7:50001"), now + 1); // other port
+	rig.Send(Initial(Hex("e700000000000000"), cscid, r.token), client, now + 1); // other DCID
+	rig.Send(Initial(r.scid, cscid, r.token), client, now + QG_RETRY_DEFAULT_LIFETIME_MS + 1); // expired
+	EXPECT_EQ(rig.Ctr(QG_CTR_DROP_QUIC_RETRY_TOKEN_INVALID), 4u);
+	EXPECT_TRUE(rig.io.to_backend.empty());
+	EXPECT_TRUE(rig.io.to_client.empty())
+		<< "no second Retry for a token-bearing Initial (RFC 9000 8.1.2)";
+	EXPECT_EQ(rig.io.released, 4u);
+
+	// Still valid within its lifetime.
+	rig.Send(Initial(r.scid, cscid, r.token), client, now + QG_RETRY_DEFAULT_LIFETIME_MS);
+	EXPECT_EQ(rig.io.to_backend.size(), 1u);
+}
+
+TEST(RetryRelay, UnvalidatedPacketsOpenNothing)
+{
+	RelayRig rig(QG_CONFIG_RETRY_ON, false, 0);
+	qg_addr client = Addr("192.0.2.8:40000");
+	uint32_t now = (uint32_t)qg_clock_ms();
+	// 0-RTT for no connection: dropped, counted.
+	rig.Send(ClientPacket(QG_QUIC_VERSION_1, 1, Hex("0123456789abcdef"), Hex("c5"), Bytes(), 300), client,
+		 now);
+	EXPECT_EQ(rig.Ctr(QG_CTR_DROP_QUIC_RETRY_UNVALIDATED), 1u);
+	// A small Initial (min_initial_size: 0 lets it through the size check) gets no Retry: never amplify.
+	rig.Send(Initial(Hex("0123456789abcdef"), Hex("c5"), Bytes(), 300), client, now);
+	EXPECT_EQ(rig.Ctr(QG_CTR_DROP_QUIC_INITIAL_SMALL), 1u);
+	EXPECT_TRUE(rig.io.to_client.empty());
+	EXPECT_TRUE(rig.io.to_backend.empty());
+	EXPECT_EQ(rig.Ctr(QG_CTR_FLOW_CREATED), 0u);
+	// A NEW_TOKEN token (first bit 1) is replaced by a Retry.
+	Bytes new_token(30, 0x99);
+	rig.Send(Initial(Hex("0123456789abcdef"), Hex("c5"), new_token), client, now);
+	TakeRetry(rig, Hex("0123456789abcdef"), Hex("c5"), client);
+}
+
+TEST(RetryRelay, Version2)
+{
+	RelayRig rig(QG_CONFIG_RETRY_ON, false);
+	qg_addr client = Addr("[2001:db8::7]:50000");
+	uint32_t now = (uint32_t)qg_clock_ms();
+	Bytes odcid = Hex("0123456789abcdef01"), cscid = Hex("c5c5");
+	rig.Send(ClientPacket(QG_QUIC_VERSION_2, 1, odcid, cscid, Bytes()), client, now);
+	ASSERT_EQ(rig.io.to_client.size(), 1u);
+	EXPECT_EQ(rig.io.to_client[0].data[0], 0xcf) << "v2 Retry type bits 00";
+	RetrySeen r = TakeRetry(rig, odcid, cscid, client);
+	rig.Send(ClientPacket(QG_QUIC_VERSION_2, 1, r.scid, cscid, r.token), client, now + 1);
+	EXPECT_EQ(rig.io.to_backend.size(), 1u);
+	EXPECT_EQ(rig.Ctr(QG_CTR_QUIC_RETRY_VALIDATED), 1u);
+}
+
+TEST(RetryRelay, QuicLbRetryScidNamesTheBackend)
+{
+	RelayRig rig(QG_CONFIG_RETRY_ON, true);
+	qg_quic_lb_config *c = nullptr;
+	ASSERT_EQ(qg_quic_lb_config_create(1, 2, 6, kLbKey, &c), 0);
+	uint32_t now = (uint32_t)qg_clock_ms();
+	int checked = 0;
+	std::map<uint32_t, int> slots;
+	for (int i = 0; i < 16; i++) {
+		qg_addr client = Addr(("192.0.2.9:" + std::to_string(30000 + i)).c_str());
+		// First octet 0xe0: config id 7, so the first Initial is routed by its DCID hash.
+		Bytes odcid = Hex("e0112233445566"), cscid = Hex("c5");
+		odcid.push_back((uint8_t)i);
+		rig.Send(Initial(odcid, cscid), client, now);
+		RetrySeen r = TakeRetry(rig, odcid, cscid, client);
+		ASSERT_EQ(r.scid.size(), 9u);
+		EXPECT_EQ(r.scid[0] >> 5, 1) << "the service's first lb config";
+		uint8_t sid[2];
+		ASSERT_EQ(qg_quic_lb_decode(c, r.scid.data(), r.scid.size(), sid, nullptr), 0);
+
+		rig.Send(Initial(r.scid, cscid, r.token), client, now + 1);
+		ASSERT_EQ(rig.io.to_backend.size(), 1u);
+		uint32_t slot = rig.io.to_backend[0].slot;
+		rig.io.to_backend.clear();
+		slots[slot]++;
+		EXPECT_EQ(sid[0], 0x0a);
+		EXPECT_EQ(sid[1], slot + 1) << "the SCID names the backend the Initial reached";
+		EXPECT_EQ(slot, SlotWithoutRetry(true, odcid))
+			<< "the one the first Initial would have reached";
+		checked++;
+	}
+	EXPECT_GT(slots.size(), 1u) << "attempts spread over the backends";
+	EXPECT_EQ(rig.Ctr(QG_CTR_QUIC_LB_ROUTED), (uint64_t)checked);
+	EXPECT_EQ(rig.Ctr(QG_CTR_QUIC_RETRY_VALIDATED), (uint64_t)checked);
+	qg_quic_lb_config_destroy(c);
+}
+
+TEST(RetryRelay, UnderAttackActsAsOffForNow)
+{
+	RelayRig rig(QG_CONFIG_RETRY_UNDER_ATTACK, false);
+	rig.Send(Initial(Hex("0123456789abcdef"), Hex("c5")), Addr("192.0.2.7:50000"), 1000);
+	EXPECT_EQ(rig.io.to_backend.size(), 1u);
+	EXPECT_TRUE(rig.io.to_client.empty());
+}
+
+} // namespace
