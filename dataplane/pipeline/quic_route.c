@@ -53,8 +53,14 @@
 #define RETRY_ROTATE_MS	  60000
 #define RETRY_SCID_LEN	  8
 
-/* DCID length of a short header: QUIC-LB and self-encoding CIDs carry it in their first octet. */
-static inline size_t short_dcid_len(const struct qg_svc *s, const uint8_t *data, uint32_t len)
+/*
+ * DCID length of a short header: configured; or self-encoded in the first
+ * octet (QUIC-LB CIDs); or, for servers that do neither, one of the SCID
+ * lengths learned from this service's backends, the one under which the
+ * CID is known.
+ */
+static size_t short_dcid_len(const struct qg_relay *r, const struct qg_relay_quic *q, const struct qg_svc *s,
+			     uint16_t svc, const uint8_t *data, uint32_t len)
 {
 	int n;
 
@@ -62,8 +68,27 @@ static inline size_t short_dcid_len(const struct qg_svc *s, const uint8_t *data,
 		return s->quic.short_dcid_len;
 	if (len < 2)
 		return 0;
+	if (s->quic.n_lb == 0 && q->n_cid_lens) {
+		for (unsigned i = 0; i < q->n_cid_lens; i++)
+			if (len >= 1u + q->cid_lens[i] &&
+			    qg_cid_lookup(r->cids, svc, data + 1, q->cid_lens[i]) != QG_CID_NONE)
+				return q->cid_lens[i];
+		return q->cid_lens[0];
+	}
 	n = qg_quic_short_dcid_len_selfenc(data[1]);
 	return n > 0 ? (size_t)n : 0;
+}
+
+/* Remember a backend SCID length (a handful per service; the newest replaces the oldest). */
+static void note_cid_len(struct qg_relay_quic *q, uint8_t len)
+{
+	for (unsigned i = 0; i < q->n_cid_lens; i++)
+		if (q->cid_lens[i] == len)
+			return;
+	if (q->n_cid_lens < QG_ARRAY_SIZE(q->cid_lens))
+		q->cid_lens[q->n_cid_lens++] = len;
+	else
+		q->cid_lens[QG_ARRAY_SIZE(q->cid_lens) - 1] = len;
 }
 
 static int version_listed(const struct qg_svc *s, uint32_t v)
@@ -309,7 +334,7 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 	size_t sid_len, sel_len;
 	int rc, validated = 0;
 
-	rc = qg_quic_parse(p->data, p->len, short_dcid_len(s, p->data, p->len), &h);
+	rc = qg_quic_parse(p->data, p->len, short_dcid_len(r, q, s, p->svc, p->data, p->len), &h);
 	if (unlikely(rc)) {
 		qg_ctr_add(r->ctr, QG_CTR_DROP_QUIC_MALFORMED, 1);
 		return QG_QROUTE_DROP;
@@ -405,8 +430,11 @@ void qg_quic_learn_reply(struct qg_relay *r, const struct qg_pkt *p, uint16_t sv
 	/* Only long headers carry the server's SCID; short ones cost one byte test. */
 	if (p->len == 0 || !(p->data[0] & 0x80))
 		return;
-	if (qg_quic_parse(p->data, p->len, 0, &h) == 0 && h.scid_len)
+	if (qg_quic_parse(p->data, p->len, 0, &h) == 0 && h.scid_len) {
 		learn(r, svc, h.scid, h.scid_len, idx);
+		if (h.scid_len <= QG_CID_MAX_LEN)
+			note_cid_len(&r->quic[svc], h.scid_len);
+	}
 }
 
 /* Per-worker Retry keys: random, never shared, so no other thread or process can mint tokens. */

@@ -24,6 +24,13 @@ struct qg_relay_tb {
 
 /* A worker's own QUIC state of one service. */
 struct qg_relay_quic {
+	/*
+	 * Lengths of the SCIDs this service's backends chose (seen in their long
+	 * headers): a short header does not encode its DCID length, and servers
+	 * without QUIC-LB use their own (ngtcp2: 18, many others: 8).
+	 */
+	uint8_t cid_lens[4];
+	uint8_t n_cid_lens;
 	struct qg_quic_lb_ring ring;
 	struct qg_quic_lb_config *own[QG_CONFIG_QUIC_MAX_LB];
 	int has_lb;
