@@ -7,11 +7,13 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential cmake ninja-build pkg-config clang-format
-	liburing-dev libyaml-dev liburcu-dev libmicrohttpd-dev
+	liburing-dev libyaml-dev liburcu-dev libmicrohttpd-dev libssl-dev
+	# fuzzing (scripts/fuzz.sh: libFuzzer comes with clang's runtime)
+	clang libclang-rt-14-dev
 	# tests
 	googletest libgtest-dev iproute2 procps psmisc ngtcp2-client ngtcp2-server openssl
 	# benchmarks and demo peers
-	nginx libnginx-mod-stream jq python3
+	nginx libnginx-mod-stream jq python3 valgrind
 	# DPDK backend and its pcap tests
 	dpdk-dev dpdk libpcap-dev tshark
 )
