@@ -3,6 +3,10 @@
 # tests/fuzz/fuzz_NAME.c for SECONDS on a scratch copy of its seed corpus
 # tests/fuzz/corpus/NAME/ (the checked-in seeds are never modified). Exits
 # non-zero when a target crashes; the reproducer lands in build-fuzz/artifacts/.
+# Targets: fuzz_quic_parse (QUIC headers, VN), fuzz_quic_lb (QUIC-LB CID codec),
+# fuzz_retry_token (Retry tokens and packets). Each runs in the foreground as
+# one process of the script's process group, bounded: an input slower than 25 s
+# is a failure and the run is killed SECONDS + 60 s in. Nothing is left running.
 # Usage: scripts/fuzz.sh [SECONDS]   (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +33,8 @@ for t in "${targets[@]}"; do
 		cp -r "tests/fuzz/corpus/$name/." "$work/"
 	fi
 	echo "=== $t: ${secs}s"
-	if ! "$dir/tests/fuzz/$t" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$art" \
-		"$work" >"$dir/$t.log" 2>&1; then
+	if ! timeout --foreground -k 5 $((secs + 60)) "$dir/tests/fuzz/$t" -max_total_time="$secs" -timeout=25 \
+		-print_final_stats=1 -artifact_prefix="$art" "$work" >"$dir/$t.log" 2>&1; then
 		echo "$t: CRASH, see $dir/$t.log and $art" >&2
 		tail -n 40 "$dir/$t.log" >&2
 		status=1

@@ -19,4 +19,27 @@ for flavour in release sanitize; do
 		status=1
 	fi
 done
+
+# Then the libFuzzer targets, briefly (10 s each), where clang can link libFuzzer:
+# a crash fails the run. Without them, say why and go on.
+fuzz_skip=""
+if ! command -v clang >/dev/null 2>&1; then
+	fuzz_skip="clang is not installed"
+else
+	probe=$(mktemp -d)
+	echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; return (int)(n & 0); }' \
+		>"$probe/probe.c"
+	if ! clang -fsanitize=fuzzer,address,undefined "$probe/probe.c" -o "$probe/probe" >/dev/null 2>&1; then
+		fuzz_skip="clang cannot link libFuzzer (libclang-rt-dev missing?)"
+	fi
+	rm -rf "$probe"
+fi
+if [ -n "$fuzz_skip" ]; then
+	echo "=== fuzz: skipped: $fuzz_skip"
+else
+	echo "=== fuzz: 10 s per target"
+	if ! scripts/fuzz.sh 10; then
+		status=1
+	fi
+fi
 exit $status
