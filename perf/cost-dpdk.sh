@@ -13,7 +13,16 @@
 # empty poll; both are subtracted, and the timer work (qg_relay_expire, once per
 # millisecond of wall time) is left out of the total.
 #
-# Output: a table on stdout and perf/results/cost-dpdk-YYYYmmdd-HHMMSS.json.
+# QUIC modes (--modes): the same service with protocol quic and a QUIC-LB
+# config, single-pass (quic-lb1: server_id_len 8 + nonce_len 8, one AES block)
+# or four-pass (quic-lb4: 3 + 6, Feistel), both keyed; every datagram is a
+# short header whose DCID is the QUIC-LB CID of its flow (one CID per flow,
+# server ID of backend f % 3), so each flow must reach the backend its CID
+# names: the run checks the per-backend totals and quic_lb_routed. Each QUIC
+# case is compared with the UDP case of the same flow count.
+#
+# Output: a table on stdout and perf/results/cost-dpdk-YYYYmmdd-HHMMSS.json
+# (cost-dpdk-quic-... when a QUIC mode ran).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +31,8 @@ PACKETS=200000
 FLOWS="1000,1000000"
 LARGE_PACKETS=
 SIZE=64
+MODES=udp
+QUIC_KEY=8f95f09245765f80256934e50c66207f
 RESULTS="$ROOT/perf/results"
 KEEP=0
 
@@ -35,10 +46,14 @@ usage: perf/cost-dpdk.sh [options]
   --large-packets N   datagrams of a case with more flows than --packets (default: 2 x flows,
                       so half of its datagrams open a flow)
   --size BYTES        UDP payload (default 64)
+  --modes LIST        comma list of udp, quic-lb1 (QUIC-LB single pass, 8 + 8), quic-lb4
+                      (four pass, 3 + 6); every mode runs every --flows case (default udp)
   --results DIR       where the JSON goes (default perf/results)
   --keep              keep the temporary directory (pcaps, callgrind files, logs)
   -h, --help          this text
-Writes perf/results/cost-dpdk-YYYYmmdd-HHMMSS.json.
+Writes perf/results/cost-dpdk-YYYYmmdd-HHMMSS.json (cost-dpdk-quic-... with a QUIC mode).
+QUIC vs UDP, 100k flows x 4 datagrams and 1k flows:
+  perf/cost-dpdk.sh --modes udp,quic-lb1,quic-lb4 --flows 1000,100000 --packets 400000
 EOF
 }
 
@@ -54,6 +69,7 @@ while [ $# -gt 0 ]; do
 	--flows) FLOWS=${2:?}; shift 2 ;;
 	--large-packets) LARGE_PACKETS=${2:?}; shift 2 ;;
 	--size) SIZE=${2:?}; shift 2 ;;
+	--modes) MODES=${2:?}; shift 2 ;;
 	--results) RESULTS=${2:?}; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -66,6 +82,8 @@ done
 [ -z "$LARGE_PACKETS" ] || [[ $LARGE_PACKETS =~ ^[0-9]+$ ]] || die "--large-packets wants a whole number"
 [[ $FLOWS =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--flows wants a comma list of numbers"
 [ "$SIZE" -ge 24 ] && [ "$SIZE" -le 1472 ] || die "--size wants 24..1472"
+[[ $MODES =~ ^(udp|quic-lb1|quic-lb4)(,(udp|quic-lb1|quic-lb4))*$ ]] ||
+	die "--modes wants a comma list of udp, quic-lb1, quic-lb4"
 for tool in valgrind callgrind_annotate python3; do
 	command -v "$tool" >/dev/null || die "$tool is required"
 done
@@ -100,9 +118,18 @@ trap 'exit 130' INT TERM
 
 CPU=$(python3 -c 'import os; print(max(os.sched_getaffinity(0)))')
 
-# qgate_conf NAME IN FLOWS: one-arm on net_pcap0; clients 10.1.x.x, backends and NAT 10.2.x.x.
+# quic_lb_of MODE: the lb config (ID:SID_LEN:NONCE_LEN:KEY) and the backends' server IDs, in order.
+quic_lb_of() {
+	case "$1" in
+	quic-lb1) echo "1:8:8:$QUIC_KEY 0a00000000000001,0a00000000000002,0a00000000000003" ;;
+	quic-lb4) echo "1:3:6:$QUIC_KEY 0a0001,0a0002,0a0003" ;;
+	esac
+}
+
+# qgate_conf NAME IN FLOWS [MODE]: one-arm on net_pcap0; clients 10.1.x.x, backends and NAT 10.2.x.x.
 qgate_conf() {
-	local name=$1 in=$2 flows=$3 nat=$(((${3} + 64511) / 64512 + 1)) i
+	local name=$1 in=$2 flows=$3 mode=${4:-udp} nat=$(((${3} + 64511) / 64512 + 1)) i
+	local lb sids id sl nl
 	cat <<EOF
 dataplane:
   backend: dpdk
@@ -124,17 +151,38 @@ services:
     listen: 10.1.0.100:4433
     policy: maglev
     idle_timeout: 1h
-    backends: [{address: 10.2.0.10:5001}, {address: 10.2.0.11:5001}, {address: 10.2.0.12:5001}]
 EOF
+	if [ "$mode" = udp ]; then
+		echo "    backends: [{address: 10.2.0.10:5001}, {address: 10.2.0.11:5001}, {address: 10.2.0.12:5001}]"
+		return
+	fi
+	read -r lb sids <<<"$(quic_lb_of "$mode")"
+	IFS=: read -r id sl nl _ <<<"$lb"
+	IFS=, read -r -a sids <<<"$sids"
+	cat <<EOF
+    protocol: quic
+    quic:
+      lb: [{config_id: $id, server_id_len: $sl, nonce_len: $nl, key: $QUIC_KEY}]
+    backends:
+EOF
+	for i in 0 1 2; do
+		echo "      - {address: 10.2.0.1$i:5001, server_id: \"${sids[$i]}\"}"
+	done
 }
 
-# run_case NAME PACKETS FLOWS IDLE_SEC: one callgrind run; sets WORKER_FILE (the worker thread's
-# profile). Runs in the main shell (not in $(...)) so the EXIT trap sees VG_PID.
+# run_case NAME PACKETS FLOWS IDLE_SEC [MODE]: one callgrind run; sets WORKER_FILE (the worker
+# thread's profile). Runs in the main shell (not in $(...)) so the EXIT trap sees VG_PID.
 run_case() {
-	local name=$1 packets=$2 flows=$3 idle=$4 dir="$TMP/$1" t0 rc=0
+	local name=$1 packets=$2 flows=$3 idle=$4 mode=${5:-udp} dir="$TMP/$1" t0 rc=0 lb sids
 	mkdir -p "$dir"
-	python3 "$HELPER" pcap "$dir/in.pcap" "$packets" "$flows" --size "$SIZE"
-	qgate_conf "$name" "$dir/in.pcap" "$flows" >"$dir/qgate.yaml"
+	if [ "$mode" = udp ]; then
+		python3 "$HELPER" pcap "$dir/in.pcap" "$packets" "$flows" --size "$SIZE"
+	else
+		read -r lb sids <<<"$(quic_lb_of "$mode")"
+		python3 "$HELPER" pcap "$dir/in.pcap" "$packets" "$flows" --size "$SIZE" \
+			--quic-lb "$lb" --server-ids "$sids"
+	fi
+	qgate_conf "$name" "$dir/in.pcap" "$flows" "$mode" >"$dir/qgate.yaml"
 	if ! "$QGATE_BIN" --check-config "$dir/qgate.yaml" >"$dir/check.out" 2>&1; then
 		cat "$dir/check.out" >&2
 		die "qgate refuses the dpdk config (built without DPDK?)"
@@ -173,15 +221,34 @@ run_case() {
 		grep -q "^qgate: total tx_backend = $packets$" "$dir/qgate.err" ||
 			{ grep "qgate: total" "$dir/qgate.err" >&2; die "$name: not every datagram went out to a backend"; }
 	fi
+	if [ "$packets" -gt 0 ] && [ "$mode" != udp ]; then
+		check_quic_routing "$name" "$dir" "$packets" "$flows"
+	fi
 	rm -f "$dir/in.pcap"
 	echo "cost-dpdk: $name: $((SECONDS - t0)) s" >&2
 	WORKER_FILE=$(python3 "$HELPER" worker-file "$dir/cg.out") || die "$name: no worker thread profile"
 }
 
+# check_quic_routing NAME DIR PACKETS FLOWS: every flow reached the backend its CID names (flow f:
+# backend f % 3), and every flow was created by its server ID.
+check_quic_routing() {
+	local name=$1 dir=$2 packets=$3 flows=$4 want got created
+	want=$(python3 "$HELPER" backend-counts "$packets" "$flows" 3)
+	# The last --stats report holds the final per-backend totals ("total to N from M").
+	got=$(grep "^  backend " "$dir/qgate.out" | tail -3 | sed -n 's/.* total to \([0-9]*\) from .*/\1/p' | xargs)
+	[ "$got" = "$want" ] || die "$name: datagrams per backend $got, the CIDs name $want"
+	created=$((flows < packets ? flows : packets))
+	grep -q "^qgate: total quic_lb_routed = $created$" "$dir/qgate.err" ||
+		{ grep "qgate: total" "$dir/qgate.err" >&2; die "$name: not every flow was routed by its QUIC-LB server ID"; }
+	if grep -q "^qgate: total quic_lb_unknown_server_id" "$dir/qgate.err"; then
+		die "$name: server IDs the service does not know"
+	fi
+}
+
 RUNS="$TMP/runs.json"
 entries=()
-add_entry() { # NAME FILE PACKETS FLOWS BASELINE
-	entries+=("{\"name\": \"$1\", \"file\": \"$2\", \"packets\": $3, \"flows\": $4, \"baseline\": $5}")
+add_entry() { # NAME FILE PACKETS FLOWS BASELINE [MODE]
+	entries+=("{\"name\": \"$1\", \"file\": \"$2\", \"packets\": $3, \"flows\": $4, \"baseline\": $5, \"mode\": \"${6:-udp}\"}")
 }
 
 run_case idle-short 0 1 0.5
@@ -189,16 +256,20 @@ add_entry idle-short "$WORKER_FILE" 0 1 true
 run_case idle-long 0 1 3
 add_entry idle-long "$WORKER_FILE" 0 1 true
 IFS=',' read -r -a FLOW_LIST <<<"$FLOWS"
-for flows in "${FLOW_LIST[@]}"; do
-	packets=$PACKETS
-	if [ "$flows" -gt "$PACKETS" ]; then
-		packets=${LARGE_PACKETS:-$((2 * flows))}
-	fi
-	name="flows-$flows"
-	run_case "$name" "$packets" "$flows" 0.5
-	add_entry "$name" "$WORKER_FILE" "$packets" "$flows" false
-	# callgrind_annotate's own view of the worker thread (kept with --keep).
-	callgrind_annotate --threshold=99 "$WORKER_FILE" >"$TMP/$name/annotate.txt" 2>/dev/null || true
+IFS=',' read -r -a MODE_LIST <<<"$MODES"
+for mode in "${MODE_LIST[@]}"; do
+	for flows in "${FLOW_LIST[@]}"; do
+		packets=$PACKETS
+		if [ "$flows" -gt "$PACKETS" ]; then
+			packets=${LARGE_PACKETS:-$((2 * flows))}
+		fi
+		name="flows-$flows"
+		[ "$mode" = udp ] || name="$mode-flows-$flows"
+		run_case "$name" "$packets" "$flows" 0.5 "$mode"
+		add_entry "$name" "$WORKER_FILE" "$packets" "$flows" false "$mode"
+		# callgrind_annotate's own view of the worker thread (kept with --keep).
+		callgrind_annotate --threshold=99 "$WORKER_FILE" >"$TMP/$name/annotate.txt" 2>/dev/null || true
+	done
 done
 
 {
@@ -210,6 +281,7 @@ done
 mkdir -p "$RESULTS"
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT="$RESULTS/cost-dpdk-$STAMP.json"
+[ "$MODES" = udp ] || OUT="$RESULTS/cost-dpdk-quic-$STAMP.json"
 python3 "$HELPER" analyze "$RUNS" "$TMP/analysis.json"
 python3 - "$TMP/analysis.json" "$OUT" <<EOF
 import json, os, platform, subprocess, sys
@@ -226,6 +298,10 @@ out = {
                 "dpdk": cmd("pkg-config", "--modversion", "libdpdk") or "unknown",
                 "valgrind": cmd("valgrind", "--version")},
     "setup": {"qgate": "$QGATE_BIN", "size": $SIZE, "workers": 1, "policy": "maglev", "backends": 3,
+              "modes": "$MODES".split(","),
+              "quic": {"quic-lb1": "protocol quic, QUIC-LB config 1, server_id_len 8, nonce_len 8, AES-128 key (single pass)",
+                       "quic-lb4": "protocol quic, QUIC-LB config 1, server_id_len 3, nonce_len 6, AES-128 key (four pass)",
+                       "input": "short headers (0x41) whose DCID is the flow's QUIC-LB CID (server ID of backend flow % 3, nonce flow + 1), same UDP payload size as udp"},
               "port": "net_pcap0 (rx_pcap=generated capture, tx_pcap=/dev/null), --no-huge -m 512 --no-pci",
               "direction": "client -> VIP -> backend (NAT), IPv4",
               "tool": "valgrind --tool=callgrind --separate-threads=yes, worker thread only",

@@ -3,9 +3,20 @@
 """Helper of perf/cost-dpdk.sh.
 
   cost_dpdk.py pcap OUT PACKETS FLOWS [--size BYTES]
+                [--quic-lb ID:SID_LEN:NONCE_LEN[:KEYHEX] --server-ids HEX,HEX,...]
       Writes a pcap of PACKETS UDP/IPv4 datagrams to the VIP 10.1.0.100:4433,
       round robin over FLOWS clients (flow f: 10.1.<1 + a/250>.<1 + a%250> with
       a = f / 64512, port 1024 + f % 64512), correct IPv4 and UDP checksums.
+      With --quic-lb each payload is a QUIC short header (0x41) whose DCID is
+      the QUIC-LB CID of flow f (server ID server_ids[f % n], nonce = f), one
+      CID per flow, then the same filler up to BYTES.
+
+  cost_dpdk.py quic-cid ID:SID_LEN:NONCE_LEN[:KEYHEX] SERVER_ID_HEX NONCE_HEX
+      Prints one QUIC-LB CID (to check the encoder against qgatectl cid decode).
+
+  cost_dpdk.py backend-counts PACKETS FLOWS N
+      Prints how many datagrams each of N backends must receive when flow f
+      names server_ids[f % N] (the QUIC modes' routing check).
 
   cost_dpdk.py worker-file CALLGRIND_OUT_PREFIX
       Prints the per-thread callgrind file of qgate's worker thread.
@@ -16,7 +27,9 @@
       startup and idle polling with the two baseline runs (0 packets, idle for
       different times: cost = a + b * empty_polls), leaves out the timer work
       (qg_relay_expire, run once per millisecond of wall time), writes the
-      result and prints a table.
+      result and prints a table. Runs may carry "mode" (udp, quic-lb1,
+      quic-lb4): each QUIC case gets the inclusive cost of the QUIC routing
+      steps and its ratio to the udp case of the same flow count.
 """
 import json
 import os
@@ -42,12 +55,87 @@ def client_of(flow):
     return bytes([10, 1, 1 + a // 250, 1 + a % 250]), 1024 + flow % PORTS_PER_IP
 
 
-def write_pcap(path, packets, flows, size):
+class QuicLb:
+    """QUIC-LB CID encoder (draft-ietf-quic-load-balancers-21 Sec 5), as dataplane/quic/quic_lb.c."""
+
+    def __init__(self, spec):
+        parts = spec.split(":")
+        if len(parts) not in (3, 4):
+            sys.exit("cost_dpdk: --quic-lb wants ID:SID_LEN:NONCE_LEN[:KEYHEX]")
+        self.id, self.sid_len, self.nonce_len = (int(x) for x in parts[:3])
+        self.len = self.sid_len + self.nonce_len
+        self.aes = None
+        if len(parts) == 4:
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+            self.aes = Cipher(algorithms.AES(bytes.fromhex(parts[3])), modes.ECB()).encryptor()
+
+    def _round(self, half, pass_, src, dst):
+        blk = bytes(src[:half]) + bytes(14 - half) + bytes([self.len, pass_])
+        out = self.aes.update(blk)
+        for i in range(half):
+            dst[i] ^= out[i]
+
+    def encode(self, sid, nonce):
+        plain = bytes(sid) + bytes(nonce)
+        assert len(sid) == self.sid_len and len(nonce) == self.nonce_len
+        n = self.len
+        if self.aes is None:
+            payload = plain
+        elif n == 16:
+            payload = self.aes.update(plain)
+        else:
+            # Four passes; for odd lengths the halves share the middle octet's nibbles.
+            half, odd = (n + 1) // 2, n & 1
+            left, right = bytearray(plain[:half]), bytearray(plain[n - half:])
+
+            def clear_left():
+                if odd:
+                    left[half - 1] &= 0xF0
+
+            def clear_right():
+                if odd:
+                    right[0] &= 0x0F
+
+            clear_left()
+            clear_right()
+            self._round(half, 1, left, right)
+            clear_right()
+            self._round(half, 2, right, left)
+            clear_left()
+            self._round(half, 3, left, right)
+            clear_right()
+            self._round(half, 4, right, left)
+            clear_left()
+            out = bytearray(n)
+            out[n - half:] = right
+            out[: n // 2] = left[: n // 2]
+            if odd:
+                out[half - 1] = left[half - 1] | right[0]
+            payload = bytes(out)
+        return bytes([self.id << 5 | n]) + payload
+
+
+def quic_payload(lb, server_ids, flow, filler):
+    """Short header: first octet 0x41 (fixed bit, 2-byte packet number), the flow's CID, filler."""
+    sid = server_ids[flow % len(server_ids)]
+    nonce = (flow + 1).to_bytes(lb.nonce_len, "big")
+    hdr = b"\x41" + lb.encode(sid, nonce)
+    if len(hdr) + 2 > len(filler):
+        sys.exit("cost_dpdk: --size too small for a short header with a %d-byte CID" % (len(hdr) - 1))
+    return hdr + filler[len(hdr):]
+
+
+def write_pcap(path, packets, flows, size, lb=None, server_ids=None):
     ulen = 8 + size
     tot = 20 + ulen
-    payload = bytes((i * 7 + 3) & 0xFF for i in range(size))
-    padded = payload + (b"\0" if size & 1 else b"")
-    psum = sum(padded[i] << 8 | padded[i + 1] for i in range(0, len(padded), 2))
+    filler = bytes((i * 7 + 3) & 0xFF for i in range(size))
+
+    def psum_of(payload):
+        padded = payload + (b"\0" if size & 1 else b"")
+        return sum(padded[i] << 8 | padded[i + 1] for i in range(0, len(padded), 2))
+
+    psum = psum_of(filler)
     vip_sum = (VIP[0] << 8 | VIP[1]) + (VIP[2] << 8 | VIP[3])
     eth = DUT_MAC + CLIENT_MAC + b"\x08\x00"
     frame_len = 14 + tot
@@ -59,16 +147,30 @@ def write_pcap(path, packets, flows, size):
             fl = k % flows
             hdr = cache.get(fl) if flows <= 100000 else None
             if hdr is None:
+                payload, ps = filler, psum
+                if lb is not None:
+                    payload = quic_payload(lb, server_ids, fl, filler)
+                    ps = psum_of(payload)
                 sip, port = client_of(fl)
                 ssum = (sip[0] << 8 | sip[1]) + (sip[2] << 8 | sip[3])
                 ck = ~fold(0x4500 + tot + 0x4000 + (64 << 8 | 17) + ssum + vip_sum) & 0xFFFF
                 iph = struct.pack("!BBHHHBBH4s4s", 0x45, 0, tot, 0, 0x4000, 64, 17, ck, sip, VIP)
-                uck = ~fold(ssum + vip_sum + 17 + ulen + port + VPORT + ulen + psum) & 0xFFFF
+                uck = ~fold(ssum + vip_sum + 17 + ulen + port + VPORT + ulen + ps) & 0xFFFF
                 hdr = eth + iph + struct.pack("!HHHH", port, VPORT, ulen, uck or 0xFFFF) + payload
                 if flows <= 100000:
                     cache[fl] = hdr
             f.write(struct.pack("<IIII", k // 1000000, k % 1000000, frame_len, frame_len))
             f.write(hdr)
+
+
+def backend_counts(packets, flows, n):
+    """Datagrams per backend when flow f goes to backend f % n."""
+    counts = [0] * n
+    full, rest = divmod(packets, flows)
+    for b in range(n):
+        per_round = len(range(b, flows, n))
+        counts[b] = full * per_round + len(range(b, rest, n))
+    return counts
 
 
 # ---- callgrind output -------------------------------------------------------------
@@ -155,6 +257,22 @@ def is_pmd(ob):
     return ob is not None and "librte_net_pcap" in os.path.basename(ob)
 
 
+def is_crypto(ob):
+    return ob is not None and os.path.basename(ob).startswith("libcrypto")
+
+
+# Steps of the QUIC path, inclusive (what they call, AES in libcrypto included), per packet.
+QUIC_STEPS = (
+    ("route", "qg_quic_route_client"),
+    ("parse", "qg_quic_parse"),
+    ("decode", "qg_quic_lb_ring_decode"),
+    ("member_by_sid", "qg_svc_member_by_server_id"),
+    ("cid_lookup", "qg_cid_lookup"),
+    ("flow_lookup", "qg_flow_lookup_hashed"),
+    ("new_flow", "qg_relay_new_flow_to"),
+)
+
+
 def metrics(p, qgate):
     """Scalar costs of one worker-thread profile (Ir)."""
     qg = os.path.realpath(qgate)
@@ -173,6 +291,12 @@ def metrics(p, qgate):
     m["total"] -= m["timer"]
     m["qgate_self"] -= timer_self
     m["other"] = m["total"] - m["pcap_pmd"] - m["qgate_self"]
+    # AES of QUIC-LB decoding: libcrypto's own instructions (part of "other").
+    m["crypto"] = sum(v for (ob, fn), v in p.self_cost.items() if is_crypto(ob))
+    # What a real NIC would leave: everything but the pcap PMD (qgate, DPDK libs, libc, libcrypto).
+    m["no_pmd"] = m["total"] - m["pcap_pmd"]
+    for _, name in QUIC_STEPS:
+        m["incl:" + name] = p.inclusive(name)
     for name in ("qg_relay_burst", "dpdk_rx_burst", "dpdk_flush", "dpdk_tx_backend", "egress",
                  "qg_relay_new_flow_to", "dpdk_upstream_open"):
         m["incl:" + name] = p.inclusive(name)
@@ -247,6 +371,7 @@ def analyze(runs_path, out_path):
                     funcs[k[5:]] = per(v)
         case = {
             "name": r["name"],
+            "mode": r.get("mode", "udp"),
             "packets": n,
             "flows": r["flows"],
             "flows_created": m["new_flows"],
@@ -259,6 +384,8 @@ def analyze(runs_path, out_path):
                 "qgate_own": per(net("qgate_self")),
                 "pcap_pmd": per(net("pcap_pmd")),
                 "other_libs": per(net("other")),
+                "libcrypto": per(net("crypto")),
+                "total_without_pmd": per(net("no_pmd")),
                 "rx_path_incl": per(net("incl:dpdk_rx_burst")),
                 "relay_incl": per(m["incl:qg_relay_burst"]),
                 "tx_flush_incl": per(net("incl:dpdk_flush")),
@@ -266,7 +393,19 @@ def analyze(runs_path, out_path):
             "ir_per_new_flow": round(m["incl:qg_relay_new_flow_to"] / m["new_flows"], 1) if m["new_flows"] else None,
             "qgate_functions_self_per_packet": dict(sorted(funcs.items(), key=lambda kv: -kv[1])),
         }
+        if case["mode"] != "udp":
+            case["quic_steps_incl_per_packet"] = {k: per(m["incl:" + fn]) for k, fn in QUIC_STEPS}
         result["cases"].append(case)
+    # QUIC / UDP at the same flow count.
+    udp = {c["flows"]: c for c in result["cases"] if c["mode"] == "udp"}
+    for c in result["cases"]:
+        u = udp.get(c["flows"])
+        if c["mode"] == "udp" or not u:
+            continue
+        c["ratio_to_udp"] = {
+            k: round(c["ir_per_packet"][k] / u["ir_per_packet"][k], 3) if u["ir_per_packet"][k] else None
+            for k in ("qgate_own", "total_without_pmd", "total")
+        }
     with open(out_path, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
@@ -289,10 +428,19 @@ def print_table(result):
     row("flows (created)", lambda c: "%d (%d)" % (c["flows"], c["flows_created"]))
     for k, label in (("total", "total"), ("qgate_own", "  qgate's own functions (self)"),
                      ("pcap_pmd", "  pcap PMD (+ libpcap, stdio)"), ("other_libs", "  other (DPDK libs, libc, ld.so)"),
+                     ("libcrypto", "    of which libcrypto (AES)"), ("total_without_pmd", "total without the pcap PMD"),
                      ("rx_path_incl", "rx: dpdk_rx_burst incl."), ("relay_incl", "relay: qg_relay_burst incl."),
                      ("tx_flush_incl", "tx: dpdk_flush incl.")):
         row(label, lambda c, k=k: c["ir_per_packet"][k])
     row("per new flow: qg_relay_new_flow_to", lambda c: c["ir_per_new_flow"])
+    if any(c["mode"] != "udp" for c in cases):
+        print()
+        print("QUIC steps, inclusive Ir per packet (all packets):")
+        for k, fn in QUIC_STEPS:
+            row("  %s (%s)" % (k, fn[:18]), lambda c, k=k: c.get("quic_steps_incl_per_packet", {}).get(k, "-"))
+        print("QUIC / UDP at the same flow count:")
+        for k in ("qgate_own", "total_without_pmd", "total"):
+            row("  " + k, lambda c, k=k: c.get("ratio_to_udp", {}).get(k, "-"))
     print()
     names = []
     for c in cases:
@@ -306,10 +454,18 @@ def print_table(result):
 
 def main(argv):
     if len(argv) >= 5 and argv[1] == "pcap":
-        size = 64
-        if len(argv) >= 7 and argv[5] == "--size":
-            size = int(argv[6])
-        write_pcap(argv[2], int(argv[3]), int(argv[4]), size)
+        opts = dict(zip(argv[5::2], argv[6::2]))
+        if len(argv[5:]) % 2 or set(opts) - {"--size", "--quic-lb", "--server-ids"}:
+            sys.exit(__doc__)
+        lb = QuicLb(opts["--quic-lb"]) if "--quic-lb" in opts else None
+        sids = [bytes.fromhex(x) for x in opts.get("--server-ids", "").split(",") if x]
+        if lb and (not sids or any(len(s) != lb.sid_len for s in sids)):
+            sys.exit("cost_dpdk: --quic-lb needs --server-ids of SID_LEN bytes each")
+        write_pcap(argv[2], int(argv[3]), int(argv[4]), int(opts.get("--size", 64)), lb, sids)
+    elif len(argv) == 5 and argv[1] == "quic-cid":
+        print(QuicLb(argv[2]).encode(bytes.fromhex(argv[3]), bytes.fromhex(argv[4])).hex())
+    elif len(argv) == 5 and argv[1] == "backend-counts":
+        print(" ".join(str(c) for c in backend_counts(int(argv[2]), int(argv[3]), int(argv[4]))))
     elif len(argv) == 3 and argv[1] == "worker-file":
         worker_file(argv[2])
     elif len(argv) == 4 and argv[1] == "analyze":

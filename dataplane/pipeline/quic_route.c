@@ -91,6 +91,37 @@ static void note_cid_len(struct qg_relay_quic *q, uint8_t len)
 		q->cid_lens[QG_ARRAY_SIZE(q->cid_lens) - 1] = len;
 }
 
+/*
+ * qg_quic_parse() for a short header (len >= 1, first bit 0), same checks and
+ * results, but filling only what routing reads of a short header (form,
+ * type, DCID): the general parse first clears the whole header struct.
+ */
+static inline int parse_short(const uint8_t *data, uint32_t len, size_t dcid_len, struct qg_quic_hdr *h)
+{
+	if (unlikely(dcid_len > QG_QUIC_MAX_CID_LEN_ANY || dcid_len > len - 1))
+		return -1;
+	h->form = QG_QUIC_FORM_SHORT;
+	h->type = QG_QUIC_TYPE_SHORT;
+	h->first_byte = data[0];
+	h->dcid = data + 1;
+	h->dcid_len = (uint8_t)dcid_len;
+	return 0;
+}
+
+/*
+ * The flow leads to the backend whose server ID is sid: the same answer as
+ * f->backend == slot_base + qg_svc_member_by_server_id(sid), as server IDs
+ * are unique in a service, without its binary search.
+ */
+static inline int flow_has_sid(const struct qg_svc *s, const struct qg_flow *f, const uint8_t *sid,
+			       size_t sid_len)
+{
+	uint32_t m = f->backend - s->slot_base;
+
+	return m < s->n_backends && s->backends[m].server_id_len == sid_len &&
+	       memcmp(s->backends[m].server_id, sid, sid_len) == 0;
+}
+
 static int version_listed(const struct qg_svc *s, uint32_t v)
 {
 	for (uint32_t i = 0; i < s->quic.n_versions; i++)
@@ -328,13 +359,16 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 	struct qg_relay_quic *q = &r->quic[p->svc];
 	uint8_t sid[QG_QUIC_LB_MAX_SID_LEN];
 	struct qg_quic_hdr h;
-	uint32_t idx, stale = QG_FLOW_NONE, member = QG_LB_NONE, by_lb;
+	uint32_t idx, stale = QG_FLOW_NONE, member = QG_LB_NONE, by_lb, tuple = QG_FLOW_NONE;
 	uint8_t odcid[QG_RETRY_MAX_CID_LEN];
 	const uint8_t *sel_cid;
 	size_t sid_len, sel_len;
-	int rc, validated = 0;
+	int rc, validated = 0, tuple_known = 0;
 
-	rc = qg_quic_parse(p->data, p->len, short_dcid_len(r, q, s, p->svc, p->data, p->len), &h);
+	if (likely(p->len && !(p->data[0] & 0x80)))
+		rc = parse_short(p->data, p->len, short_dcid_len(r, q, s, p->svc, p->data, p->len), &h);
+	else
+		rc = qg_quic_parse(p->data, p->len, 0, &h);
 	if (unlikely(rc)) {
 		qg_ctr_add(r->ctr, QG_CTR_DROP_QUIC_MALFORMED, 1);
 		return QG_QROUTE_DROP;
@@ -358,6 +392,26 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 	/* 1. QUIC-LB */
 	if (q->has_lb && h.dcid_len &&
 	    qg_quic_lb_ring_decode(&q->ring, h.dcid, h.dcid_len, sid, &sid_len) == 0) {
+		/*
+		 * Fast path, the bulk of a QUIC-LB service's traffic: a short
+		 * header whose 4-tuple flow already leads to the server the CID
+		 * names goes there; steps 2 and 3 would pick that server too. The
+		 * learned-CID lookup (a hash of the DCID and a probe) only matters
+		 * when the CID belongs to another flow of that server, i.e. a
+		 * client rebound onto an address that already has a flow to the
+		 * same server: the datagram then rides this address's flow instead
+		 * of moving the old one here (same server, another upstream, which
+		 * the server validates as a path change).
+		 */
+		if (h.form == QG_QUIC_FORM_SHORT) {
+			tuple = qg_flow_lookup_hashed(r->flows, p->svc, &p->peer, hash, now_ms);
+			tuple_known = 1;
+			if (tuple != QG_FLOW_NONE &&
+			    flow_has_sid(s, qg_flow_get(r->flows, tuple), sid, sid_len)) {
+				*flow = tuple;
+				return QG_QROUTE_FORWARD;
+			}
+		}
 		member = qg_svc_member_by_server_id(s, sid, sid_len);
 		if (member == QG_LB_NONE)
 			qg_ctr_add(r->ctr, QG_CTR_ERR_QUIC_LB_UNKNOWN_SID, 1);
@@ -373,8 +427,8 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 			return *flow == QG_FLOW_NONE ? QG_QROUTE_DROP : QG_QROUTE_FORWARD;
 		}
 	}
-	/* 3. the 4-tuple's flow, when it leads to the server the CID names */
-	idx = qg_flow_lookup_hashed(r->flows, p->svc, &p->peer, hash, now_ms);
+	/* 3. the 4-tuple's flow, when it leads to the server the CID names (step 2 changed no flow) */
+	idx = tuple_known ? tuple : qg_flow_lookup_hashed(r->flows, p->svc, &p->peer, hash, now_ms);
 	if (idx != QG_FLOW_NONE) {
 		const struct qg_flow *f = qg_flow_get(r->flows, idx);
 
