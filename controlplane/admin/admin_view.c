@@ -12,6 +12,7 @@
 #include "qgate/clock.h"
 #include "qgate/dataplane.h"
 #include "qgate/events.h"
+#include "qgate/health.h"
 #include "qgate/registry.h"
 
 #ifndef QGATE_VERSION
@@ -102,8 +103,9 @@ int qg_admin_cmd_backends(struct qg_adm_req *r)
 	if (r->json)
 		qg_adm_printf(&r->body, "{\"services\":[");
 	else
-		qg_adm_printf(&r->body, "%-16s %-24s %6s %-9s %8s %12s %12s\n", "SERVICE", "BACKEND",
-			      "WEIGHT", "STATE", "FLOWS", "PKTS_TO", "PKTS_FROM");
+		qg_adm_printf(&r->body, "%-16s %-24s %6s %-9s %-9s %-9s %8s %12s %12s\n", "SERVICE",
+			      "BACKEND", "WEIGHT", "STATE", "HEALTH", "CIRCUIT", "FLOWS", "PKTS_TO",
+			      "PKTS_FROM");
 	for (unsigned s = 0; s < cfg->n_services; s++) {
 		const struct qg_config_service *svc = &cfg->services[s];
 
@@ -118,13 +120,25 @@ int qg_admin_cmd_backends(struct qg_adm_req *r)
 			uint32_t w = r->t->weights[slot];
 			int drained = r->t->saved[slot] != QG_ADMIN_NOT_DRAINED;
 			const char *state = drained ? "drained" : w ? "active" : "weight0";
+			struct qg_health_info hi = { .up = 1 };
+			const char *health = "-", *circuit = "closed";
+
+			/* Without a checker (tests, a stopped part) nothing is known: shown as "-". */
+			if (r->t->health && !qg_health_backend_info(r->t->health, slot, &hi)) {
+				health = qg_health_state_name(hi.state);
+				circuit = qg_breaker_state_name(hi.circuit);
+				if (!hi.up && !drained && w)
+					state = "down";
+			}
 
 			if (qg_dataplane_backend_stats(r->t->dp, s, b, &st))
 				memset(&st, 0, sizeof(st));
 			qg_addr_format(&svc->backends[b].addr, addr, sizeof(addr));
 			if (!r->json) {
-				qg_adm_printf(&r->body, "%-16s %-24s %6u %-9s %8llu %12llu %12llu\n",
-					      svc->name, addr, w, state, (unsigned long long)st.flows_active,
+				qg_adm_printf(&r->body,
+					      "%-16s %-24s %6u %-9s %-9s %-9s %8llu %12llu %12llu\n",
+					      svc->name, addr, w, state, health, circuit,
+					      (unsigned long long)st.flows_active,
 					      (unsigned long long)st.tx_pkts, (unsigned long long)st.rx_pkts);
 				continue;
 			}
@@ -133,6 +147,9 @@ int qg_admin_cmd_backends(struct qg_adm_req *r)
 				      b ? "," : "", addr, w, state, drained ? "true" : "false");
 			if (drained)
 				qg_adm_printf(&r->body, "\"weight_before_drain\":%u,", r->t->saved[slot]);
+			qg_adm_printf(
+				&r->body, "\"up\":%s,\"health\":\"%s\",\"circuit\":\"%s\",\"refused\":%llu,",
+				hi.up ? "true" : "false", health, circuit, (unsigned long long)st.refused);
 			qg_adm_printf(&r->body,
 				      "\"flows_active\":%llu,\"flows_created\":%llu,\"packets_to\":%llu,"
 				      "\"packets_from\":%llu,\"bytes_to\":%llu,\"bytes_from\":%llu}",

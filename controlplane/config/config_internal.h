@@ -98,6 +98,14 @@ void qg_cfg_quic(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_conf
 int qg_cfg_quic_server_ids(struct qg_cfg_ctx *ctx, struct qg_config_service *svc,
 			   const struct qg_cfg_sid_rule *rule, const struct qg_cfg_bk_nodes *nodes);
 
+/** Defaults of a service's health and circuit sections (also when absent). */
+void qg_cfg_health_defaults(struct qg_config_health *h, struct qg_config_circuit *c);
+/** Load a service's health mapping (config_health.c). */
+void qg_cfg_health(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_health *h);
+/** Load a service's circuit mapping (config_health.c). */
+void qg_cfg_circuit(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_circuit *c);
+extern const struct qg_cfg_enum qg_cfg_on_down_values[2];
+
 /** Record a problem at line/column (1-based; line 0 = not tied to a place), kept in document order. */
 void qg_cfg_error_at(struct qg_config_errors *errs, int line, int column, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -63,14 +63,25 @@ enum {
 	SVC_MAX_FLOWS,
 	SVC_BACKENDS,
 	SVC_QUIC,
+	SVC_HEALTH,
+	SVC_CIRCUIT,
+	SVC_ON_DOWN,
 	SVC_N
 };
 static const char *const svc_keys[SVC_N] = {
-	"name",		"listen",
-	"protocol",	"policy",
-	"hash",		"maglev_table_size",
-	"idle_timeout", "max_flows_per_client",
-	"backends",	"quic",
+	"name",
+	"listen",
+	"protocol",
+	"policy",
+	"hash",
+	"maglev_table_size",
+	"idle_timeout",
+	"max_flows_per_client",
+	"backends",
+	"quic",
+	"health",
+	"circuit",
+	"on_backend_down",
 };
 static const struct section svc_section = { "service", "in service", svc_keys, SVC_N };
 
@@ -470,6 +481,8 @@ static int load_service(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct 
 	svc->maglev_table_size = 65537;
 	svc->idle_timeout_ms = 30000;
 	qg_cfg_quic_defaults(&svc->quic);
+	qg_cfg_health_defaults(&svc->health, &svc->circuit);
+	svc->on_backend_down = QG_CONFIG_ON_DOWN_REHOME;
 	svc->line = qg_cfg_node_line(node);
 	if (node->type != YAML_MAPPING_NODE) {
 		qg_cfg_error(ctx, node,
@@ -538,6 +551,14 @@ static int load_service(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct 
 	if (f.val[SVC_MAX_FLOWS])
 		qg_cfg_u32(ctx, f.val[SVC_MAX_FLOWS], "max_flows_per_client", 0, 1048576,
 			   &svc->max_flows_per_client);
+	if (f.val[SVC_HEALTH])
+		qg_cfg_health(ctx, f.val[SVC_HEALTH], &svc->health);
+	if (f.val[SVC_CIRCUIT])
+		qg_cfg_circuit(ctx, f.val[SVC_CIRCUIT], &svc->circuit);
+	if (f.val[SVC_ON_DOWN] &&
+	    !qg_cfg_enum(ctx, f.val[SVC_ON_DOWN], "on_backend_down", qg_cfg_on_down_values,
+			 QG_CFG_NELEM(qg_cfg_on_down_values), &val))
+		svc->on_backend_down = (enum qg_config_on_down)val;
 	if (!f.val[SVC_BACKENDS]) {
 		qg_cfg_error_missing(ctx, node, &svc_section, "backends");
 		return 0;

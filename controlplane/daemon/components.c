@@ -3,9 +3,9 @@
  * The daemon's parts as registry components. Each start op brings one thing
  * up and each stop op takes it down, so the registry's dependency order is
  * the whole start-up and shut-down sequence: config, events, dataplane,
- * then metrics and admin (which read the dataplane and publish events);
- * shut-down is the reverse, so the admin socket disappears before the
- * workers stop and nobody is told "OK" about a dataplane that is gone.
+ * health (probes and breakers acting on the dataplane), then metrics and admin (which read the dataplane and
+ * publish events); shut-down is the reverse, so the admin socket disappears before the workers stop and
+ * nobody is told "OK" about a dataplane that is gone.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -144,6 +144,29 @@ static void dataplane_stop(void *ctx)
 	d->dp = NULL;
 }
 
+static int health_start(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+	int rc;
+
+	rc = qg_health_create_udp(d->cfg, d->dp, d->bus, qg_clock_ms(), &d->health);
+	if (rc)
+		return rc;
+	d->target.health = d->health;
+	d->metrics_src.health = d->health;
+	return 0;
+}
+
+static void health_stop(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+
+	d->target.health = NULL;
+	d->metrics_src.health = NULL;
+	qg_health_destroy(d->health);
+	d->health = NULL;
+}
+
 static int metrics_start(void *ctx)
 {
 	struct qg_daemon *d = ctx;
@@ -195,6 +218,7 @@ int qg_daemon_register(struct qg_daemon *d)
 		{ "config", NULL, { config_start, NULL, d } },
 		{ "events", dep_config, { events_start, events_stop, d } },
 		{ "dataplane", dep_events, { dataplane_start, dataplane_stop, d } },
+		{ "health", dep_dp, { health_start, health_stop, d } },
 		{ "metrics", dep_dp, { metrics_start, metrics_stop, d } },
 		{ "admin", dep_dp, { admin_start, admin_stop, d } },
 	};

@@ -14,6 +14,7 @@
 #include "qgate/config.h"
 #include "qgate/dataplane.h"
 #include "qgate/events.h"
+#include "qgate/health.h"
 #include "qgate/metrics.h"
 #include "qgate/registry.h"
 #include "stats.h"
@@ -24,6 +25,7 @@ struct qg_daemon {
 	struct qg_registry *reg;
 	struct qg_event_bus *bus; /* created before the registry: parts publish while they start */
 	struct qg_dataplane *dp;
+	struct qg_health *health; /* probes and breakers, ticked by the control loop */
 	struct qg_stats_report *report;
 	struct qg_metrics *metrics;
 	struct qg_admin *admin;

@@ -3,7 +3,8 @@
  * The control thread's loop. One thread does all control work, so the
  * registry, the bus's dispatch, the admin commands and the metrics rendering
  * never need a lock between them. It sleeps in poll() on the admin socket
- * and MHD's epoll descriptor for at most 50 ms, so a request is answered as
+ * MHD's epoll descriptor and the health probe sockets for at most 50 ms
+ * (less when a probe or a probe timeout is due), so a request is answered as
  * soon as it arrives and events are dispatched at least every 50 ms; a
  * signal interrupts poll() so SIGTERM is seen at once.
  */
@@ -17,11 +18,13 @@
 #include "qgate/log.h"
 
 #define LOOP_PERIOD_MS 50
+#define HEALTH_FDS_MAX 256 /* probe sockets polled; more are still read at each tick */
 
 void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
 {
-	struct pollfd fds[QG_ADMIN_CONN_MAX + 2];
-	uint64_t now, next_stats = 0;
+	struct pollfd fds[QG_ADMIN_CONN_MAX + 2 + HEALTH_FDS_MAX];
+	uint64_t now, next_stats = 0, due;
+	int timeout;
 	uint32_t every = d->cfg->stats_interval_ms;
 	unsigned n;
 
@@ -34,13 +37,26 @@ void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
 			fds[n].events = POLLIN;
 			fds[n++].revents = 0;
 		}
-		if (poll(fds, n, LOOP_PERIOD_MS) < 0 && errno != EINTR)
+		n += qg_health_pollfds(d->health, fds + n, HEALTH_FDS_MAX);
+		/* Wake for the next probe or probe timeout, not only every period. */
+		timeout = LOOP_PERIOD_MS;
+		if (d->health) {
+			due = qg_health_next_ms(d->health);
+			now = qg_clock_ms();
+			if (due <= now)
+				timeout = 0;
+			else if (due - now < LOOP_PERIOD_MS)
+				timeout = (int)(due - now);
+		}
+		if (poll(fds, n, timeout) < 0 && errno != EINTR)
 			QG_LOG_WARN("control loop: poll: %s", strerror(errno));
 		if (*stop)
 			break;
 		now = qg_clock_ns();
 		qg_admin_poll(d->admin, now);
 		qg_metrics_poll(d->metrics);
+		if (d->health)
+			qg_health_tick(d->health, qg_clock_ms());
 		qg_events_dispatch(d->bus, 0);
 		if (every && qg_clock_ms() >= next_stats && d->dp && d->report) {
 			qg_stats_report_print(d->report, d->dp, stdout);

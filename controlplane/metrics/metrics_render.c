@@ -13,6 +13,7 @@
 #include "qgate/clock.h"
 #include "qgate/dataplane.h"
 #include "qgate/events.h"
+#include "qgate/health.h"
 #include "qgate/metrics.h"
 #include "qgate/registry.h"
 
@@ -132,6 +133,41 @@ static void services(struct qg_metrics_text *t, const struct qg_metrics_source *
 				qg_addr_format(&cfg->services[s].backends[b].addr, addr, sizeof(addr)), NULL);
 }
 
+/* Health: without a checker every backend is up and its circuit closed, as the dataplane sees it. */
+static void health(struct qg_metrics_text *t, const struct qg_metrics_source *src)
+{
+	const struct qg_config *cfg = src->cfg;
+	struct qg_health_info hi;
+	char addr[QG_ADDR_STRLEN];
+	unsigned slot;
+
+	qg_metrics_family(
+		t, "qgate_backend_up", "gauge",
+		"1 when health checks and the circuit breaker let the backend take new flows, else 0");
+	slot = 0;
+	for (unsigned s = 0; s < cfg->n_services; s++)
+		for (unsigned b = 0; b < cfg->services[s].n_backends; b++, slot++)
+			qg_metrics_sample(
+				t, "qgate_backend_up",
+				src->health && !qg_health_backend_info(src->health, slot, &hi)
+					? (uint64_t)hi.up
+					: 1,
+				"service", cfg->services[s].name, "backend",
+				qg_addr_format(&cfg->services[s].backends[b].addr, addr, sizeof(addr)), NULL);
+	qg_metrics_family(t, "qgate_circuit_state", "gauge",
+			  "Circuit breaker of the backend: 0 closed, 1 open, 2 half-open");
+	slot = 0;
+	for (unsigned s = 0; s < cfg->n_services; s++)
+		for (unsigned b = 0; b < cfg->services[s].n_backends; b++, slot++)
+			qg_metrics_sample(
+				t, "qgate_circuit_state",
+				src->health && !qg_health_backend_info(src->health, slot, &hi)
+					? (uint64_t)hi.circuit
+					: 0,
+				"service", cfg->services[s].name, "backend",
+				qg_addr_format(&cfg->services[s].backends[b].addr, addr, sizeof(addr)), NULL);
+}
+
 static void dataplane(struct qg_metrics_text *t, const struct qg_metrics_source *src)
 {
 	struct qg_ctr_block c;
@@ -140,6 +176,7 @@ static void dataplane(struct qg_metrics_text *t, const struct qg_metrics_source 
 	qg_metrics_family(t, "qgate_workers", "gauge", "Dataplane worker threads");
 	qg_metrics_sample(t, "qgate_workers", qg_dataplane_workers(src->dp), NULL);
 	services(t, src);
+	health(t, src);
 	counters_by_kind(t, &c, "qgate_drops_total", "Datagrams dropped, by reason", QG_CTR_KIND_DROP);
 	counters_by_kind(t, &c, "qgate_errors_total", "I/O errors, by reason", QG_CTR_KIND_ERROR);
 	qg_metrics_family(t, "qgate_flows_created_total", "counter", qg_ctr_desc(QG_CTR_FLOW_CREATED));

@@ -40,6 +40,8 @@ struct qg_io {
 	int *svc_fd;
 	struct qg_up_pool pool;
 	struct qg_ctr_block *ctr;
+	void (*on_refused)(void *ctx, uint32_t up);
+	void *refused_ctx;
 	/* Ready sockets carried over when a burst filled before they were drained. */
 	struct epoll_event ev[MM_EVENTS];
 	int n_ev, ev_next;
@@ -94,6 +96,8 @@ static int mm_create(const struct qg_io_params *p, struct qg_io **out)
 		return -ENOMEM;
 	io->epfd = -1;
 	io->ctr = p->ctr;
+	io->on_refused = p->on_refused;
+	io->refused_ctx = p->refused_ctx;
 	io->n_bufs = p->rx_buffers;
 	io->max_datagram = p->max_datagram;
 	io->stride = qg_io_stride(p->max_datagram, 0);
@@ -166,6 +170,14 @@ static inline void buf_put(struct qg_io *io, uint32_t b)
 	io->free_bufs[io->n_free++] = b;
 }
 
+/* Count an ICMP-refused upstream and tell the relay which one (UINT32_MAX: unknown). */
+static void mm_refused(struct qg_io *io, uint32_t up)
+{
+	qg_ctr_add(io->ctr, QG_CTR_ERR_BACKEND_REFUSED, 1);
+	if (up != UINT32_MAX && io->on_refused)
+		io->on_refused(io->refused_ctx, up);
+}
+
 /* Drain up to n datagrams from one socket. @return how many packets were filled. */
 static unsigned mm_drain(struct qg_io *io, uint64_t data, struct qg_pkt *pkts, unsigned n, int *more)
 {
@@ -205,7 +217,7 @@ static unsigned mm_drain(struct qg_io *io, uint64_t data, struct qg_pkt *pkts, u
 	got = recvmmsg(fd, io->mm, want, MSG_DONTWAIT, NULL);
 	if (got < 0) {
 		if (errno == ECONNREFUSED)
-			qg_ctr_add(io->ctr, QG_CTR_ERR_BACKEND_REFUSED, 1);
+			mm_refused(io, is_up ? idx : UINT32_MAX);
 		else if (errno != EAGAIN && errno != EINTR)
 			qg_ctr_add(io->ctr, QG_CTR_ERR_RX, 1);
 		return 0;
@@ -299,7 +311,7 @@ static void mm_send(struct qg_io *io, int fd, struct qg_pkt *pkts, unsigned n, i
 		if (r <= 0) {
 			/* The first message failed (ICMP error queued, buffer full): count it, go on. */
 			if (r < 0 && errno == ECONNREFUSED)
-				qg_ctr_add(io->ctr, QG_CTR_ERR_BACKEND_REFUSED, 1);
+				mm_refused(io, named ? UINT32_MAX : pkts[0].upstream);
 			qg_ctr_add(io->ctr, fail, io->mm_segs[done]);
 			done++;
 			continue;

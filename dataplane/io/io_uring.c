@@ -88,6 +88,8 @@ struct qg_io {
 	struct msghdr rx_msg; /* layout template of multishot recvmsg */
 	struct qg_up_pool pool;
 	struct qg_ctr_block *ctr;
+	void (*on_refused)(void *ctx, uint32_t up);
+	void *refused_ctx;
 };
 
 static int uring_probe(char *why, size_t len)
@@ -205,6 +207,8 @@ static int uring_create(const struct qg_io_params *p, struct qg_io **out)
 	if (!io)
 		return -ENOMEM;
 	io->ctr = p->ctr;
+	io->on_refused = p->on_refused;
+	io->refused_ctx = p->refused_ctx;
 	io->n_bufs = p->rx_buffers;
 	io->max_datagram = p->max_datagram;
 	io->stride = qg_io_stride(p->max_datagram, URING_HDR);
@@ -343,6 +347,14 @@ static void uring_destroy(struct qg_io *io)
 	free(io);
 }
 
+/* Count an ICMP-refused upstream and tell the relay which one (UINT32_MAX: unknown). */
+static void uring_refused(struct qg_io *io, uint32_t up)
+{
+	qg_ctr_add(io->ctr, QG_CTR_ERR_BACKEND_REFUSED, 1);
+	if (up != UINT32_MAX && io->on_refused)
+		io->on_refused(io->refused_ctx, up);
+}
+
 /* A multishot receive stopped (error, no buffers): arm it again if its socket lives. */
 static void rx_rearm(struct qg_io *io, unsigned op, uint16_t gen, uint32_t idx)
 {
@@ -373,7 +385,9 @@ static int rx_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsigne
 		if (cqe->res == -ENOBUFS)
 			qg_ctr_add(io->ctr, QG_CTR_ERR_RX_NOBUFS, 1);
 		else if (cqe->res == -ECONNREFUSED)
-			qg_ctr_add(io->ctr, QG_CTR_ERR_BACKEND_REFUSED, 1);
+			uring_refused(io, op == OP_RECV_UP && qg_up_pool_current(&io->pool, idx, gen)
+						  ? idx
+						  : UINT32_MAX);
 		else if (cqe->res != -ECANCELED)
 			qg_ctr_add(io->ctr, QG_CTR_ERR_RX, 1);
 		return 0;

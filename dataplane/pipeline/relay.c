@@ -105,6 +105,44 @@ static uint32_t relay_new_flow(struct qg_relay *r, const struct qg_pkt *p, uint3
 }
 
 /*
+ * on_backend_down: rehome. A UDP flow whose backend is marked down moves to
+ * the backend selection picks now: the old flow (and its upstream socket) is
+ * removed and a new one created for this very datagram, so the client sees
+ * no gap beyond what was lost before the backend was marked down. When no
+ * backend is up the flow stays: its backend is no worse than none. QUIC
+ * flows never come here (a connection cannot move to another server).
+ * @return the flow to use (idx itself when it stays).
+ */
+static uint32_t relay_rehome(struct qg_relay *r, const struct qg_pkt *p, uint32_t idx, uint32_t now_ms)
+{
+	const struct qg_svc *s = &r->table->svc[p->svc];
+	const struct qg_flow *f = qg_flow_get(r->flows, idx);
+	uint32_t member;
+
+	if (likely(!s->rehome || f->backend - s->slot_base >= s->n_backends ||
+		   s->backends[f->backend - s->slot_base].up))
+		return idx;
+	member = qg_relay_select(r, p->svc, s, qg_relay_client_hash(s, &p->peer));
+	if (member == QG_LB_NONE)
+		return idx;
+	qg_flow_remove(r->flows, idx);
+	qg_ctr_add(r->ctr, QG_CTR_FLOW_REHOMED, 1);
+	return qg_relay_new_flow_to(r, p, member, now_ms);
+}
+
+void qg_relay_upstream_refused(struct qg_relay *r, uint32_t up)
+{
+	uint32_t idx = up < r->max_upstreams ? r->up_flow[up] : QG_FLOW_NONE;
+	const struct qg_flow *f;
+
+	if (idx == QG_FLOW_NONE)
+		return;
+	f = qg_flow_get(r->flows, idx);
+	if (f->backend < r->n_slots)
+		QG_COUNTER_ADD(&r->bstat[f->backend].refused, 1);
+}
+
+/*
  * Issue the burst's flow-table memory accesses before using any: bucket
  * heads first, then the entries they point to. With a million flows every
  * lookup misses the caches; overlapping the misses cut the lookup cost by a
@@ -178,12 +216,13 @@ void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_
 				}
 			} else {
 				idx = qg_flow_lookup_hashed(r->flows, p->svc, &p->peer, r->hash[i], now_ms);
-				if (unlikely(idx == QG_FLOW_NONE)) {
+				if (unlikely(idx == QG_FLOW_NONE))
 					idx = relay_new_flow(r, p, now_ms);
-					if (idx == QG_FLOW_NONE) {
-						r->drop[nd++] = *p;
-						continue;
-					}
+				else
+					idx = relay_rehome(r, p, idx, now_ms);
+				if (unlikely(idx == QG_FLOW_NONE)) {
+					r->drop[nd++] = *p;
+					continue;
 				}
 			}
 			f = qg_flow_get(r->flows, idx);

@@ -23,6 +23,7 @@ struct qg_relay_bstat {
 	uint64_t rx_bytes;
 	uint64_t flows_created;
 	uint64_t flows_active;
+	uint64_t refused; /* ECONNREFUSED on an upstream of this slot (passive health signal) */
 };
 
 struct qg_relay_params {
@@ -52,6 +53,9 @@ void qg_relay_set_table(struct qg_relay *r, const struct qg_svc_table *t);
 
 /** Process a received burst; every packet ends up sent or released. */
 void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_t now_ms);
+
+/** An upstream reported ECONNREFUSED: count it on its flow's backend slot (worker thread). */
+void qg_relay_upstream_refused(struct qg_relay *r, uint32_t up);
 
 /** Expire idle flows, at most budget. @return how many. */
 unsigned qg_relay_expire(struct qg_relay *r, uint32_t now_ms, unsigned budget);

@@ -11,8 +11,9 @@ static int svc_build_selection(struct qg_svc *s)
 	struct qg_lb_member *m;
 	int rc;
 
+	/* Selection sees a down backend as drained: Maglev, WRR and least_conn all skip weight 0. */
 	for (uint32_t b = 0; b < s->n_backends; b++)
-		s->weights[b] = s->backends[b].weight;
+		s->weights[b] = s->backends[b].up ? s->backends[b].weight : 0;
 	if (s->policy != QG_CONFIG_POLICY_MAGLEV)
 		return 0;
 	m = calloc(s->n_backends, sizeof(*m));
@@ -20,7 +21,7 @@ static int svc_build_selection(struct qg_svc *s)
 		return -ENOMEM;
 	for (uint32_t b = 0; b < s->n_backends; b++) {
 		m[b].key = s->backends[b].addr;
-		m[b].weight = s->backends[b].weight;
+		m[b].weight = s->weights[b];
 	}
 	rc = qg_maglev_create(m, s->n_backends, s->maglev_size, &s->maglev);
 	free(m);
@@ -111,9 +112,11 @@ int qg_svc_table_build(const struct qg_config *cfg, uint64_t generation, struct 
 			goto err;
 		s->protocol = (uint8_t)c->protocol;
 		s->quic = c->quic;
+		s->rehome = c->on_backend_down == QG_CONFIG_ON_DOWN_REHOME;
 		for (uint32_t b = 0; b < c->n_backends; b++) {
 			s->backends[b].addr = c->backends[b].addr;
 			s->backends[b].weight = c->backends[b].weight;
+			s->backends[b].up = 1;
 			s->backends[b].server_id_len = c->backends[b].server_id_len;
 			memcpy(s->backends[b].server_id, c->backends[b].server_id,
 			       sizeof(s->backends[b].server_id));
@@ -133,14 +136,13 @@ err:
 	return rc;
 }
 
-int qg_svc_table_with_weight(const struct qg_svc_table *old, unsigned s, unsigned b, uint32_t w,
-			     struct qg_svc_table **out)
+/* Copy old with backend b of service s changed to *nb (selection rebuilt). */
+static int svc_table_with_backend(const struct qg_svc_table *old, unsigned s, unsigned b,
+				  const struct qg_svc_backend *nb, struct qg_svc_table **out)
 {
 	struct qg_svc_table *t;
 	int rc = -ENOMEM;
 
-	if (s >= old->n_services || b >= old->svc[s].n_backends || w > QG_CONFIG_MAX_WEIGHT)
-		return -EINVAL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
@@ -162,7 +164,7 @@ int qg_svc_table_with_weight(const struct qg_svc_table *old, unsigned s, unsigne
 			goto err;
 		memcpy(n->backends, old->svc[i].backends, n->n_backends * sizeof(*n->backends));
 		if (i == s)
-			n->backends[b].weight = w;
+			n->backends[b] = *nb;
 		rc = svc_build_selection(n);
 		if (rc == 0)
 			rc = svc_build_sid_index(n);
@@ -174,6 +176,30 @@ int qg_svc_table_with_weight(const struct qg_svc_table *old, unsigned s, unsigne
 err:
 	qg_svc_table_free(t);
 	return rc;
+}
+
+int qg_svc_table_with_weight(const struct qg_svc_table *old, unsigned s, unsigned b, uint32_t w,
+			     struct qg_svc_table **out)
+{
+	struct qg_svc_backend nb;
+
+	if (s >= old->n_services || b >= old->svc[s].n_backends || w > QG_CONFIG_MAX_WEIGHT)
+		return -EINVAL;
+	nb = old->svc[s].backends[b];
+	nb.weight = w;
+	return svc_table_with_backend(old, s, b, &nb, out);
+}
+
+int qg_svc_table_with_state(const struct qg_svc_table *old, unsigned s, unsigned b, int up,
+			    struct qg_svc_table **out)
+{
+	struct qg_svc_backend nb;
+
+	if (s >= old->n_services || b >= old->svc[s].n_backends)
+		return -EINVAL;
+	nb = old->svc[s].backends[b];
+	nb.up = up ? 1 : 0;
+	return svc_table_with_backend(old, s, b, &nb, out);
 }
 
 void qg_svc_table_free(struct qg_svc_table *t)

@@ -17,6 +17,12 @@
 struct qg_svc_backend {
 	struct qg_addr addr;
 	uint32_t weight;
+	/*
+	 * Health and breaker allow new flows. A down backend keeps its weight
+	 * (operators' setting) but selection sees 0 for it; with rehome, its
+	 * UDP flows move on their next datagram.
+	 */
+	uint8_t up;
 	uint8_t server_id_len; /* QUIC-LB server ID (quic services with quic.lb) */
 	uint8_t server_id[QG_CONFIG_QUIC_SID_MAX];
 };
@@ -35,6 +41,7 @@ struct qg_svc {
 	uint32_t *weights;	  /* copy of the weights, the layout WRR and least_conn take */
 	struct qg_maglev *maglev; /* NULL unless policy is maglev */
 	uint8_t protocol;	  /* enum qg_config_proto */
+	uint8_t rehome;		  /* on_backend_down: rehome */
 	struct qg_config_quic quic;
 	uint32_t *sid_order; /* QUIC-LB: member indexes sorted by server ID, for bsearch; NULL without lb */
 };
@@ -52,6 +59,10 @@ int qg_svc_table_build(const struct qg_config *cfg, uint64_t generation, struct 
 /** Copy old with backend b of service s set to weight w (selection rebuilt). */
 int qg_svc_table_with_weight(const struct qg_svc_table *old, unsigned s, unsigned b, uint32_t w,
 			     struct qg_svc_table **out);
+
+/** Copy old with backend b of service s marked up or down (selection rebuilt). */
+int qg_svc_table_with_state(const struct qg_svc_table *old, unsigned s, unsigned b, int up,
+			    struct qg_svc_table **out);
 
 /** Member whose QUIC-LB server ID is sid (sid_len bytes), or QG_LB_NONE. */
 uint32_t qg_svc_member_by_server_id(const struct qg_svc *s, const uint8_t *sid, size_t sid_len);

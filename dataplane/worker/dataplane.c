@@ -59,6 +59,15 @@ static uint32_t fit_fd_limit(uint32_t per_worker, unsigned workers, unsigned ser
 	return fit ? (uint32_t)fit : 1;
 }
 
+/* I/O backends report ECONNREFUSED by upstream; the relay knows the upstream's backend slot. */
+static void worker_on_refused(void *ctx, uint32_t up)
+{
+	struct qg_worker *w = ctx;
+
+	if (w->relay)
+		qg_relay_upstream_refused(w->relay, up);
+}
+
 static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned idx,
 		       const struct qg_config *cfg, uint32_t upstreams, const struct qg_addr *listen)
 {
@@ -83,6 +92,8 @@ static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned id
 	iop.burst = d->burst;
 	iop.udp_gso = d->udp_gso;
 	iop.ctr = &w->ctr;
+	iop.on_refused = worker_on_refused;
+	iop.refused_ctx = w;
 	rc = dp->ops->create(&iop, &w->io);
 	if (rc)
 		return rc;
@@ -242,6 +253,17 @@ unsigned qg_dataplane_workers(const struct qg_dataplane *dp)
 	return dp->n_workers;
 }
 
+/* Swap in nt and free the table it replaces once no worker can hold it. Under ctl_lock. */
+static void dataplane_publish(struct qg_dataplane *dp, struct qg_svc_table *nt)
+{
+	struct qg_svc_table *old = dp->table;
+
+	rcu_assign_pointer(dp->table, nt);
+	/* Every worker passes a quiescent state within one loop iteration (or is offline). */
+	synchronize_rcu();
+	qg_svc_table_free(old);
+}
+
 int qg_dataplane_set_weight(struct qg_dataplane *dp, const char *service, const struct qg_addr *backend,
 			    uint32_t weight)
 {
@@ -260,11 +282,24 @@ int qg_dataplane_set_weight(struct qg_dataplane *dp, const char *service, const 
 			}
 		}
 	}
-	if (rc == 0) {
-		rcu_assign_pointer(dp->table, nt);
-		/* Every worker passes a quiescent state within one loop iteration (or is offline). */
-		synchronize_rcu();
-		qg_svc_table_free(old);
+	if (rc == 0)
+		dataplane_publish(dp, nt);
+	pthread_mutex_unlock(&dp->ctl_lock);
+	return rc;
+}
+
+int qg_dataplane_set_backend_state(struct qg_dataplane *dp, unsigned svc, unsigned b, int up)
+{
+	struct qg_svc_table *nt = NULL;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&dp->ctl_lock);
+	if (svc < dp->table->n_services && b < dp->table->svc[svc].n_backends) {
+		rc = 0;
+		if (!dp->table->svc[svc].backends[b].up != !up)
+			rc = qg_svc_table_with_state(dp->table, svc, b, up, &nt);
+		if (rc == 0 && nt)
+			dataplane_publish(dp, nt);
 	}
 	pthread_mutex_unlock(&dp->ctl_lock);
 	return rc;
@@ -309,6 +344,7 @@ int qg_dataplane_backend_stats(const struct qg_dataplane *dp, unsigned svc, unsi
 		out->rx_bytes += QG_LOAD_RELAXED(&s->rx_bytes);
 		out->flows_created += QG_LOAD_RELAXED(&s->flows_created);
 		out->flows_active += QG_LOAD_RELAXED(&s->flows_active);
+		out->refused += QG_LOAD_RELAXED(&s->refused);
 	}
 	return 0;
 }

@@ -22,6 +22,7 @@ extern "C" {
 struct qg_dataplane;
 struct qg_registry;
 struct qg_event_bus;
+struct qg_health;
 
 #define QG_ADMIN_LINE_MAX    1024	/**< longest request line, newline included */
 #define QG_ADMIN_CONN_MAX    16		/**< connections served at once; more get "ERR busy" */
@@ -38,9 +39,10 @@ struct qg_admin_target {
 	struct qg_dataplane *dp;
 	struct qg_registry *reg;
 	struct qg_event_bus *bus;
-	uint32_t *weights; /**< current weight of every slot (starts as configured) */
-	uint32_t *saved;   /**< weight before "drain", or QG_ADMIN_NOT_DRAINED */
-	uint64_t start_ns; /**< qg_clock_ns() when qgate started (uptime) */
+	const struct qg_health *health; /**< NULL: no health column figures */
+	uint32_t *weights;		/**< current weight of every slot (starts as configured) */
+	uint32_t *saved;		/**< weight before "drain", or QG_ADMIN_NOT_DRAINED */
+	uint64_t start_ns;		/**< qg_clock_ns() when qgate started (uptime) */
 	uint64_t part_since_ns[QG_ADMIN_PARTS_MAX]; /**< when part i (registry index) last became running */
 };
 

@@ -95,6 +95,40 @@ struct qg_config_quic {
 	enum qg_config_retry retry;
 };
 
+/** How a service's backends are probed. */
+enum qg_config_probe {
+	QG_CONFIG_PROBE_NONE = 0, /**< no active checks: backends count as healthy */
+	QG_CONFIG_PROBE_UDP,	  /**< send health.send, expect a reply starting with health.expect */
+	QG_CONFIG_PROBE_QUIC_VN,  /**< a QUIC packet of a reserved version: any server answers with VN */
+};
+
+#define QG_CONFIG_PROBE_TEXT_MAX 128 /* health.send / health.expect, with the NUL */
+
+/** The health section of a service. */
+struct qg_config_health {
+	enum qg_config_probe probe;
+	char send[QG_CONFIG_PROBE_TEXT_MAX];   /**< udp: the probe payload (default "ping") */
+	char expect[QG_CONFIG_PROBE_TEXT_MAX]; /**< udp: expected reply prefix; "" = any reply */
+	uint32_t interval_ms;		       /**< between two probes of one backend (default 1 s) */
+	uint32_t timeout_ms;		       /**< a probe without reply this long failed (default 500 ms) */
+	uint32_t rise;			       /**< consecutive successes to become healthy (default 2) */
+	uint32_t fall;			       /**< consecutive failures to become unhealthy (default 3) */
+};
+
+/** The circuit section of a service: its backends' breakers (see qgate/breaker.h). */
+struct qg_config_circuit {
+	uint32_t failures;	  /**< consecutive failures that open the breaker (default 5) */
+	uint32_t open_timeout_ms; /**< open this long before the trial (default 5 s) */
+	uint32_t half_open_flows; /**< new flows admitted by a trial (default 3) */
+	uint32_t successes;	  /**< successes that close it (1..half_open_flows, default 2) */
+};
+
+/** What happens to the flows of a backend that goes down. */
+enum qg_config_on_down {
+	QG_CONFIG_ON_DOWN_REHOME = 0, /**< a UDP flow moves to an up backend on its next datagram */
+	QG_CONFIG_ON_DOWN_KEEP,	      /**< flows stay where they are */
+};
+
 /** One service: a listening VIP and its backend pool. */
 struct qg_config_service {
 	char name[QG_CONFIG_NAME_MAX];
@@ -106,6 +140,9 @@ struct qg_config_service {
 	uint32_t max_flows_per_client; /**< per worker; 0 = unlimited */
 	uint32_t maglev_table_size;    /**< prime, default 65537 */
 	struct qg_config_quic quic;    /**< defaults unless protocol is quic */
+	struct qg_config_health health;
+	struct qg_config_circuit circuit;
+	enum qg_config_on_down on_backend_down;
 	uint32_t n_backends;
 	struct qg_config_backend *backends;
 	int line;

@@ -35,6 +35,8 @@ extern "C" {
 	X(FLOW_EXPIRED, QG_CTR_KIND_FLOW, "flows_expired", "flows removed after their idle timeout")         \
 	X(FLOW_EVICTED, QG_CTR_KIND_FLOW, "flows_evicted",                                                   \
 	  "oldest flows evicted because the table was full")                                                 \
+	X(FLOW_REHOMED, QG_CTR_KIND_FLOW, "flows_rehomed",                                                   \
+	  "UDP flows moved off a backend marked down (on_backend_down: rehome)")                             \
 	X(DROP_OVERSIZE, QG_CTR_KIND_DROP, "oversize", "datagram larger than max_datagram")                  \
 	X(DROP_NO_BACKEND, QG_CTR_KIND_DROP, "no_backend", "no backend can take a new flow")                 \
 	X(DROP_CLIENT_LIMIT, QG_CTR_KIND_DROP, "client_limit", "client at max_flows_per_client")             \

@@ -28,6 +28,7 @@ struct qg_backend_stats {
 	uint64_t rx_bytes;
 	uint64_t flows_created;
 	uint64_t flows_active;
+	uint64_t refused; /**< ICMP port/host unreachable seen on its upstreams (ECONNREFUSED) */
 };
 
 /**
@@ -61,6 +62,15 @@ unsigned qg_dataplane_workers(const struct qg_dataplane *dp);
  */
 int qg_dataplane_set_weight(struct qg_dataplane *dp, const char *service, const struct qg_addr *backend,
 			    uint32_t weight);
+
+/**
+ * Mark backend b (0-based) of service svc (0-based) up or down for new flows:
+ * a down backend gets no new flow (selection sees weight 0, Maglev is built
+ * over the others) and, with on_backend_down: rehome, a UDP flow to it moves
+ * to another backend on its next datagram. Published like set_weight.
+ * @return 0, -ENOENT, -ENOMEM.
+ */
+int qg_dataplane_set_backend_state(struct qg_dataplane *dp, unsigned svc, unsigned b, int up);
 
 /** Sum of every worker's counters. */
 void qg_dataplane_counters(const struct qg_dataplane *dp, struct qg_ctr_block *out);

@@ -59,6 +59,13 @@ struct qg_io_params {
 	uint32_t burst;		      /**< packets per burst */
 	int udp_gso;		      /**< batch a flow's consecutive datagrams into one UDP GSO send */
 	struct qg_ctr_block *ctr;     /**< the worker's counters */
+	/**
+	 * Optional (NULL: not told): an upstream reported ECONNREFUSED (ICMP
+	 * unreachable from its backend). Called on the worker's thread, with
+	 * refused_ctx; health uses it as a passive failure signal.
+	 */
+	void (*on_refused)(void *ctx, uint32_t up);
+	void *refused_ctx;
 };
 
 struct qg_io;

@@ -1621,3 +1621,83 @@ TEST(ConfigErrors, QuicProblemsTogether)
 			<< r.errs.items[i].msg;
 	}
 }
+
+TEST(ConfigHealth, DefaultsWhenAbsent)
+{
+	Result r;
+	Load(kServices, &r);
+	ASSERT_EQ(r.ret, 0) << Dump(r.errs);
+	const qg_config_service *s = &r.cfg->services[0];
+	EXPECT_EQ(s->health.probe, QG_CONFIG_PROBE_NONE);
+	EXPECT_STREQ(s->health.send, "ping");
+	EXPECT_STREQ(s->health.expect, "");
+	EXPECT_EQ(s->health.interval_ms, 1000u);
+	EXPECT_EQ(s->health.timeout_ms, 500u);
+	EXPECT_EQ(s->health.rise, 2u);
+	EXPECT_EQ(s->health.fall, 3u);
+	EXPECT_EQ(s->on_backend_down, QG_CONFIG_ON_DOWN_REHOME);
+	EXPECT_EQ(s->circuit.failures, 5u);
+	EXPECT_EQ(s->circuit.open_timeout_ms, 5000u);
+	EXPECT_EQ(s->circuit.half_open_flows, 3u);
+	EXPECT_EQ(s->circuit.successes, 2u);
+}
+
+TEST(ConfigHealth, AllKeys)
+{
+	Result r;
+	Load(ServiceWith("health: {probe: udp, send: \"HC?\", expect: \"OK\", interval: 2s, timeout: 300ms, "
+			 "rise: 4, fall: 5}\n    on_backend_down: keep\n    circuit: {failures: 7, "
+			 "open_timeout: 10s, half_open_flows: 6, successes: 6}"),
+	     &r);
+	ASSERT_EQ(r.ret, 0) << Dump(r.errs);
+	const qg_config_service *s = &r.cfg->services[0];
+	EXPECT_EQ(s->health.probe, QG_CONFIG_PROBE_UDP);
+	EXPECT_STREQ(s->health.send, "HC?");
+	EXPECT_STREQ(s->health.expect, "OK");
+	EXPECT_EQ(s->health.interval_ms, 2000u);
+	EXPECT_EQ(s->health.timeout_ms, 300u);
+	EXPECT_EQ(s->health.rise, 4u);
+	EXPECT_EQ(s->health.fall, 5u);
+	EXPECT_EQ(s->on_backend_down, QG_CONFIG_ON_DOWN_KEEP);
+	EXPECT_EQ(s->circuit.failures, 7u);
+	EXPECT_EQ(s->circuit.open_timeout_ms, 10000u);
+	EXPECT_EQ(s->circuit.half_open_flows, 6u);
+	EXPECT_EQ(s->circuit.successes, 6u);
+}
+
+TEST(ConfigHealth, ShortIntervalPullsTheDefaultTimeoutDown)
+{
+	Result r;
+	Load(ServiceWith("health: {probe: quic_vn, interval: 100ms}"), &r);
+	ASSERT_EQ(r.ret, 0) << Dump(r.errs);
+	EXPECT_EQ(r.cfg->services[0].health.probe, QG_CONFIG_PROBE_QUIC_VN);
+	EXPECT_EQ(r.cfg->services[0].health.timeout_ms, 100u);
+}
+
+TEST(ConfigHealth, Errors)
+{
+	// Columns: "    health: {" puts the first key at column 14.
+	ExpectOneError(ServiceWith("health: {probe: tcp}"), 3, 21,
+		       "probe: unknown value 'tcp' (valid: none, udp, quic_vn)");
+	ExpectOneError(ServiceWith("health: {probe: udp, interval: 1s, timeout: 2s}"), 3, 49,
+		       "timeout: 2000 ms is longer than interval (1000 ms)");
+	ExpectOneError(ServiceWith("health: {probe: quic_vn, send: x}"), 3, 30,
+		       "send is only allowed with probe udp (probe is quic_vn)");
+	ExpectOneError(ServiceWith("health: {send: x}"), 3, 14,
+		       "send is only allowed with probe udp (probe is none)");
+	ExpectOneError(ServiceWith("health: {probe: udp, send: \"\"}"), 3, 32, "send: empty");
+	ExpectOneError(ServiceWith("health: {rise: 0}"), 3, 20, "rise: 0 is out of range (1..100)");
+	ExpectOneError(ServiceWith("health: {fall: 101}"), 3, 20, "fall: 101 is out of range (1..100)");
+	ExpectOneError(ServiceWith("health: {interval: 5ms}"), 3, 24, "interval: 5ms is out of range");
+	ExpectOneError(ServiceWith("health: {probe: udp, intrval: 1s}"), 3, 26,
+		       "unknown key 'intrval' in health");
+	ExpectOneError(ServiceWith("health: udp"), 3, 13, "health: expected a mapping");
+	ExpectOneError(ServiceWith("on_backend_down: drop"), 3, 22,
+		       "on_backend_down: unknown value 'drop' (valid: rehome, keep)");
+	ExpectOneError(ServiceWith("circuit: {half_open_flows: 2, successes: 3}"), 3, 46,
+		       "successes: 3 is more than half_open_flows (2)");
+	ExpectOneError(ServiceWith("circuit: {failures: 0}"), 3, 25, "failures: 0 is out of range");
+	ExpectOneError(ServiceWith("circuit: {open_timeout: 0ms}"), 3, 29,
+		       "open_timeout: 0ms is out of range");
+	ExpectOneError(ServiceWith("circuit: {trials: 1}"), 3, 15, "unknown key 'trials' in circuit");
+}
