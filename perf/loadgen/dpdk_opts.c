@@ -65,42 +65,6 @@ int dp_bad(const char *what)
 	return -EINVAL;
 }
 
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
-{
-	uint64_t v;
-
-	if (parse_u64(s, min, max, &v))
-		return -EINVAL;
-	*out = (uint32_t)v;
-	return 0;
-}
-
-static int parse_secs(const char *s, double min, double max, double *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (end == s || *end || !(v >= min && v <= max))
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int parse_mac(const char *s, uint8_t mac[6])
 {
 	unsigned v[6];
@@ -198,7 +162,7 @@ int dp_parse_options(int argc, char **argv)
 			dpo.eal = optarg;
 			break;
 		case O_LCORE:
-			if (parse_u32(optarg, 0, RTE_MAX_LCORE - 1, &v))
+			if (lg_parse_u32(optarg, 0, RTE_MAX_LCORE - 1, &v))
 				return dp_bad("--lcore wants a CPU number");
 			dpo.lcore = (int)v;
 			break;
@@ -229,19 +193,18 @@ int dp_parse_options(int argc, char **argv)
 				return dp_bad("--src-ip wants an IPv4 or IPv6 address");
 			break;
 		case O_SIPS:
-			if (parse_u32(optarg, 1, 1u << 24, &dpo.src_ips))
+			if (lg_parse_u32(optarg, 1, 1u << 24, &dpo.src_ips))
 				return dp_bad("--src-ips wants 1..16777216");
 			sips_given = 1;
 			break;
 		case O_SPORT:
-			if (parse_u32(optarg, 1, 65535, &dpo.src_port))
+			if (lg_parse_u32(optarg, 1, 65535, &dpo.src_port))
 				return dp_bad("--src-port wants 1..65535");
 			break;
 		case O_TARGET:
 			dpo.target_text = optarg;
-			if (qg_addr_parse(optarg, &dpo.target) || dpo.target.port == 0)
-				return dp_bad(
-					"--target wants a.b.c.d:port or [v6]:port with a non-zero port");
+			if (lg_parse_target(optarg, &dpo.target))
+				return dp_bad(LG_MSG_TARGET);
 			break;
 		case O_MODE:
 			if (!strcmp(optarg, "forward"))
@@ -252,44 +215,40 @@ int dp_parse_options(int argc, char **argv)
 				return dp_bad("--mode wants forward or echo");
 			break;
 		case O_FLOWS:
-			if (parse_u32(optarg, 1, DP_MAX_FLOWS, &dpo.flows))
+			if (lg_parse_u32(optarg, 1, DP_MAX_FLOWS, &dpo.flows))
 				return dp_bad("--flows wants 1..16777216");
 			break;
 		case O_SIZE:
-			if (parse_u32(optarg, LG_STAMP_LEN, 1452, &dpo.size))
+			if (lg_parse_u32(optarg, LG_STAMP_LEN, 1452, &dpo.size))
 				return dp_bad(
 					"--size wants 24..1452 bytes (one frame within a 1500-byte MTU)");
 			break;
 		case O_RATE:
-			if (parse_u64(optarg, 0, 1000000000, &dpo.rate))
+			if (lg_parse_u64(optarg, 0, 1000000000, &dpo.rate))
 				return dp_bad(
 					"--rate wants 0..1000000000 packets/s (0: as fast as possible)");
 			dpo.rate_given = 1;
 			break;
 		case O_WINDOW:
-			if (parse_u32(optarg, 1, 1u << 20, &dpo.window))
+			if (lg_parse_u32(optarg, 1, 1u << 20, &dpo.window))
 				return dp_bad("--window wants 1..1048576");
 			window_given = 1;
 			break;
 		case O_DURATION:
-			if (parse_secs(optarg, 0.1, 86400, &dpo.duration_s))
-				return dp_bad("--duration wants seconds, 0.1..86400");
+			if (lg_parse_duration(optarg, &dpo.duration_s))
+				return dp_bad(LG_MSG_DURATION);
 			break;
 		case O_WARMUP:
-			if (parse_secs(optarg, 0, 3600, &dpo.warmup_s))
-				return dp_bad("--warmup wants seconds, 0..3600");
+			if (lg_parse_warmup(optarg, &dpo.warmup_s))
+				return dp_bad(LG_MSG_WARMUP);
 			break;
 		case O_TIMEOUT:
-			if (parse_u32(optarg, 1, 60000, &dpo.timeout_ms))
-				return dp_bad("--timeout-ms wants 1..60000");
+			if (lg_parse_timeout_ms(optarg, &dpo.timeout_ms))
+				return dp_bad(LG_MSG_TIMEOUT);
 			break;
 		case O_PAYLOAD:
-			if (!strcmp(optarg, "udp"))
-				dpo.payload = LG_PAYLOAD_UDP;
-			else if (!strcmp(optarg, "quic"))
-				dpo.payload = LG_PAYLOAD_QUIC;
-			else
-				return dp_bad("--payload wants udp or quic");
+			if (lg_parse_payload(optarg, &dpo.payload))
+				return dp_bad(LG_MSG_PAYLOAD);
 			break;
 		case O_QUIC_LB:
 			if (lg_quic_lb_parse(optarg, &dpo.quic_lb, &why))
@@ -308,7 +267,7 @@ int dp_parse_options(int argc, char **argv)
 			dpo.check_csum = 1;
 			break;
 		case O_LINK:
-			if (parse_u32(optarg, 1, 3600, &dpo.link_timeout_s))
+			if (lg_parse_u32(optarg, 1, 3600, &dpo.link_timeout_s))
 				return dp_bad("--link-timeout wants 1..3600 seconds");
 			break;
 		case 'h':
@@ -338,10 +297,8 @@ int dp_parse_options(int argc, char **argv)
 		return dp_bad(why);
 	if (dpo.payload == LG_PAYLOAD_QUIC && dpo.size < LG_QUIC_SHORT_HDR + LG_STAMP_LEN)
 		return dp_bad("--size must be >= 33 with --payload quic");
-	if (dpo.quic_lb.enabled &&
-	    dpo.size < 1u + 1 + dpo.quic_lb.sid_len + dpo.quic_lb.nonce_len + LG_STAMP_LEN)
-		return dp_bad("--size too small for the QUIC-LB CID: >= 2 + SID_LEN + NONCE_LEN + 24 (short "
-			      "header + stamp)");
+	if (!lg_quic_lb_size_ok(&dpo.quic_lb, dpo.size))
+		return dp_bad(LG_MSG_QUIC_LB_SIZE);
 	if (dpo.family == AF_INET && dpo.size > 1472)
 		return dp_bad("--size wants <= 1472 bytes over IPv4");
 	if (dpo.mode == DP_FORWARD && window_given)

@@ -130,42 +130,6 @@ static int bad(const char *what)
 	return -EINVAL;
 }
 
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
-{
-	uint64_t v;
-
-	if (parse_u64(s, min, max, &v))
-		return -EINVAL;
-	*out = (uint32_t)v;
-	return 0;
-}
-
-static int parse_secs(const char *s, double min, double max, double *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (end == s || *end || !(v >= min && v <= max))
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int parse_options(int argc, char **argv)
 {
 	enum {
@@ -214,45 +178,41 @@ static int parse_options(int argc, char **argv)
 		switch (c) {
 		case O_TARGET:
 			opt.target_text = optarg;
-			if (qg_addr_parse(optarg, &opt.target) || opt.target.port == 0)
-				return bad("--target wants a.b.c.d:port or [v6]:port with a non-zero port");
+			if (lg_parse_target(optarg, &opt.target))
+				return bad(LG_MSG_TARGET);
 			break;
 		case O_FLOWS:
-			if (parse_u32(optarg, 1, LG_MAX_FLOWS, &opt.flows))
+			if (lg_parse_u32(optarg, 1, LG_MAX_FLOWS, &opt.flows))
 				return bad("--flows wants 1..65536");
 			break;
 		case O_SIZE:
-			if (parse_u32(optarg, LG_STAMP_LEN, LG_MAX_DATAGRAM, &opt.size))
+			if (lg_parse_u32(optarg, LG_STAMP_LEN, LG_MAX_DATAGRAM, &opt.size))
 				return bad("--size wants 24..65507 bytes");
 			break;
 		case O_WINDOW:
-			if (parse_u32(optarg, 1, 4096, &opt.window))
+			if (lg_parse_u32(optarg, 1, 4096, &opt.window))
 				return bad("--window wants 1..4096");
 			window_given = 1;
 			break;
 		case O_RATE:
-			if (parse_u64(optarg, 1, 100000000, &opt.rate))
+			if (lg_parse_u64(optarg, 1, 100000000, &opt.rate))
 				return bad("--rate wants 1..100000000 datagrams/s");
 			break;
 		case O_DURATION:
-			if (parse_secs(optarg, 0.1, 86400, &opt.duration_s))
-				return bad("--duration wants seconds, 0.1..86400");
+			if (lg_parse_duration(optarg, &opt.duration_s))
+				return bad(LG_MSG_DURATION);
 			break;
 		case O_WARMUP:
-			if (parse_secs(optarg, 0, 3600, &opt.warmup_s))
-				return bad("--warmup wants seconds, 0..3600");
+			if (lg_parse_warmup(optarg, &opt.warmup_s))
+				return bad(LG_MSG_WARMUP);
 			break;
 		case O_TIMEOUT:
-			if (parse_u32(optarg, 1, 60000, &opt.timeout_ms))
-				return bad("--timeout-ms wants 1..60000");
+			if (lg_parse_timeout_ms(optarg, &opt.timeout_ms))
+				return bad(LG_MSG_TIMEOUT);
 			break;
 		case O_PAYLOAD:
-			if (!strcmp(optarg, "udp"))
-				opt.payload = LG_PAYLOAD_UDP;
-			else if (!strcmp(optarg, "quic"))
-				opt.payload = LG_PAYLOAD_QUIC;
-			else
-				return bad("--payload wants udp or quic");
+			if (lg_parse_payload(optarg, &opt.payload))
+				return bad(LG_MSG_PAYLOAD);
 			break;
 		case O_QUIC_LB:
 			if (lg_quic_lb_parse(optarg, &opt.quic_lb, &why))
@@ -262,7 +222,7 @@ static int parse_options(int argc, char **argv)
 			opt.quic_lb.sids_text = optarg;
 			break;
 		case O_THREADS:
-			if (parse_u32(optarg, 1, LG_MAX_THREADS, &opt.threads))
+			if (lg_parse_u32(optarg, 1, LG_MAX_THREADS, &opt.threads))
 				return bad("--threads wants 1..64");
 			break;
 		case O_JSON:
@@ -297,10 +257,8 @@ static int parse_options(int argc, char **argv)
 		return bad(why);
 	if (opt.payload == LG_PAYLOAD_QUIC && opt.size < LG_QUIC_SHORT_HDR + LG_STAMP_LEN)
 		return bad("--size must be >= 33 with --payload quic (9-byte short header + 24-byte stamp)");
-	if (opt.quic_lb.enabled &&
-	    opt.size < 1u + 1 + opt.quic_lb.sid_len + opt.quic_lb.nonce_len + LG_STAMP_LEN)
-		return bad("--size too small for the QUIC-LB CID: >= 2 + SID_LEN + NONCE_LEN + 24 (short "
-			   "header + stamp)");
+	if (!lg_quic_lb_size_ok(&opt.quic_lb, opt.size))
+		return bad(LG_MSG_QUIC_LB_SIZE);
 	if (opt.threads > opt.flows)
 		return bad("--threads must not exceed --flows");
 	if (opt.rate)

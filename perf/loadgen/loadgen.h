@@ -274,4 +274,34 @@ struct lg_report {
 void lg_report_json(FILE *f, const struct lg_report *r);
 void lg_report_text(FILE *f, const struct lg_report *r);
 
+/* ---- Command line (opts.c), shared by both drivers ------------------------ */
+
+struct qg_addr;
+
+/* Messages of the options both drivers check the same way. */
+#define LG_MSG_TARGET	"--target wants a.b.c.d:port or [v6]:port with a non-zero port"
+#define LG_MSG_DURATION "--duration wants seconds, 0.1..86400"
+#define LG_MSG_WARMUP	"--warmup wants seconds, 0..3600"
+#define LG_MSG_TIMEOUT	"--timeout-ms wants 1..60000"
+#define LG_MSG_PAYLOAD	"--payload wants udp or quic"
+#define LG_MSG_QUIC_LB_SIZE                                                                      \
+	"--size too small for the QUIC-LB CID: >= 2 + SID_LEN + NONCE_LEN + 24 (short header + " \
+	"stamp)"
+
+/* A decimal number in min..max (no sign, no trailing text). @return 0 or -EINVAL. */
+int lg_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int lg_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+/* Seconds (a real number) in min..max. @return 0 or -EINVAL. */
+int lg_parse_secs(const char *s, double min, double max, double *out);
+/* --payload udp|quic. @return 0 or -EINVAL. */
+int lg_parse_payload(const char *s, enum lg_payload *out);
+/* --target a.b.c.d:port or [v6]:port, port not 0. @return 0 or -EINVAL. */
+int lg_parse_target(const char *s, struct qg_addr *out);
+/* --duration, --warmup and --timeout-ms with the ranges of both drivers. @return 0 or -EINVAL. */
+int lg_parse_duration(const char *s, double *out);
+int lg_parse_warmup(const char *s, double *out);
+int lg_parse_timeout_ms(const char *s, uint32_t *out);
+/* 1 when a short-header packet with the QUIC-LB CID and the stamp fits in size bytes. */
+int lg_quic_lb_size_ok(const struct lg_quic_lb *lb, uint32_t size);
+
 #endif /* QGATE_PERF_LOADGEN_H */

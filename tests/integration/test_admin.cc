@@ -4,29 +4,22 @@
 // directory, driven with the real qgatectl (QGATECTL_BIN) and a plain HTTP/1.0
 // request. Every child is killed and reaped by an RAII guard; every wait is
 // bounded.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstring>
-#include <fstream>
-#include <functional>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "integration/proc.h"
 #include "integration/udp_peers.h"
 
 #ifndef QGATE_BIN
@@ -42,213 +35,24 @@ using qgt::EchoServer;
 namespace
 {
 
-using Clock = std::chrono::steady_clock;
+using qgt::Result;
+using qgt::TempDir;
+using qgt::WaitFor;
 
-std::string ReadFile(const std::string &path)
-{
-	std::ifstream f(path, std::ios::binary);
-	std::ostringstream s;
-	s << f.rdbuf();
-	return s.str();
-}
-
-bool WaitFor(const std::function<bool()> &cond, int timeout_ms)
-{
-	auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-	for (;;) {
-		if (cond())
-			return true;
-		if (Clock::now() >= deadline)
-			return false;
-		std::this_thread::sleep_for(std::chrono::milliseconds(10));
-	}
-}
-
-// A private temporary directory; everything in it is removed with it.
-class TempDir
-{
-      public:
-	TempDir()
-	{
-		const char *base = getenv("TMPDIR");
-		std::string tmpl = std::string(base && *base ? base : "/tmp") + "/qgate-admin-XXXXXX";
-		std::vector<char> buf(tmpl.begin(), tmpl.end());
-		buf.push_back('\0');
-		if (mkdtemp(buf.data()))
-			path_ = buf.data();
-	}
-	~TempDir()
-	{
-		if (!path_.empty()) {
-			std::string cmd = "rm -rf '" + path_ + "'";
-			if (system(cmd.c_str()) != 0)
-				fprintf(stderr, "cannot remove %s\n", path_.c_str());
-		}
-	}
-	bool ok() const
-	{
-		return !path_.empty();
-	}
-	std::string File(const std::string &name) const
-	{
-		return path_ + "/" + name;
-	}
-	std::string Write(const std::string &name, const std::string &text) const
-	{
-		std::ofstream f(File(name), std::ios::binary | std::ios::trunc);
-		f << text;
-		return File(name);
-	}
-
-      private:
-	std::string path_;
-};
-
-// One run of qgate with stdout/stderr in files; killed and reaped on destruction.
-class Qgate
+// One run of qgate (a qgt::Child: killed and reaped on destruction).
+class Qgate : public qgt::Child
 {
       public:
 	Qgate(const TempDir &dir, const std::vector<std::string> &args)
+	    : Child(dir, "qgate", qgt::Cmd(QGATE_BIN, args))
 	{
-		static int seq;
-		std::string tag = std::to_string(++seq);
-		out_path_ = dir.File("stdout-" + tag);
-		err_path_ = dir.File("stderr-" + tag);
-		std::vector<std::string> argv_s{ QGATE_BIN };
-		argv_s.insert(argv_s.end(), args.begin(), args.end());
-		std::vector<char *> argv;
-		for (auto &a : argv_s)
-			argv.push_back(const_cast<char *>(a.c_str()));
-		argv.push_back(nullptr);
-		int out = open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int err = open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		pid_t parent = getpid();
-		pid_ = fork();
-		if (pid_ == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			if (getppid() != parent)
-				_exit(127);
-			sigset_t none;
-			sigemptyset(&none);
-			sigprocmask(SIG_SETMASK, &none, nullptr);
-			if (dup2(out, 1) < 0 || dup2(err, 2) < 0)
-				_exit(127);
-			execv(argv[0], argv.data());
-			_exit(127);
-		}
-		close(out);
-		close(err);
 	}
-	~Qgate()
-	{
-		if (pid_ > 0 && !reaped_) {
-			kill(pid_, SIGKILL);
-			int st;
-			while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-			}
-		}
-	}
-	Qgate(const Qgate &) = delete;
-	Qgate &operator=(const Qgate &) = delete;
-
-	bool Exited()
-	{
-		if (reaped_)
-			return true;
-		int st;
-		if (pid_ > 0 && waitpid(pid_, &st, WNOHANG) == pid_) {
-			reaped_ = true;
-			status_ = st;
-		}
-		return reaped_;
-	}
-	bool Wait(int timeout_ms)
-	{
-		return WaitFor([this] { return Exited(); }, timeout_ms);
-	}
-	int code() const
-	{
-		return reaped_ && WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
-	}
-	bool Signal(int sig)
-	{
-		return pid_ > 0 && !reaped_ && kill(pid_, sig) == 0;
-	}
-	std::string err() const
-	{
-		return ReadFile(err_path_);
-	}
-	std::string Describe() const
-	{
-		return "\n--- qgate stdout:\n" + ReadFile(out_path_) + "--- stderr:\n" + err() + "---";
-	}
-
-      private:
-	pid_t pid_ = -1;
-	bool reaped_ = false;
-	int status_ = 0;
-	std::string out_path_, err_path_;
-};
-
-struct Result {
-	int status = -1;
-	std::string out, err;
 };
 
 // Run qgatectl; both streams captured; bounded by qgatectl's own 10 s timeout.
 Result RunCtl(const std::vector<std::string> &args)
 {
-	Result r;
-	int out_pipe[2], err_pipe[2];
-	if (pipe(out_pipe) || pipe(err_pipe)) {
-		ADD_FAILURE() << "pipe: " << strerror(errno);
-		return r;
-	}
-	pid_t pid = fork();
-	if (pid == 0) {
-		std::vector<char *> argv;
-		argv.push_back(const_cast<char *>(QGATECTL_BIN));
-		for (const auto &a : args)
-			argv.push_back(const_cast<char *>(a.c_str()));
-		argv.push_back(nullptr);
-		dup2(out_pipe[1], 1);
-		dup2(err_pipe[1], 2);
-		close(out_pipe[0]);
-		close(err_pipe[0]);
-		close(out_pipe[1]);
-		close(err_pipe[1]);
-		execv(QGATECTL_BIN, argv.data());
-		_exit(127);
-	}
-	close(out_pipe[1]);
-	close(err_pipe[1]);
-	struct pollfd fds[2] = { { out_pipe[0], POLLIN, 0 }, { err_pipe[0], POLLIN, 0 } };
-	std::string *sinks[2] = { &r.out, &r.err };
-	int open_fds = 2;
-	while (open_fds > 0 && poll(fds, 2, 15000) > 0) {
-		for (int i = 0; i < 2; i++) {
-			if (fds[i].fd < 0 || !fds[i].revents)
-				continue;
-			char buf[4096];
-			ssize_t n = read(fds[i].fd, buf, sizeof(buf));
-			if (n > 0) {
-				sinks[i]->append(buf, (size_t)n);
-			} else {
-				close(fds[i].fd);
-				fds[i].fd = -1;
-				open_fds--;
-			}
-		}
-	}
-	for (auto &f : fds)
-		if (f.fd >= 0)
-			close(f.fd);
-	if (open_fds > 0)
-		kill(pid, SIGKILL);
-	int st = 0;
-	if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st))
-		r.status = WEXITSTATUS(st);
-	return r;
+	return qgt::Run(qgt::Cmd(QGATECTL_BIN, args), 15000);
 }
 
 // A free TCP port on 127.0.0.1 right now.
@@ -385,7 +189,7 @@ class Admin : public ::testing::Test
 		return k;
 	}
 
-	TempDir dir_;
+	TempDir dir_{ "qgate-admin" };
 	EchoServer a_, b_;
 	std::string sock_, cfg_, listen_;
 	uint16_t metrics_port_ = 0;
@@ -576,7 +380,7 @@ TEST_F(Admin, SocketModeCleanupAndReverseStop)
 
 	// A second qgate with the same socket refuses to start and leaves the first one's socket alone.
 	{
-		std::string yaml = ReadFile(cfg_);
+		std::string yaml = qgt::ReadFile(cfg_);
 		std::string other = "127.0.0.1:" + std::to_string(qgt::FreePort());
 		yaml.replace(yaml.find(listen_), listen_.size(), other);
 		yaml.replace(yaml.find("listen: 127.0.0.1:" + std::to_string(metrics_port_)),

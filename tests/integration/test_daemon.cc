@@ -2,7 +2,6 @@
 // The qgate daemon as users run it: the real executable (QGATE_BIN), its exit
 // codes and messages, and a relay on loopback stopped by SIGTERM. Every child
 // is killed and reaped by an RAII guard, even when an assertion fails.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -13,23 +12,18 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <functional>
 #include <memory>
 #include <regex>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "integration/proc.h"
 #include "integration/udp_peers.h"
 
 extern "C" {
@@ -46,21 +40,8 @@ using qgt::EchoServer;
 namespace
 {
 
-using Clock = std::chrono::steady_clock;
-
-std::string ReadFile(const std::string &path)
-{
-	std::ifstream f(path, std::ios::binary);
-	std::ostringstream s;
-	s << f.rdbuf();
-	return s.str();
-}
-
-void WriteFile(const std::string &path, const std::string &text)
-{
-	std::ofstream f(path, std::ios::binary | std::ios::trunc);
-	f << text;
-}
+using qgt::TempDir;
+using qgt::WaitFor;
 
 size_t CountLines(const std::string &text)
 {
@@ -70,66 +51,6 @@ size_t CountLines(const std::string &text)
 	return n;
 }
 
-// Poll cond every few milliseconds for at most timeout_ms.
-bool WaitFor(const std::function<bool()> &cond, int timeout_ms)
-{
-	auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-	for (;;) {
-		if (cond())
-			return true;
-		if (Clock::now() >= deadline)
-			return false;
-		std::this_thread::sleep_for(std::chrono::milliseconds(10));
-	}
-}
-
-// A private temporary directory, removed with its files.
-class TempDir
-{
-      public:
-	TempDir()
-	{
-		const char *base = getenv("TMPDIR");
-		std::string tmpl = std::string(base && *base ? base : "/tmp") + "/qgate-test-XXXXXX";
-		std::vector<char> buf(tmpl.begin(), tmpl.end());
-		buf.push_back('\0');
-		if (mkdtemp(buf.data()))
-			path_ = buf.data();
-	}
-	~TempDir()
-	{
-		for (const auto &f : files_)
-			unlink(f.c_str());
-		if (!path_.empty())
-			rmdir(path_.c_str());
-	}
-	TempDir(const TempDir &) = delete;
-	TempDir &operator=(const TempDir &) = delete;
-	bool ok() const
-	{
-		return !path_.empty();
-	}
-	// Path of a file in the directory (removed with it).
-	std::string File(const std::string &name)
-	{
-		std::string p = path_ + "/" + name;
-		files_.push_back(p);
-		return p;
-	}
-	std::string Write(const std::string &name, const std::string &text)
-	{
-		std::string p = File(name);
-		WriteFile(p, text);
-		return p;
-	}
-
-      private:
-	std::string path_;
-	std::vector<std::string> files_;
-};
-
-// One run of the qgate executable with stdout/stderr captured in files. The
-// destructor kills (SIGKILL) and reaps the child if it is still there.
 // Make io_uring_setup fail with EPERM in this process and what it execs.
 int DenyIoUring()
 {
@@ -148,140 +69,26 @@ int DenyIoUring()
 	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
 }
 
-class Qgate
+// One run of the qgate executable (a qgt::Child: killed and reaped by its destructor).
+class Qgate : public qgt::Child
 {
       public:
 	// deny_io_uring: run it under a seccomp filter that fails io_uring_setup with EPERM, as a
 	// locked-down container does.
-	Qgate(TempDir &dir, const std::vector<std::string> &args, bool deny_io_uring = false)
+	Qgate(const TempDir &dir, const std::vector<std::string> &args, bool deny_io_uring = false)
+	    : Child(dir, "qgate", qgt::Cmd(QGATE_BIN, args), Options(deny_io_uring))
 	{
-		static int seq;
-		std::string tag = std::to_string(getpid()) + "-" + std::to_string(++seq);
-		out_path_ = dir.File("stdout-" + tag);
-		err_path_ = dir.File("stderr-" + tag);
-
-		// Everything the child needs is prepared before fork: it only calls async-signal-safe
-		// functions.
-		std::vector<std::string> argv_s{ QGATE_BIN };
-		argv_s.insert(argv_s.end(), args.begin(), args.end());
-		std::vector<char *> argv;
-		for (auto &a : argv_s)
-			argv.push_back(const_cast<char *>(a.c_str()));
-		argv.push_back(nullptr);
-		int out = open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int err = open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (out < 0 || err < 0 || in < 0) {
-			spawn_error_ = std::string("cannot open capture files: ") + strerror(errno);
-		} else {
-			pid_t parent = getpid();
-			pid_ = fork();
-			if (pid_ == 0) {
-				// Die with the test process, whatever happens to it.
-				prctl(PR_SET_PDEATHSIG, SIGKILL);
-				if (getppid() != parent)
-					_exit(127);
-				sigset_t none;
-				sigemptyset(&none);
-				sigprocmask(SIG_SETMASK, &none, nullptr);
-				if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-					_exit(127);
-				if (deny_io_uring && DenyIoUring() < 0)
-					_exit(126);
-				execv(argv[0], argv.data());
-				_exit(127);
-			}
-			if (pid_ < 0)
-				spawn_error_ = std::string("fork: ") + strerror(errno);
-		}
-		if (out >= 0)
-			close(out);
-		if (err >= 0)
-			close(err);
-		if (in >= 0)
-			close(in);
-	}
-	~Qgate()
-	{
-		if (pid_ > 0 && !reaped_) {
-			kill(pid_, SIGKILL);
-			int st;
-			while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-			}
-		}
-	}
-	Qgate(const Qgate &) = delete;
-	Qgate &operator=(const Qgate &) = delete;
-
-	bool started() const
-	{
-		return pid_ > 0;
-	}
-	const std::string &spawn_error() const
-	{
-		return spawn_error_;
-	}
-	pid_t pid() const
-	{
-		return pid_;
-	}
-
-	// Reap the child if it has exited (non-blocking).
-	bool Exited()
-	{
-		if (reaped_)
-			return true;
-		if (pid_ <= 0)
-			return false;
-		int st;
-		pid_t r = waitpid(pid_, &st, WNOHANG);
-		if (r == pid_) {
-			reaped_ = true;
-			status_ = st;
-		}
-		return reaped_;
-	}
-	// Wait up to timeout_ms for the exit; true when it exited.
-	bool Wait(int timeout_ms)
-	{
-		return WaitFor([this] { return Exited(); }, timeout_ms);
-	}
-	// Exit code, or -1 when not exited normally (then signal() tells why).
-	int code() const
-	{
-		return reaped_ && WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
-	}
-	int term_signal() const
-	{
-		return reaped_ && WIFSIGNALED(status_) ? WTERMSIG(status_) : 0;
-	}
-	bool Signal(int sig)
-	{
-		return pid_ > 0 && !reaped_ && kill(pid_, sig) == 0;
-	}
-
-	std::string out() const
-	{
-		return ReadFile(out_path_);
-	}
-	std::string err() const
-	{
-		return ReadFile(err_path_);
-	}
-	std::string Describe() const
-	{
-		std::ostringstream s;
-		s << "\n--- qgate exit code " << code() << ", signal " << term_signal() << "\n--- stdout:\n"
-		  << out() << "--- stderr:\n"
-		  << err() << "---";
-		return s.str();
 	}
 
       private:
-	pid_t pid_ = -1;
-	bool reaped_ = false;
-	int status_ = 0;
-	std::string out_path_, err_path_, spawn_error_;
+	static qgt::ChildOptions Options(bool deny_io_uring)
+	{
+		qgt::ChildOptions o;
+		o.name = "qgate";
+		if (deny_io_uring)
+			o.pre_exec = DenyIoUring;
+		return o;
+	}
 };
 
 // Run qgate to completion (bounded); the result is in q.
@@ -464,12 +271,7 @@ class DaemonRun : public ::testing::TestWithParam<std::string>
 	void WaitReady(Qgate &q)
 	{
 		ASSERT_TRUE(q.started()) << q.spawn_error();
-		bool ready = WaitFor(
-			[&q] {
-				return q.err().find("qgate: info: ready (config ") != std::string::npos ||
-				       q.Exited();
-			},
-			10000);
+		bool ready = q.WaitForErr("qgate: info: ready (config ", 10000);
 		ASSERT_FALSE(q.Exited()) << "qgate exited before serving" << q.Describe();
 		ASSERT_TRUE(ready) << "qgate not ready within 10 s" << q.Describe();
 		EXPECT_NE(q.err().find(GetParam() + " backend"), std::string::npos)
@@ -634,9 +436,7 @@ TEST(DaemonFallback, IoUringDeniedFallsBackToRecvmmsg)
 	std::string cfg = dir.Write("fallback.yaml", ServiceYaml("io_uring", listen, { b.addr_str() }));
 	Qgate q(dir, { "-c", cfg }, true);
 	ASSERT_TRUE(q.started()) << q.spawn_error();
-	bool ready = WaitFor(
-		[&q] { return q.err().find("qgate: info: ready") != std::string::npos || q.Exited(); },
-		10000);
+	bool ready = q.WaitForErr("qgate: info: ready", 10000);
 	ASSERT_TRUE(ready && !q.Exited()) << q.Describe();
 	EXPECT_NE(q.err().find("io_uring unavailable (io_uring_setup: Operation not permitted"),
 		  std::string::npos)

@@ -34,11 +34,14 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "integration/proc.h"
 
 extern "C" {
 #include "qgate/counters.h"
@@ -51,12 +54,15 @@ extern "C" {
 #error "QGATE_LOADGEN_BIN (path of the qgate-loadgen executable) must be defined by the build"
 #endif
 
-extern char **environ;
-
 namespace
 {
 
 using Clock = std::chrono::steady_clock;
+using qgt::AllowedCpus;
+using qgt::Child;
+using qgt::ReadFile;
+using qgt::WaitFor;
+using qgt::WriteFile;
 
 constexpr uint32_t kFlows = 300;
 constexpr uint32_t kRate = 20000;
@@ -69,192 +75,11 @@ const char kLgMac1[] = "02:00:00:00:00:02"; // loadgen rx port: the backends
 const char kQgMac0[] = "02:00:00:00:01:01"; // qgate, clients' side
 const char kQgMac1[] = "02:00:00:00:01:02"; // qgate, backends' side
 
-std::string ReadFile(const std::string &path)
-{
-	std::ifstream f(path, std::ios::binary);
-	std::ostringstream s;
-	s << f.rdbuf();
-	return s.str();
-}
-
-void WriteFile(const std::string &path, const std::string &text)
-{
-	std::ofstream f(path, std::ios::binary | std::ios::trunc);
-	f << text;
-}
-
-bool WaitFor(const std::function<bool()> &cond, int timeout_ms)
-{
-	auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-	for (;;) {
-		if (cond())
-			return true;
-		if (Clock::now() >= deadline)
-			return false;
-		std::this_thread::sleep_for(std::chrono::milliseconds(20));
-	}
-}
-
 bool IsSocket(const std::string &path)
 {
 	struct stat st;
 	return stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
 }
-
-// The CPUs this process may run on.
-std::vector<int> AllowedCpus()
-{
-	std::vector<int> out;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		for (int c = 0; c < CPU_SETSIZE; c++)
-			if (CPU_ISSET(c, &set))
-				out.push_back(c);
-	if (out.empty())
-		out.push_back(0);
-	return out;
-}
-
-// A child process with stdout/stderr in files. The destructor kills (SIGKILL) and reaps it if it
-// is still there, so no child outlives a failed assertion.
-class Child
-{
-      public:
-	Child(const std::vector<std::string> &args, const std::string &out_path, const std::string &err_path,
-	      const std::vector<std::string> &extra_env = {})
-		: out_path_(out_path), err_path_(err_path)
-	{
-		// Everything the child needs is prepared before fork: it only calls async-signal-safe
-		// functions.
-		std::vector<char *> argv;
-		for (auto &a : args)
-			argv.push_back(const_cast<char *>(a.c_str()));
-		argv.push_back(nullptr);
-		env_s_ = extra_env;
-		for (char **e = environ; *e; e++) {
-			bool overridden = false;
-			for (auto &x : extra_env)
-				overridden |= strncmp(*e, x.c_str(), x.find('=') + 1) == 0;
-			if (!overridden)
-				env_s_.emplace_back(*e);
-		}
-		std::vector<char *> envp;
-		for (auto &e : env_s_)
-			envp.push_back(const_cast<char *>(e.c_str()));
-		envp.push_back(nullptr);
-		int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (out < 0 || err < 0 || in < 0) {
-			spawn_error_ = std::string("cannot open capture files: ") + strerror(errno);
-		} else {
-			pid_t parent = getpid();
-			pid_ = fork();
-			if (pid_ == 0) {
-				prctl(PR_SET_PDEATHSIG, SIGKILL); // die with the test, whatever happens to it
-				if (getppid() != parent)
-					_exit(127);
-				sigset_t none;
-				sigemptyset(&none);
-				sigprocmask(SIG_SETMASK, &none, nullptr);
-				if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-					_exit(127);
-				execve(argv[0], argv.data(), envp.data());
-				_exit(127);
-			}
-			if (pid_ < 0)
-				spawn_error_ = std::string("fork: ") + strerror(errno);
-		}
-		if (out >= 0)
-			close(out);
-		if (err >= 0)
-			close(err);
-		if (in >= 0)
-			close(in);
-	}
-	~Child()
-	{
-		if (pid_ > 0 && !reaped_) {
-			kill(pid_, SIGKILL);
-			int st;
-			while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-			}
-		}
-	}
-	Child(const Child &) = delete;
-	Child &operator=(const Child &) = delete;
-
-	bool started() const
-	{
-		return pid_ > 0;
-	}
-	const std::string &spawn_error() const
-	{
-		return spawn_error_;
-	}
-	bool Exited()
-	{
-		if (reaped_)
-			return true;
-		if (pid_ <= 0)
-			return false;
-		int st;
-		if (waitpid(pid_, &st, WNOHANG) == pid_) {
-			reaped_ = true;
-			status_ = st;
-		}
-		return reaped_;
-	}
-	bool Wait(int timeout_ms)
-	{
-		return WaitFor([this] { return Exited(); }, timeout_ms);
-	}
-	// SIGTERM, then SIGKILL after timeout_ms. @return true when it exited on the SIGTERM.
-	bool Stop(int timeout_ms)
-	{
-		if (Exited())
-			return true;
-		kill(pid_, SIGTERM);
-		if (Wait(timeout_ms))
-			return true;
-		kill(pid_, SIGKILL);
-		Wait(5000);
-		return false;
-	}
-	int code() const
-	{
-		return reaped_ && WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
-	}
-	int term_signal() const
-	{
-		return reaped_ && WIFSIGNALED(status_) ? WTERMSIG(status_) : 0;
-	}
-	std::string out() const
-	{
-		return ReadFile(out_path_);
-	}
-	std::string err() const
-	{
-		return ReadFile(err_path_);
-	}
-	std::string Describe(const std::string &name) const
-	{
-		std::ostringstream s;
-		s << "\n--- " << name << ": exit code " << code() << ", signal " << term_signal()
-		  << "\n--- stdout:\n"
-		  << out() << "--- stderr:\n"
-		  << err() << "---";
-		return s.str();
-	}
-
-      private:
-	pid_t pid_ = -1;
-	bool reaped_ = false;
-	int status_ = 0;
-	std::string out_path_, err_path_, spawn_error_;
-	std::vector<std::string> env_s_;
-};
 
 // A numeric field of the loadgen's one-line JSON, or NAN.
 double JsonNumber(const std::string &json, const std::string &key)
@@ -339,11 +164,9 @@ class DpdkMemif : public ::testing::Test
 			GTEST_SKIP() << g_skip;
 		ASSERT_EQ(access(QGATE_BIN, X_OK), 0) << QGATE_BIN << ": " << strerror(errno);
 		ASSERT_EQ(access(QGATE_LOADGEN_BIN, X_OK), 0) << QGATE_LOADGEN_BIN << ": " << strerror(errno);
-		std::string tmpl = "/tmp/qgate-memif-" + std::to_string(getpid()) + "-XXXXXX";
-		std::vector<char> buf(tmpl.begin(), tmpl.end());
-		buf.push_back('\0');
-		ASSERT_NE(mkdtemp(buf.data()), nullptr) << strerror(errno);
-		dir_ = buf.data();
+		tmp_ = std::make_unique<qgt::TempDir>("qgate-memif-" + std::to_string(getpid()), "/tmp");
+		ASSERT_TRUE(tmp_->ok()) << strerror(errno);
+		dir_ = tmp_->path();
 		static int seq;
 		tag_ = std::to_string(getpid()) + "-" + std::to_string(++seq);
 		lg_prefix_ = "qgate-memif-lg-" + tag_;
@@ -352,15 +175,15 @@ class DpdkMemif : public ::testing::Test
 	void TearDown() override
 	{
 		// Children are gone (RAII in the test body); remove their files and EAL runtime dirs.
-		if (!dir_.empty())
-			(void)!system(("rm -rf '" + dir_ + "'").c_str());
+		tmp_.reset();
 		if (!lg_prefix_.empty())
-			(void)!system(("rm -rf /var/run/dpdk/" + lg_prefix_ + " /var/run/dpdk/" + qg_prefix_).c_str());
+			(void)!system(("rm -rf /var/run/dpdk/" + lg_prefix_ + " /var/run/dpdk/" + qg_prefix_)
+					      .c_str());
 	}
 
 	// Extra environment of the DPDK children. None is needed: the sanitizer build
 	// (QGATE_SANITIZE=ON) passes with LeakSanitizer on, so no ASAN_OPTIONS=detect_leaks=0 here.
-	static std::vector<std::string> ChildEnv()
+	static qgt::ChildOptions ChildEnv()
 	{
 		return {};
 	}
@@ -374,8 +197,9 @@ class DpdkMemif : public ::testing::Test
 		  << "  flows_per_core: 65536\n"
 		  << "  dpdk:\n"
 		  << "    eal_args: [--no-huge, -m, \"512\", --no-pci, --file-prefix, " << qg_prefix_
-		  << ", --vdev, \"net_memif0,role=client,socket-abstract=no,socket=" << dir_ << "/c.sock,mac="
-		  << kQgMac0 << "\", --vdev, \"net_memif1,role=client,socket-abstract=no,socket=" << dir_
+		  << ", --vdev, \"net_memif0,role=client,socket-abstract=no,socket=" << dir_
+		  << "/c.sock,mac=" << kQgMac0
+		  << "\", --vdev, \"net_memif1,role=client,socket-abstract=no,socket=" << dir_
 		  << "/b.sock,mac=" << kQgMac1 << "\"]\n"
 		  << "    mbufs: 4095\n"
 		  << "    ports:\n"
@@ -395,7 +219,8 @@ class DpdkMemif : public ::testing::Test
 			  << "        nat_addresses: [10.2.1.1]\n";
 		y << "        neighbors:\n";
 		for (int i = 0; i < 3; i++)
-			y << "          - {address: \"" << Backend(spec, i, false) << "\", mac: \"" << kLgMac1 << "\"}\n";
+			y << "          - {address: \"" << Backend(spec, i, false) << "\", mac: \"" << kLgMac1
+			  << "\"}\n";
 		y << "services:\n"
 		  << "  - name: memif\n"
 		  << "    listen: \"" << (spec.v6 ? "[fd00:1::1]:4433" : "10.1.0.1:4433") << "\"\n"
@@ -403,7 +228,8 @@ class DpdkMemif : public ::testing::Test
 		  << "    idle_timeout: 60s\n"
 		  << "    backends:\n";
 		for (int i = 0; i < 3; i++)
-			y << "      - {address: \"" << Backend(spec, i, true) << "\", weight: " << kWeights[i] << "}\n";
+			y << "      - {address: \"" << Backend(spec, i, true) << "\", weight: " << kWeights[i]
+			  << "}\n";
 		return y.str();
 	}
 
@@ -440,7 +266,8 @@ class DpdkMemif : public ::testing::Test
 				RunSpec spec{ "maglev", false, 1 };
 				std::string cfg = dir_ + "/probe.yaml";
 				WriteFile(cfg, QgateConfig(spec, 0));
-				Child q({ QGATE_BIN, "--check-config", cfg }, dir_ + "/probe-qg.out", dir_ + "/probe-qg.err");
+				Child q({ QGATE_BIN, "--check-config", cfg }, dir_ + "/probe-qg.out",
+					dir_ + "/probe-qg.err");
 				if (q.started() && q.Wait(10000) && q.code() != 0 &&
 				    (q.out() + q.err()).find("without DPDK") != std::string::npos)
 					reason = "qgate was built without DPDK: " + q.err();
@@ -473,19 +300,44 @@ class DpdkMemif : public ::testing::Test
 
 		std::string csock = dir_ + "/c.sock", bsock = dir_ + "/b.sock";
 		std::string eal = "--no-huge -m 512 --no-pci --file-prefix " + lg_prefix_ +
-				  " --vdev net_memif0,role=server,socket-abstract=no,socket=" + csock + ",mac=" +
-				  kLgMac0 + " --vdev net_memif1,role=server,socket-abstract=no,socket=" + bsock +
+				  " --vdev net_memif0,role=server,socket-abstract=no,socket=" + csock +
+				  ",mac=" + kLgMac0 +
+				  " --vdev net_memif1,role=server,socket-abstract=no,socket=" + bsock +
 				  ",mac=" + kLgMac1;
 		char dur[32];
 		snprintf(dur, sizeof(dur), "%.1f", spec.duration_s);
-		std::vector<std::string> lg_args = {
-			QGATE_LOADGEN_BIN, "--dpdk", eal, "--lcore", std::to_string(lg_cpu), "--tx-port",
-			"net_memif0", "--rx-port", "net_memif1", "--mode", "echo", "--dst-mac", kQgMac0,
-			"--src-ip", spec.v6 ? "fd00:1::2" : "10.1.0.2", "--src-ips", "1", "--target",
-			spec.v6 ? "[fd00:1::1]:4433" : "10.1.0.1:4433", "--flows", std::to_string(kFlows),
-			"--rate", std::to_string(kRate), "--duration", dur, "--warmup", "0.5", "--timeout-ms",
-			"500", "--link-timeout", std::to_string(kLinkTimeoutS), "--json"
-		};
+		std::vector<std::string> lg_args = { QGATE_LOADGEN_BIN,
+						     "--dpdk",
+						     eal,
+						     "--lcore",
+						     std::to_string(lg_cpu),
+						     "--tx-port",
+						     "net_memif0",
+						     "--rx-port",
+						     "net_memif1",
+						     "--mode",
+						     "echo",
+						     "--dst-mac",
+						     kQgMac0,
+						     "--src-ip",
+						     spec.v6 ? "fd00:1::2" : "10.1.0.2",
+						     "--src-ips",
+						     "1",
+						     "--target",
+						     spec.v6 ? "[fd00:1::1]:4433" : "10.1.0.1:4433",
+						     "--flows",
+						     std::to_string(kFlows),
+						     "--rate",
+						     std::to_string(kRate),
+						     "--duration",
+						     dur,
+						     "--warmup",
+						     "0.5",
+						     "--timeout-ms",
+						     "500",
+						     "--link-timeout",
+						     std::to_string(kLinkTimeoutS),
+						     "--json" };
 		Child lg(lg_args, dir_ + "/lg.json", dir_ + "/lg.err", ChildEnv());
 		ASSERT_TRUE(lg.started()) << lg.spawn_error();
 
@@ -504,7 +356,8 @@ class DpdkMemif : public ::testing::Test
 			std::string e = lg.err();
 			if (lg.code() == 1 && (e.find("EAL init failed") != std::string::npos ||
 					       e.find("no DPDK port named") != std::string::npos))
-				return SkipAll("the loadgen's EAL or its memif vdevs cannot start here:\n" + e);
+				return SkipAll("the loadgen's EAL or its memif vdevs cannot start here:\n" +
+					       e);
 			FAIL() << "qgate-loadgen did not set up its memif ports within 10 s"
 			       << lg.Describe("qgate-loadgen");
 		}
@@ -525,7 +378,8 @@ class DpdkMemif : public ::testing::Test
 			lg.Stop(3000);
 			if (qg.err().find("EAL initialisation failed") != std::string::npos)
 				return SkipAll("qgate's EAL cannot initialise here:\n" + qg.err());
-			FAIL() << "qgate exited during the run" << qg.Describe("qgate") << lg.Describe("qgate-loadgen");
+			FAIL() << "qgate exited during the run" << qg.Describe("qgate")
+			       << lg.Describe("qgate-loadgen");
 		}
 		if (!lg.Exited()) {
 			lg.Stop(3000);
@@ -628,22 +482,23 @@ class DpdkMemif : public ::testing::Test
 				<< backends_[i].addr << " weight " << kWeights[i] << qg_out_;
 	}
 
+	std::unique_ptr<qgt::TempDir> tmp_;
 	std::string dir_, tag_, lg_prefix_, qg_prefix_;
 	std::string lg_json_, qg_out_, qg_err_, describe_;
 	std::vector<BackendLine> backends_;
 	bool skipped_ = false;
 };
 
-#define RUN_OR_SKIP(spec)                        \
-	do {                                     \
-		Run(spec);                       \
-		if (HasFatalFailure())           \
-			return;                  \
-		if (skipped_)                    \
-			GTEST_SKIP() << g_skip;  \
-		CheckRun(spec);                  \
-		if (HasFatalFailure())           \
-			return;                  \
+#define RUN_OR_SKIP(spec)                       \
+	do {                                    \
+		Run(spec);                      \
+		if (HasFatalFailure())          \
+			return;                 \
+		if (skipped_)                   \
+			GTEST_SKIP() << g_skip; \
+		CheckRun(spec);                 \
+		if (HasFatalFailure())          \
+			return;                 \
 	} while (0)
 
 TEST_F(DpdkMemif, MaglevIpv4)

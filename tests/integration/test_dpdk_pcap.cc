@@ -19,11 +19,14 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "integration/proc.h"
 
 #ifndef QGATE_BIN
 #error "QGATE_BIN (path of the qgate executable) must be defined by the build"
@@ -33,6 +36,7 @@ namespace
 {
 
 using Bytes = std::vector<uint8_t>;
+using qgt::ReadFile;
 
 const uint8_t kPortMacAny[6] = { 0x02, 0x70, 0x63, 0x61, 0x70, 0x00 }; // net_pcap's default
 const uint8_t kGwMac[6] = { 0x02, 0, 0, 0, 0, 0xfe };
@@ -43,14 +47,6 @@ const uint8_t kB6Mac[6] = { 0x02, 0, 0, 0, 0, 0x56 };
 
 constexpr int kClients4 = 100;
 constexpr int kClients6 = 10;
-
-std::string ReadFile(const std::string &path)
-{
-	std::ifstream f(path, std::ios::binary);
-	std::ostringstream s;
-	s << f.rdbuf();
-	return s.str();
-}
 
 Bytes Ip4(const char *text)
 {
@@ -304,18 +300,6 @@ std::string Shell(const std::string &cmd)
 	return out;
 }
 
-uint32_t FirstAllowedCpu()
-{
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	if (sched_getaffinity(0, sizeof(set), &set) != 0)
-		return 0;
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &set))
-			return (uint32_t)c;
-	return 0;
-}
-
 class DpdkPcap : public ::testing::Test
 {
       protected:
@@ -323,14 +307,13 @@ class DpdkPcap : public ::testing::Test
 	{
 		if (system("command -v tshark >/dev/null 2>&1") != 0)
 			GTEST_SKIP() << "tshark is not installed";
-		char tmpl[] = "/tmp/qgate-dpdk-XXXXXX";
-		ASSERT_NE(mkdtemp(tmpl), nullptr);
-		dir_ = tmpl;
+		tmp_ = std::make_unique<qgt::TempDir>("qgate-dpdk", "/tmp");
+		ASSERT_TRUE(tmp_->ok());
+		dir_ = tmp_->path();
 	}
 	void TearDown() override
 	{
-		if (!dir_.empty())
-			(void)!system(("rm -rf " + dir_).c_str());
+		tmp_.reset();
 		// The EAL's runtime directory of our --file-prefix (sockets, config): nothing else uses it.
 		(void)!system(("rm -rf /var/run/dpdk/qgate-test-" + std::to_string(getpid())).c_str());
 	}
@@ -341,7 +324,7 @@ class DpdkPcap : public ::testing::Test
 		return "dataplane:\n"
 		       "  backend: dpdk\n"
 		       "  cores: [" +
-		       std::to_string(FirstAllowedCpu()) +
+		       std::to_string(qgt::FirstAllowedCpu()) +
 		       "]\n"
 		       "  max_datagram: 1400\n"
 		       "  dpdk:\n"
@@ -381,55 +364,31 @@ class DpdkPcap : public ::testing::Test
 			std::ofstream f(cfg);
 			f << Config(in, out);
 		}
-		pid_t pid = fork();
-		if (pid == 0) {
-			FILE *e = freopen(err.c_str(), "w", stderr);
-			(void)e;
-			// DPDK's own allocations are not ours to check (EAL keeps memory until exit).
-			setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-			execl(QGATE_BIN, QGATE_BIN, "-c", cfg.c_str(), (char *)nullptr);
-			_exit(127);
-		}
-		if (pid < 0) {
+		qgt::ChildOptions opts;
+		// DPDK's own allocations are not ours to check (EAL keeps memory until exit).
+		opts.env = { "ASAN_OPTIONS=detect_leaks=0" };
+		qgt::Child q({ QGATE_BIN, "-c", cfg }, dir_ + "/stdout-" + tag, err, opts);
+		if (!q.started()) {
 			*why = "fork failed";
 			return false;
 		}
 		// net_pcap reads its file once: wait until qgate is ready and idle, then stop it.
-		auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-		int status = 0;
-		bool exited = false;
-		while (std::chrono::steady_clock::now() < deadline) {
-			if (waitpid(pid, &status, WNOHANG) == pid) {
-				exited = true;
-				break;
-			}
-			if (ReadFile(err).find("ready") != std::string::npos)
-				break;
-			std::this_thread::sleep_for(std::chrono::milliseconds(20));
-		}
+		bool exited = !q.WaitForErr("ready", 20000) && q.Exited();
 		if (!exited) {
 			std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-			kill(pid, SIGTERM);
-			auto stop = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-			while (waitpid(pid, &status, WNOHANG) != pid) {
-				if (std::chrono::steady_clock::now() > stop) {
-					kill(pid, SIGKILL);
-					waitpid(pid, &status, 0);
-					break;
-				}
-				std::this_thread::sleep_for(std::chrono::milliseconds(10));
-			}
+			q.Stop(10000);
 		}
 		*err_text = ReadFile(err);
 		if (exited && err_text->find("EAL initialisation failed") != std::string::npos) {
 			*why = "EAL cannot initialise here:\n" + *err_text;
 			return false;
 		}
-		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << *err_text;
+		EXPECT_TRUE(q.code() == 0) << *err_text;
 		out_ = out;
 		return true;
 	}
 
+	std::unique_ptr<qgt::TempDir> tmp_;
 	std::string dir_, out_;
 };
 

@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "integration/proc.h"
 #include "integration/udp_peers.h"
 
 extern "C" {
@@ -53,63 +54,21 @@ namespace
 
 using Clock = std::chrono::steady_clock;
 using Bytes = std::vector<uint8_t>;
+using qgt::FirstAllowedCpu;
+using qgt::ReadFile;
+using qgt::Tail;
+using qgt::TempDir;
+using qgt::WaitFor;
+using qgt::WriteFile;
 
 const uint32_t kReservedVersion = 0x1a2a3a4a;
 // Bounds of one gtlsclient run and of a server's start.
 const int kClientTimeoutMs = 15000;
 const int kServerStartMs = 5000;
 
-std::string ReadFile(const std::string &path)
-{
-	std::ifstream f(path, std::ios::binary);
-	std::ostringstream s;
-	s << f.rdbuf();
-	return s.str();
-}
-
-void WriteFile(const std::string &path, const std::string &text)
-{
-	std::ofstream f(path, std::ios::binary | std::ios::trunc);
-	f << text;
-}
-
-std::string Tail(const std::string &s, size_t n = 3000)
-{
-	return s.size() <= n ? s : "[...]\n" + s.substr(s.size() - n);
-}
-
 bool Contains(const std::string &hay, const std::string &needle)
 {
 	return hay.find(needle) != std::string::npos;
-}
-
-// Poll cond every few milliseconds for at most timeout_ms.
-bool WaitFor(const std::function<bool()> &cond, int timeout_ms)
-{
-	auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-	for (;;) {
-		if (cond())
-			return true;
-		if (Clock::now() >= deadline)
-			return false;
-		std::this_thread::sleep_for(std::chrono::milliseconds(10));
-	}
-}
-
-// The executable name resolves in PATH (or the path itself, when it has a slash) to an executable file.
-bool InPath(const std::string &name)
-{
-	if (name.find('/') != std::string::npos)
-		return access(name.c_str(), X_OK) == 0;
-	const char *path = getenv("PATH");
-	std::istringstream dirs(path && *path ? path : "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
-	for (std::string d; std::getline(dirs, d, ':');) {
-		std::string p = (d.empty() ? "." : d) + "/" + name;
-		struct stat st;
-		if (stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(p.c_str(), X_OK) == 0)
-			return true;
-	}
-	return false;
 }
 
 std::string Hex(const uint8_t *p, size_t n)
@@ -132,18 +91,6 @@ Bytes RandomBytes(size_t n)
 	return b;
 }
 
-// The lowest CPU this process may run on: qgate's one worker goes there.
-int FirstAllowedCpu()
-{
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		for (int c = 0; c < CPU_SETSIZE; c++)
-			if (CPU_ISSET(c, &set))
-				return c;
-	return 0;
-}
-
 // "qgate: total NAME = N" lines of qgate's stderr at exit.
 std::map<std::string, uint64_t> Totals(const std::string &err)
 {
@@ -162,192 +109,22 @@ std::map<std::string, uint64_t> Totals(const std::string &err)
 	return t;
 }
 
-// A private temporary directory, removed with everything in it.
-class TempDir
-{
-      public:
-	TempDir()
-	{
-		const char *base = getenv("TMPDIR");
-		std::string tmpl = std::string(base && *base ? base : "/tmp") + "/qgate-ngtcp2-XXXXXX";
-		std::vector<char> buf(tmpl.begin(), tmpl.end());
-		buf.push_back('\0');
-		if (mkdtemp(buf.data()))
-			path_ = buf.data();
-	}
-	~TempDir()
-	{
-		std::error_code ec;
-		if (!path_.empty())
-			std::filesystem::remove_all(path_, ec);
-	}
-	TempDir(const TempDir &) = delete;
-	TempDir &operator=(const TempDir &) = delete;
-	bool ok() const
-	{
-		return !path_.empty();
-	}
-	std::string Path(const std::string &name) const
-	{
-		return path_ + "/" + name;
-	}
-	std::string Mkdir(const std::string &name) const
-	{
-		std::string p = Path(name);
-		mkdir(p.c_str(), 0700);
-		return p;
-	}
-	std::string Write(const std::string &name, const std::string &text) const
-	{
-		std::string p = Path(name);
-		WriteFile(p, text);
-		return p;
-	}
-
-      private:
-	std::string path_;
-};
-
-// One child process (argv[0] looked up in PATH) with stdout and stderr in files of dir. The destructor kills
-// (SIGKILL) and reaps it when it is still there; it also dies with the test process (PR_SET_PDEATHSIG).
-class Child
+// Children here log a lot: failure messages show the tails of their streams.
+class Child : public qgt::Child
 {
       public:
 	Child(const TempDir &dir, const std::string &tag, const std::vector<std::string> &args)
+	    : qgt::Child(dir, tag, args, Options())
 	{
-		static int seq;
-		std::string base = tag + "-" + std::to_string(++seq);
-		out_path_ = dir.Path(base + ".out");
-		err_path_ = dir.Path(base + ".err");
-		describe_ = args.empty() ? tag : args[0];
-		for (size_t i = 1; i < args.size(); i++)
-			describe_ += " " + args[i];
-
-		// Everything the child needs is prepared before fork: it only calls async-signal-safe
-		// functions.
-		std::vector<std::string> argv_s = args;
-		std::vector<char *> argv;
-		for (auto &a : argv_s)
-			argv.push_back(const_cast<char *>(a.c_str()));
-		argv.push_back(nullptr);
-		int out = open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int err = open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (args.empty() || out < 0 || err < 0 || in < 0) {
-			spawn_error_ = std::string("cannot open capture files: ") + strerror(errno);
-		} else {
-			pid_t parent = getpid();
-			pid_ = fork();
-			if (pid_ == 0) {
-				prctl(PR_SET_PDEATHSIG, SIGKILL);
-				if (getppid() != parent)
-					_exit(127);
-				sigset_t none;
-				sigemptyset(&none);
-				sigprocmask(SIG_SETMASK, &none, nullptr);
-				if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-					_exit(127);
-				execvp(argv[0], argv.data());
-				_exit(127);
-			}
-			if (pid_ < 0)
-				spawn_error_ = std::string("fork: ") + strerror(errno);
-		}
-		if (out >= 0)
-			close(out);
-		if (err >= 0)
-			close(err);
-		if (in >= 0)
-			close(in);
-	}
-	~Child()
-	{
-		Kill();
-	}
-	Child(const Child &) = delete;
-	Child &operator=(const Child &) = delete;
-
-	bool started() const
-	{
-		return pid_ > 0;
-	}
-	const std::string &spawn_error() const
-	{
-		return spawn_error_;
-	}
-	// Reap the child if it has exited (non-blocking).
-	bool Exited()
-	{
-		if (reaped_)
-			return true;
-		if (pid_ <= 0)
-			return false;
-		int st;
-		if (waitpid(pid_, &st, WNOHANG) == pid_) {
-			reaped_ = true;
-			status_ = st;
-		}
-		return reaped_;
-	}
-	bool Wait(int timeout_ms)
-	{
-		return WaitFor([this] { return Exited(); }, timeout_ms);
-	}
-	bool Signal(int sig)
-	{
-		return pid_ > 0 && !reaped_ && kill(pid_, sig) == 0;
-	}
-	// SIGKILL and reap (blocking: SIGKILL cannot be ignored).
-	void Kill()
-	{
-		if (pid_ > 0 && !reaped_) {
-			kill(pid_, SIGKILL);
-			int st;
-			while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-			}
-			reaped_ = true;
-			status_ = st;
-		}
-	}
-	// SIGTERM, then SIGKILL when it is still there after timeout_ms.
-	void Stop(int timeout_ms = 2000)
-	{
-		if (Signal(SIGTERM))
-			Wait(timeout_ms);
-		Kill();
-	}
-	// Exit code, or -1 when it did not exit normally.
-	int code() const
-	{
-		return reaped_ && WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
-	}
-	int term_signal() const
-	{
-		return reaped_ && WIFSIGNALED(status_) ? WTERMSIG(status_) : 0;
-	}
-	std::string out() const
-	{
-		return ReadFile(out_path_);
-	}
-	std::string err() const
-	{
-		return ReadFile(err_path_);
-	}
-	std::string Describe() const
-	{
-		std::ostringstream s;
-		s << "\n--- " << describe_ << "\n--- exit code " << code() << ", signal " << term_signal()
-		  << "\n--- stdout:\n"
-		  << Tail(out()) << "\n--- stderr:\n"
-		  << Tail(err()) << "\n---";
-		return s.str();
 	}
 
       private:
-	pid_t pid_ = -1;
-	bool reaped_ = false;
-	int status_ = 0;
-	std::string out_path_, err_path_, spawn_error_, describe_;
+	static qgt::ChildOptions Options()
+	{
+		qgt::ChildOptions o;
+		o.describe_tail = 3000;
+		return o;
+	}
 };
 
 // Send one VN probe (reserved version, fresh random CIDs) to server and wait up to timeout_ms for the Version
@@ -419,7 +196,7 @@ class Ngtcp2Base : public ::testing::Test
 	void SetUp() override
 	{
 		for (const char *tool : { "gtlsserver", "gtlsclient", "openssl" })
-			if (!InPath(tool))
+			if (qgt::Which(tool).empty())
 				GTEST_SKIP() << tool
 					     << " is not installed (packages ngtcp2-server, ngtcp2-client, "
 						"openssl; "
@@ -431,8 +208,8 @@ class Ngtcp2Base : public ::testing::Test
 	// A throwaway self-signed P-256 certificate for the servers (gtlsclient does not verify it).
 	void MakeCertificate()
 	{
-		key_ = dir_.Path("key.pem");
-		cert_ = dir_.Path("cert.pem");
+		key_ = dir_.File("key.pem");
+		cert_ = dir_.File("cert.pem");
 		Child ossl(dir_, "openssl",
 			   { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
 			     "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost",
@@ -532,7 +309,7 @@ class Ngtcp2Base : public ::testing::Test
 		return r;
 	}
 
-	TempDir dir_;
+	TempDir dir_{ "qgate-ngtcp2" };
 	std::string key_, cert_;
 	std::vector<std::unique_ptr<Backend>> backends_;
 };
@@ -581,9 +358,7 @@ class Ngtcp2Qgate : public Ngtcp2Base, public ::testing::WithParamInterface<std:
 						 std::vector<std::string>{ QGATE_BIN, "-c", cfg });
 		Child &q = *qgate_;
 		ASSERT_TRUE(q.started()) << q.spawn_error();
-		bool ready = WaitFor(
-			[&q] { return Contains(q.err(), "qgate: info: ready (config ") || q.Exited(); },
-			10000);
+		bool ready = q.WaitForErr("qgate: info: ready (config ", 10000);
 		ASSERT_FALSE(q.Exited()) << "qgate exited before serving\n" << y.str() << q.Describe();
 		ASSERT_TRUE(ready) << "qgate not ready within 10 s" << q.Describe();
 		EXPECT_TRUE(Contains(q.err(), GetParam() + " backend"))

@@ -4,13 +4,11 @@
 // the bad-input cases, which must exit 2 with one line on stderr naming the
 // problem and nothing on stdout.
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstring>
 #include <string>
 #include <vector>
+
+#include "integration/proc.h"
 
 #ifndef QGATECTL_BIN
 #error "QGATECTL_BIN (path of the qgatectl executable) must be defined by the build"
@@ -19,64 +17,12 @@
 namespace
 {
 
-struct Result {
-	int status = -1; // exit code, or -1 when it did not exit normally
-	std::string out, err;
-};
+using qgt::Result;
 
 // Run qgatectl with args; stdout and stderr are captured separately.
 Result RunCtl(const std::vector<std::string> &args)
 {
-	Result r;
-	int out_pipe[2], err_pipe[2];
-	if (pipe(out_pipe) || pipe(err_pipe)) {
-		ADD_FAILURE() << "pipe: " << strerror(errno);
-		return r;
-	}
-	pid_t pid = fork();
-	if (pid == 0) {
-		std::vector<char *> argv;
-		argv.push_back(const_cast<char *>(QGATECTL_BIN));
-		for (const auto &a : args)
-			argv.push_back(const_cast<char *>(a.c_str()));
-		argv.push_back(nullptr);
-		dup2(out_pipe[1], 1);
-		dup2(err_pipe[1], 2);
-		close(out_pipe[0]);
-		close(err_pipe[0]);
-		close(out_pipe[1]);
-		close(err_pipe[1]);
-		execv(QGATECTL_BIN, argv.data());
-		_exit(127);
-	}
-	close(out_pipe[1]);
-	close(err_pipe[1]);
-	// Drain both pipes together so a chatty child can never block on a full one.
-	struct pollfd fds[2] = { { out_pipe[0], POLLIN, 0 }, { err_pipe[0], POLLIN, 0 } };
-	std::string *sinks[2] = { &r.out, &r.err };
-	int open_fds = 2;
-	while (open_fds > 0 && poll(fds, 2, 10000) > 0) {
-		for (int i = 0; i < 2; i++) {
-			if (fds[i].fd < 0 || !fds[i].revents)
-				continue;
-			char buf[4096];
-			ssize_t n = read(fds[i].fd, buf, sizeof(buf));
-			if (n > 0) {
-				sinks[i]->append(buf, (size_t)n);
-			} else {
-				close(fds[i].fd);
-				fds[i].fd = -1;
-				open_fds--;
-			}
-		}
-	}
-	for (auto &f : fds)
-		if (f.fd >= 0)
-			close(f.fd);
-	int st = 0;
-	if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st))
-		r.status = WEXITSTATUS(st);
-	return r;
+	return qgt::Run(qgt::Cmd(QGATECTL_BIN, args), 10000);
 }
 
 size_t Lines(const std::string &s)
