@@ -94,13 +94,13 @@ extern "C" {
 	  "short header or VN for no known connection and no route")                                         \
 	X(QUIC_VN_SENT, QG_CTR_KIND_TRAFFIC, "quic_vn_sent", "Version Negotiation packets qgate answered")   \
 	X(QUIC_RETRY_SENT, QG_CTR_KIND_TRAFFIC, "quic_retry_sent",                                           \
-	  "Retry packets qgate answered token-less Initials with (retry: on)")                              \
+	  "Retry packets qgate answered token-less Initials with (retry: on)")                               \
 	X(QUIC_RETRY_VALIDATED, QG_CTR_KIND_FLOW, "quic_retry_validated",                                    \
 	  "new connections admitted on a valid Retry token")                                                 \
 	X(DROP_QUIC_RETRY_TOKEN_INVALID, QG_CTR_KIND_DROP, "quic_retry_token_invalid",                       \
-	  "Initial whose Retry token is forged, expired, for another address or another CID")               \
+	  "Initial whose Retry token is forged, expired, for another address or another CID")                \
 	X(DROP_QUIC_RETRY_UNVALIDATED, QG_CTR_KIND_DROP, "quic_retry_unvalidated",                           \
-	  "0-RTT or Handshake packet for no connection while retry is on (address not validated)")         \
+	  "0-RTT or Handshake packet for no connection while retry is on (address not validated)")           \
 	X(QUIC_LB_ROUTED, QG_CTR_KIND_FLOW, "quic_lb_routed", "new flows routed by a QUIC-LB server ID")     \
 	X(QUIC_CID_ROUTED, QG_CTR_KIND_FLOW, "quic_cid_routed",                                              \
 	  "datagrams routed by a learned connection ID")                                                     \
