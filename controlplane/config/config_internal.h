@@ -92,6 +92,13 @@ struct qg_cfg_bk_nodes {
 /** Defaults of a service's quic section (also when it is absent). */
 void qg_cfg_quic_defaults(struct qg_config_quic *q);
 /** Load a service's quic mapping (config_quic.c); *rule tells how to check the backends. */
+/*
+ * The service-level spellings of the issue's schema: quic_lb (one mapping or a
+ * list), versions and retry, equivalent to quic.lb / quic.versions / quic.retry.
+ */
+void qg_cfg_quic_service_keys(struct qg_cfg_ctx *ctx, const yaml_node_t *lb, const yaml_node_t *versions,
+			      const yaml_node_t *retry, struct qg_config_quic *q,
+			      struct qg_cfg_sid_rule *rule);
 void qg_cfg_quic(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_quic *q,
 		 struct qg_cfg_sid_rule *rule);
 /** Check and store the backends' server_id as rule says. @return 0 or -ENOMEM. */

@@ -66,6 +66,9 @@ enum {
 	SVC_HEALTH,
 	SVC_CIRCUIT,
 	SVC_ON_DOWN,
+	SVC_QUIC_LB,
+	SVC_VERSIONS,
+	SVC_RETRY,
 	SVC_N
 };
 static const char *const svc_keys[SVC_N] = {
@@ -82,6 +85,9 @@ static const char *const svc_keys[SVC_N] = {
 	"health",
 	"circuit",
 	"on_backend_down",
+	"quic_lb",
+	"versions",
+	"retry",
 };
 static const struct section svc_section = { "service", "in service", svc_keys, SVC_N };
 
@@ -519,6 +525,22 @@ static int load_service(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct 
 			rule.need = QG_CFG_SID_UNKNOWN;
 		} else {
 			qg_cfg_quic(ctx, f.val[SVC_QUIC], &svc->quic, &rule);
+		}
+	}
+	if (f.val[SVC_QUIC_LB] || f.val[SVC_VERSIONS] || f.val[SVC_RETRY]) {
+		const yaml_node_t *k = f.key[SVC_QUIC_LB]    ? f.key[SVC_QUIC_LB]
+				       : f.key[SVC_VERSIONS] ? f.key[SVC_VERSIONS]
+							     : f.key[SVC_RETRY];
+
+		if (proto_ok && svc->protocol != QG_CONFIG_PROTO_QUIC) {
+			qg_cfg_error(ctx, k, "%s is only allowed with protocol quic",
+				     (const char *)k->data.scalar.value);
+			rule.need = QG_CFG_SID_UNKNOWN;
+		} else {
+			if (rule.need == QG_CFG_SID_UNKNOWN && !f.val[SVC_QUIC])
+				rule.need = QG_CFG_SID_NONE;
+			qg_cfg_quic_service_keys(ctx, f.val[SVC_QUIC_LB], f.val[SVC_VERSIONS],
+						 f.val[SVC_RETRY], &svc->quic, &rule);
 		}
 	}
 	if (f.val[SVC_POLICY]) {

@@ -47,8 +47,10 @@ enum {
 static const char *const lb_keys[LB_N] = { "config_id", "server_id_len", "nonce_len", "key" };
 static const struct section lb_section = { "lb configuration", "in lb configuration", lb_keys, LB_N };
 
-static const struct qg_cfg_enum retry_values[3] = {
+/* "always" is the documented spelling; "on" is kept as its synonym. */
+static const struct qg_cfg_enum retry_values[4] = {
 	{ "off", QG_CONFIG_RETRY_OFF, NULL },
+	{ "always", QG_CONFIG_RETRY_ON, NULL },
 	{ "on", QG_CONFIG_RETRY_ON, NULL },
 	{ "under_attack", QG_CONFIG_RETRY_UNDER_ATTACK, NULL },
 };
@@ -205,14 +207,16 @@ static void load_lb(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_c
 {
 	struct lb_nodes nodes[QG_CONFIG_QUIC_MAX_LB];
 	struct qg_config_quic_lb entries[QG_CONFIG_QUIC_MAX_LB];
-	int valid[QG_CONFIG_QUIC_MAX_LB];
+	int valid[QG_CONFIG_QUIC_MAX_LB], single;
 	size_t n, i, j;
 
 	/* Whatever goes wrong below is reported; the backends are only checked against a usable length. */
 	rule->need = QG_CFG_SID_UNKNOWN;
-	if (qg_cfg_expect_type(ctx, node, YAML_SEQUENCE_NODE, "lb", " of QUIC-LB configurations"))
+	/* One configuration may be written as a mapping (quic_lb: {config_id: ...}), several as a list. */
+	single = node->type == YAML_MAPPING_NODE;
+	if (!single && qg_cfg_expect_type(ctx, node, YAML_SEQUENCE_NODE, "lb", " of QUIC-LB configurations"))
 		return;
-	n = qg_cfg_seq_len(node);
+	n = single ? 1 : qg_cfg_seq_len(node);
 	if (n == 0) {
 		qg_cfg_error(ctx, node,
 			     "lb: no configurations (expected 1..%d; leave lb out to route without QUIC-LB)",
@@ -229,7 +233,7 @@ static void load_lb(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_c
 	}
 	memset(nodes, 0, sizeof(nodes));
 	for (i = 0; i < n; i++) {
-		const yaml_node_t *item = seq_item(ctx, node, i);
+		const yaml_node_t *item = single ? node : seq_item(ctx, node, i);
 
 		valid[i] = item && !load_lb_entry(ctx, item, &entries[i], &nodes[i]);
 	}
@@ -390,6 +394,30 @@ void qg_cfg_quic(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_conf
 			   &q->new_conn_burst);
 	if (f.val[QK_RETRY] &&
 	    !qg_cfg_enum(ctx, f.val[QK_RETRY], "retry", retry_values, QG_CFG_NELEM(retry_values), &val))
+		q->retry = (enum qg_config_retry)val;
+}
+
+void qg_cfg_quic_service_keys(struct qg_cfg_ctx *ctx, const yaml_node_t *lb, const yaml_node_t *versions,
+			      const yaml_node_t *retry, struct qg_config_quic *q,
+			      struct qg_cfg_sid_rule *rule)
+{
+	int val;
+
+	if (lb) {
+		if (q->n_lb)
+			qg_cfg_error(ctx, lb,
+				     "quic_lb: QUIC-LB is already configured in quic.lb; keep one of them");
+		else
+			load_lb(ctx, lb, q, rule);
+	}
+	if (versions) {
+		if (q->n_versions)
+			qg_cfg_error(ctx, versions,
+				     "versions: already given in quic.versions; keep one of them");
+		else
+			load_versions(ctx, versions, q);
+	}
+	if (retry && !qg_cfg_enum(ctx, retry, "retry", retry_values, QG_CFG_NELEM(retry_values), &val))
 		q->retry = (enum qg_config_retry)val;
 }
 

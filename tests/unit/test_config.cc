@@ -1405,8 +1405,8 @@ TEST(ConfigErrors, QuicSectionShape)
 {
 	ExpectOneError(ServiceWith("protocol: quic\n    quic: on"), 4, 11,
 		       "quic: expected a mapping, found a scalar");
-	ExpectOneError(QuicService("      lb: {config_id: 0}\n"), 6, 11,
-		       "lb: expected a sequence of QUIC-LB configurations, found a mapping");
+	ExpectOneError(QuicService("      lb: 3\n"), 6, 11,
+		       "lb: expected a sequence of QUIC-LB configurations, found a scalar");
 	ExpectOneError(
 		QuicService("      rety: on\n"), 6, 7,
 		"unknown key 'rety' in quic (valid keys: lb, short_dcid_len, versions, min_initial_size, "
@@ -1422,6 +1422,37 @@ TEST(ConfigErrors, QuicSectionShape)
 	ExpectOneError(QuicService("      lb: [3]\n"), 6, 12, "lb: each entry must be a mapping such as");
 	ExpectOneError(QuicService("      lb: []\n"), 6, 11,
 		       "lb: no configurations (expected 1..2; leave lb out to route without QUIC-LB)");
+}
+
+// The service-level spellings: quic_lb (one mapping or a list), versions, retry: always.
+TEST(ConfigLoad, QuicServiceLevelKeys)
+{
+	const char *y = "services:\n"
+			"  - name: web\n"
+			"    listen: 127.0.0.1:4443\n"
+			"    protocol: quic\n"
+			"    quic_lb: {config_id: 2, server_id_len: 1, nonce_len: 4, key: 8f95f09245765f80256934e50c66207f}\n"
+			"    versions: [1]\n"
+			"    retry: always\n"
+			"    backends:\n"
+			"      - address: 127.0.0.1:6001\n"
+			"        server_id: \"01\"\n";
+	Result r;
+	Load(y, &r);
+	ASSERT_EQ(r.ret, 0) << Dump(r.errs);
+	const qg_config_quic &q = r.cfg->services[0].quic;
+	ASSERT_EQ(q.n_lb, 1u);
+	EXPECT_EQ(q.lb[0].config_id, 2);
+	EXPECT_EQ(q.lb[0].has_key, 1);
+	ASSERT_EQ(q.n_versions, 1u);
+	EXPECT_EQ(q.versions[0], 1u);
+	EXPECT_EQ(q.retry, QG_CONFIG_RETRY_ON);
+	EXPECT_EQ(r.cfg->services[0].backends[0].server_id_len, 1);
+}
+
+TEST(ConfigErrors, QuicServiceLevelKeysNeedQuic)
+{
+	ExpectOneError(ServiceWith("retry: always"), 3, 5, "retry is only allowed with protocol quic");
 }
 
 TEST(ConfigErrors, QuicTooManyLbConfigs)
@@ -1588,7 +1619,7 @@ TEST(ConfigErrors, QuicIntegerRanges)
 TEST(ConfigErrors, QuicRetryBadValue)
 {
 	ExpectOneError(QuicService("      retry: maybe\n"), 6, 14,
-		       "retry: unknown value 'maybe' (valid: off, on, under_attack)");
+		       "retry: unknown value 'maybe' (valid: off, always, on, under_attack)");
 	ExpectOneError(QuicService("      retry: true\n"), 6, 14, "retry: unknown value 'true'");
 }
 
