@@ -11,9 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "qgate/clock.h"
+#include "qgate/dataplane.h"
 #include "qgate/log.h"
 
 #define EXIT_BAD_CONFIG 2
@@ -55,6 +58,46 @@ static int load(const char *path, struct qg_config **cfg)
 	return rc;
 }
 
+/*
+ * Graceful stop: no new flows, established ones are relayed until their
+ * traffic pauses (QG_DRAIN_QUIET_MS without a relayed datagram) or
+ * drain_timeout passes. A second signal ends the drain at once.
+ */
+#define QG_DRAIN_QUIET_MS 500
+
+static void drain(struct qg_daemon *d)
+{
+	uint64_t start = qg_clock_ms(), last_change = start, prev = UINT64_MAX, now = start;
+	uint32_t limit = d->cfg->drain_timeout_ms;
+	struct timespec nap = { 0, 50 * 1000000L };
+
+	if (!d->dp || !limit || qg_dataplane_drain(d->dp))
+		return;
+	QG_LOG_INFO("draining: no new flows; established ones until quiet for %u ms (at most %u ms)",
+		    QG_DRAIN_QUIET_MS, limit);
+	stop_requested = 0;
+	while (!stop_requested) {
+		struct qg_ctr_block c;
+		uint64_t relayed;
+
+		qg_dataplane_counters(d->dp, &c);
+		/* Relayed, not received: new clients knocking must not keep the drain alive. */
+		relayed = c.v[QG_CTR_TX_BACKEND] + c.v[QG_CTR_TX_CLIENT];
+		now = qg_clock_ms();
+		if (relayed != prev) {
+			prev = relayed;
+			last_change = now;
+		}
+		if (now - last_change >= QG_DRAIN_QUIET_MS || now - start >= limit)
+			break;
+		nanosleep(&nap, NULL);
+	}
+	QG_LOG_INFO("drain ended after %llu ms%s", (unsigned long long)(now - start),
+		    stop_requested	   ? " (second signal)"
+		    : now - start >= limit ? " (drain_timeout)"
+					   : "");
+}
+
 static int run(struct qg_config *cfg)
 {
 	struct qg_daemon d;
@@ -85,6 +128,7 @@ static int run(struct qg_config *cfg)
 	QG_LOG_INFO("ready (config %s)", cfg->source);
 	qg_daemon_loop(&d, &stop_requested);
 	QG_LOG_INFO("stopping (signal %d)", (int)stop_signal);
+	drain(&d);
 	qg_event_init(&ev, QG_EVENT_SHUTDOWN, QG_EVENT_SEV_NOTICE);
 	ev.arg[0] = stop_signal;
 	qg_event_set_text(&ev, "stopping on signal %d", (int)stop_signal);

@@ -66,6 +66,10 @@ uint32_t qg_relay_new_flow_to(struct qg_relay *r, const struct qg_pkt *p, uint32
 	uint32_t idx, up, slot;
 	int rc;
 
+	if (unlikely(r->table->draining)) {
+		qg_ctr_add(r->ctr, QG_CTR_DROP_DRAINING, 1);
+		return QG_FLOW_NONE;
+	}
 	if (unlikely(member == QG_LB_NONE || member >= s->n_backends)) {
 		qg_ctr_add(r->ctr, QG_CTR_DROP_NO_BACKEND, 1);
 		return QG_FLOW_NONE;

@@ -202,6 +202,16 @@ int qg_svc_table_with_state(const struct qg_svc_table *old, unsigned s, unsigned
 	return svc_table_with_backend(old, s, b, &nb, out);
 }
 
+int qg_svc_table_with_draining(const struct qg_svc_table *old, struct qg_svc_table **out)
+{
+	/* No backend matches UINT32_MAX: an unchanged copy, then the flag. */
+	int rc = svc_table_with_backend(old, UINT32_MAX, 0, NULL, out);
+
+	if (rc == 0)
+		(*out)->draining = 1;
+	return rc;
+}
+
 void qg_svc_table_free(struct qg_svc_table *t)
 {
 	if (!t)

@@ -48,6 +48,7 @@ struct qg_svc {
 
 struct qg_svc_table {
 	uint64_t generation;
+	uint8_t draining; /* shutting down: no new flow, established ones carry on */
 	uint32_t n_services;
 	uint32_t n_slots;
 	struct qg_svc *svc;
@@ -66,6 +67,9 @@ int qg_svc_table_with_state(const struct qg_svc_table *old, unsigned s, unsigned
 
 /** Member whose QUIC-LB server ID is sid (sid_len bytes), or QG_LB_NONE. */
 uint32_t qg_svc_member_by_server_id(const struct qg_svc *s, const uint8_t *sid, size_t sid_len);
+
+/** Copy old with draining set (no new flows anywhere). */
+int qg_svc_table_with_draining(const struct qg_svc_table *old, struct qg_svc_table **out);
 
 /** Free a table (NULL is fine). */
 void qg_svc_table_free(struct qg_svc_table *t);

@@ -288,6 +288,21 @@ int qg_dataplane_set_weight(struct qg_dataplane *dp, const char *service, const 
 	return rc;
 }
 
+int qg_dataplane_drain(struct qg_dataplane *dp)
+{
+	struct qg_svc_table *nt = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&dp->ctl_lock);
+	if (!dp->table->draining) {
+		rc = qg_svc_table_with_draining(dp->table, &nt);
+		if (rc == 0)
+			dataplane_publish(dp, nt);
+	}
+	pthread_mutex_unlock(&dp->ctl_lock);
+	return rc;
+}
+
 int qg_dataplane_set_backend_state(struct qg_dataplane *dp, unsigned svc, unsigned b, int up)
 {
 	struct qg_svc_table *nt = NULL;

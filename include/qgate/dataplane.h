@@ -72,6 +72,12 @@ int qg_dataplane_set_weight(struct qg_dataplane *dp, const char *service, const 
  */
 int qg_dataplane_set_backend_state(struct qg_dataplane *dp, unsigned svc, unsigned b, int up);
 
+/**
+ * Stop admitting new flows (shutdown drain): established flows keep being
+ * relayed, new clients are dropped and counted (draining). 0 or -ENOMEM.
+ */
+int qg_dataplane_drain(struct qg_dataplane *dp);
+
 /** Sum of every worker's counters. */
 void qg_dataplane_counters(const struct qg_dataplane *dp, struct qg_ctr_block *out);
 

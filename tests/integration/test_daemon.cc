@@ -3,6 +3,9 @@
 // codes and messages, and a relay on loopback stopped by SIGTERM. Every child
 // is killed and reaped by an RAII guard, even when an assertion fails.
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -307,6 +310,40 @@ bool CountedRoundTrip(Client &c, const qg_addr &to, const std::vector<uint8_t> &
 		}
 	}
 	return false;
+}
+
+// SIGTERM drains: established flows keep being relayed, new clients are refused and counted, and qgate
+// exits once the traffic pauses, well before drain_timeout.
+TEST_P(DaemonRun, SigtermDrainsEstablishedFlowsAndRefusesNewOnes)
+{
+	EchoServer b;
+	uint16_t port = qgt::FreePort();
+	ASSERT_NE(port, 0);
+	std::string listen = "127.0.0.1:" + std::to_string(port);
+	std::string cfg = dir_.Write("drain.yaml", "drain_timeout: 10s\n" +
+							   ServiceYaml(GetParam(), listen, { b.addr_str() }));
+	Qgate q(dir_, { "-c", cfg });
+	WaitReady(q);
+	if (HasFatalFailure())
+		return;
+	const qg_addr vip = qgt::Addr(listen);
+	Client established, newcomer;
+	ASSERT_TRUE(qgt::RoundTrip(established, vip, qgt::Payload(1, 0, 64))) << q.Describe();
+	ASSERT_TRUE(q.Signal(SIGTERM));
+	ASSERT_TRUE(
+		WaitFor([&q] { return q.err().find("draining: no new flows") != std::string::npos; }, 3000))
+		<< q.Describe();
+	for (uint32_t i = 1; i <= 5; i++) {
+		EXPECT_TRUE(qgt::RoundTrip(established, vip, qgt::Payload(1, i, 64), 300, 1))
+			<< "round " << i << q.Describe();
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+	}
+	EXPECT_FALSE(qgt::RoundTrip(newcomer, vip, qgt::Payload(2, 0, 64), 200, 1)) << q.Describe();
+	ASSERT_TRUE(q.Wait(5000)) << "qgate did not end its drain once traffic paused" << q.Describe();
+	EXPECT_EQ(q.code(), 0) << q.Describe();
+	EXPECT_NE(q.err().find("qgate: total draining = 1\n"), std::string::npos) << q.Describe();
+	EXPECT_NE(q.err().find("drain ended after"), std::string::npos) << q.Describe();
+	EXPECT_EQ(q.err().find("(drain_timeout)"), std::string::npos) << q.Describe();
 }
 
 TEST_P(DaemonRun, RelaysAndStopsCleanlyOnSigterm)
