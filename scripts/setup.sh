@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential cmake ninja-build pkg-config clang-format
-	liburing-dev libyaml-dev liburcu-dev libmicrohttpd-dev libssl-dev
+	liburing-dev libyaml-dev liburcu-dev libmicrohttpd-dev libssl-dev libck-dev
 	# fuzzing (scripts/fuzz.sh: libFuzzer comes with clang's runtime)
 	clang libclang-rt-14-dev
 	# tests
@@ -16,6 +16,9 @@ PACKAGES=(
 	nginx libnginx-mod-stream jq python3 valgrind
 	# DPDK backend and its pcap tests
 	dpdk-dev dpdk libpcap-dev tshark
+	# Bluetooth: qgate-l2test, and the VM test (scripts/bt-vm-test.sh downloads linux-image-amd64 itself,
+	# with apt-get download, and unpacks it into a cache: the kernel package is never installed)
+	libbluetooth-dev qemu-system-x86 busybox-static bluez bluez-test-tools kmod
 )
 
 # The DPDK backend runs best on 2 MiB hugepages (it also runs with --no-huge).

@@ -197,9 +197,11 @@ static int apply_weight(struct qg_adm_req *r, unsigned s, unsigned b, uint32_t w
 
 static int cmd_weight(struct qg_adm_req *r)
 {
-	unsigned s, b;
+	unsigned s, b, slot;
 	unsigned long w;
+	uint32_t was;
 	char *end;
+	int rc;
 
 	if (r->argc != 4)
 		return refuse(r, "usage: weight SERVICE BACKEND WEIGHT");
@@ -215,9 +217,53 @@ static int cmd_weight(struct qg_adm_req *r)
 			      QG_CONFIG_MAX_WEIGHT);
 	if (w > QG_CONFIG_MAX_WEIGHT)
 		return refuse(r, "weight %lu is out of range (0..%d)", w, QG_CONFIG_MAX_WEIGHT);
-	/* An explicit weight is the operator's new decision: nothing is left to undrain. */
-	r->t->saved[slot_of(r->t->cfg, s, b)] = QG_ADMIN_NOT_DRAINED;
-	return apply_weight(r, s, b, (uint32_t)w, "weight");
+	/*
+	 * An explicit weight is the operator's new decision: nothing is left to
+	 * undrain. Cleared before apply_weight() so its answer says "not drained";
+	 * restored when the dataplane refuses, or a drained backend would stay at
+	 * weight 0 with no undrain to bring it back (found by fuzz_admin).
+	 */
+	slot = slot_of(r->t->cfg, s, b);
+	was = r->t->saved[slot];
+	r->t->saved[slot] = QG_ADMIN_NOT_DRAINED;
+	rc = apply_weight(r, s, b, (uint32_t)w, "weight");
+	if (rc)
+		r->t->saved[slot] = was;
+	return rc;
+}
+
+/* Reload the configuration file: errors (FILE:LINE:COLUMN) come back, and the running one stays. */
+static int cmd_reload(struct qg_adm_req *r)
+{
+	char msg[sizeof(r->err) - 64], one[sizeof(msg)];
+	size_t j = 0;
+	int rc;
+
+	if (r->argc != 1)
+		return refuse(r, "reload takes no arguments");
+	if (!r->t->reload)
+		return refuse(r, "reload is not available in this process");
+	rc = r->t->reload(r->t->reload_ctx, msg, sizeof(msg));
+	/* The answer's first line is the whole message: one error after another, "; " between. */
+	for (const char *c = msg; *c && j + 3 < sizeof(one); c++) {
+		if (*c == '\n') {
+			one[j++] = ';';
+			one[j++] = ' ';
+		} else {
+			one[j++] = *c;
+		}
+	}
+	one[j] = '\0';
+	if (rc)
+		return refuse(r, "reload refused, the running configuration stays: %s", one);
+	if (r->json) {
+		qg_adm_printf(&r->body, "{\"reloaded\":true,\"summary\":");
+		qg_adm_json_str(&r->body, one);
+		qg_adm_printf(&r->body, "}\n");
+	} else {
+		qg_adm_printf(&r->body, "reloaded: %s\n", one);
+	}
+	return 0;
 }
 
 static int cmd_drain(struct qg_adm_req *r, int undrain)
@@ -287,9 +333,13 @@ static int dispatch(struct qg_adm_req *r)
 		return cmd_drain(r, 0);
 	if (!strcmp(cmd, "undrain"))
 		return cmd_drain(r, 1);
+	if (!strcmp(cmd, "level"))
+		return qg_admin_cmd_level(r);
+	if (!strcmp(cmd, "reload"))
+		return cmd_reload(r);
 	return refuse(r,
 		      "unknown command '%.32s' (status, backends, components, events, weight, drain, "
-		      "undrain)",
+		      "undrain, level)",
 		      cmd);
 }
 
@@ -319,7 +369,7 @@ int qg_admin_execute(struct qg_admin_target *t, const char *line, char **out, si
 	if (!r.argc)
 		rc = refuse(&r,
 			    "empty request (commands: status, backends, components, events, weight, drain, "
-			    "undrain)");
+			    "undrain, level)");
 	else if (!t->dp || !t->cfg)
 		rc = refuse(&r, "the dataplane is not running");
 	else

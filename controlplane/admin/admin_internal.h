@@ -24,7 +24,7 @@ struct qg_adm_req {
 	int argc;
 	char *argv[QG_ADM_ARGS_MAX];
 	struct qg_adm_buf body;
-	char err[512];
+	char err[4096]; /* room for a reload's configuration errors */
 };
 
 /** Append printf output to b (sets b->err when memory runs out). */
@@ -41,5 +41,7 @@ int qg_admin_cmd_status(struct qg_adm_req *r);
 int qg_admin_cmd_backends(struct qg_adm_req *r);
 int qg_admin_cmd_components(struct qg_adm_req *r);
 int qg_admin_cmd_events(struct qg_adm_req *r);
+/* "level [set LEVEL | auto]" (admin_level.c). @return 0, 1 refused, or -ENOMEM. */
+int qg_admin_cmd_level(struct qg_adm_req *r);
 
 #endif /* QG_ADMIN_INTERNAL_H */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The health and circuit sections of a service, and on_backend_down. Every
+ * The health and circuit sections of a service, on_backend_down and priority. Every
  * value that would make the checker or a breaker misbehave at run time (a
  * timeout longer than the interval, a breaker that can never close) is
  * refused here, at its place in the file.
@@ -53,6 +53,12 @@ static const struct qg_cfg_enum probe_values[3] = {
 const struct qg_cfg_enum qg_cfg_on_down_values[2] = {
 	{ "rehome", QG_CONFIG_ON_DOWN_REHOME, NULL },
 	{ "keep", QG_CONFIG_ON_DOWN_KEEP, NULL },
+};
+
+const struct qg_cfg_enum qg_cfg_priority_values[3] = {
+	{ "normal", QG_CONFIG_PRIORITY_NORMAL, NULL },
+	{ "low", QG_CONFIG_PRIORITY_LOW, NULL },
+	{ "high", QG_CONFIG_PRIORITY_HIGH, NULL },
 };
 
 void qg_cfg_health_defaults(struct qg_config_health *h, struct qg_config_circuit *c)

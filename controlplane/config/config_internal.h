@@ -43,7 +43,7 @@ struct section {
 	size_t n_keys;
 };
 
-#define FIELDS_MAX 16
+#define FIELDS_MAX 24
 
 /* Key and value node of each known key of one mapping, NULL when absent. */
 struct fields {
@@ -112,6 +112,27 @@ void qg_cfg_health(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_co
 /** Load a service's circuit mapping (config_health.c). */
 void qg_cfg_circuit(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_circuit *c);
 extern const struct qg_cfg_enum qg_cfg_on_down_values[2];
+extern const struct qg_cfg_enum qg_cfg_priority_values[3];
+
+/** Defaults of the degradation section (also when it is absent). */
+void qg_cfg_degradation_defaults(struct qg_config_degradation *d);
+/** Load the top-level degradation mapping (config_degrade.c). */
+void qg_cfg_degradation(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_degradation *d);
+
+/**
+ * Load a backend's address (one path) or paths (config_bridge.c): IP:port,
+ * udp://IP:port, bt://BDADDR/PSM, bt-le://BDADDR/PSM. Sets bk->paths and
+ * bk->addr (the first udp path). @return the node of that udp path, for the
+ * duplicate check, or NULL (none, or invalid and reported).
+ */
+const yaml_node_t *qg_cfg_backend_paths(struct qg_cfg_ctx *ctx, const yaml_node_t *addr,
+					const yaml_node_t *paths_key, const yaml_node_t *paths,
+					struct qg_config_backend *bk);
+/**
+ * After the services: every service's paths (no path twice) and the bridges
+ * section (node NULL when absent; config_bridge.c). @return 0 or -ENOMEM.
+ */
+int qg_cfg_bridges(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config *cfg);
 
 /** Record a problem at line/column (1-based; line 0 = not tied to a place), kept in document order. */
 void qg_cfg_error_at(struct qg_config_errors *errs, int line, int column, const char *fmt, ...)

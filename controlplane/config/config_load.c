@@ -28,10 +28,12 @@ enum {
 	ROOT_METRICS,
 	ROOT_ADMIN,
 	ROOT_DRAIN_TIMEOUT,
+	ROOT_DEGRADATION,
+	ROOT_BRIDGES,
 	ROOT_N
 };
-static const char *const root_keys[ROOT_N] = { "dataplane", "stats_interval", "services",
-					       "metrics",   "admin",	      "drain_timeout" };
+static const char *const root_keys[ROOT_N] = { "dataplane", "stats_interval", "services",    "metrics",
+					       "admin",	    "drain_timeout",  "degradation", "bridges" };
 static const struct section root_section = { "the configuration", "at the top level", root_keys, ROOT_N };
 
 enum {
@@ -69,6 +71,7 @@ enum {
 	SVC_QUIC_LB,
 	SVC_VERSIONS,
 	SVC_RETRY,
+	SVC_PRIORITY,
 	SVC_N
 };
 static const char *const svc_keys[SVC_N] = {
@@ -88,6 +91,7 @@ static const char *const svc_keys[SVC_N] = {
 	"quic_lb",
 	"versions",
 	"retry",
+	"priority",
 };
 static const struct section svc_section = { "service", "in service", svc_keys, SVC_N };
 
@@ -95,9 +99,10 @@ enum {
 	BK_ADDRESS,
 	BK_WEIGHT,
 	BK_SERVER_ID,
+	BK_PATHS,
 	BK_N
 };
-static const char *const bk_keys[BK_N] = { "address", "weight", "server_id" };
+static const char *const bk_keys[BK_N] = { "address", "weight", "server_id", "paths" };
 static const struct section bk_section = { "backend", "in backend", bk_keys, BK_N };
 
 enum {
@@ -405,10 +410,11 @@ static void load_backend(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct
 	}
 	qg_cfg_map_fields(ctx, node, &bk_section, &f);
 	nodes->map = node;
-	if (!f.val[BK_ADDRESS])
+	if (!f.val[BK_ADDRESS] && !f.val[BK_PATHS])
 		qg_cfg_error_missing(ctx, node, &bk_section, "address");
-	else if (!qg_cfg_addr(ctx, f.val[BK_ADDRESS], "address", &bk->addr))
-		nodes->addr = f.val[BK_ADDRESS];
+	else
+		nodes->addr =
+			qg_cfg_backend_paths(ctx, f.val[BK_ADDRESS], f.key[BK_PATHS], f.val[BK_PATHS], bk);
 	if (f.val[BK_WEIGHT])
 		qg_cfg_u32(ctx, f.val[BK_WEIGHT], "weight", 0, QG_CONFIG_MAX_WEIGHT, &bk->weight);
 	/* Checked with the whole service: it depends on quic.lb and must be unique. */
@@ -581,6 +587,10 @@ static int load_service(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct 
 	    !qg_cfg_enum(ctx, f.val[SVC_ON_DOWN], "on_backend_down", qg_cfg_on_down_values,
 			 QG_CFG_NELEM(qg_cfg_on_down_values), &val))
 		svc->on_backend_down = (enum qg_config_on_down)val;
+	if (f.val[SVC_PRIORITY] &&
+	    !qg_cfg_enum(ctx, f.val[SVC_PRIORITY], "priority", qg_cfg_priority_values,
+			 QG_CFG_NELEM(qg_cfg_priority_values), &val))
+		svc->priority = (enum qg_config_priority)val;
 	if (!f.val[SVC_BACKENDS]) {
 		qg_cfg_error_missing(ctx, node, &svc_section, "backends");
 		return 0;
@@ -688,6 +698,7 @@ static int load_root(struct qg_cfg_ctx *ctx, const yaml_node_t *root, struct qg_
 	qg_cfg_default_cores(dp);
 	cfg->admin.mode = QG_CONFIG_ADMIN_MODE_DEFAULT;
 	cfg->drain_timeout_ms = QG_CONFIG_DRAIN_TIMEOUT_DEFAULT;
+	qg_cfg_degradation_defaults(&cfg->degradation);
 	if (root->type != YAML_MAPPING_NODE) {
 		qg_cfg_error(
 			ctx, root,
@@ -711,11 +722,14 @@ static int load_root(struct qg_cfg_ctx *ctx, const yaml_node_t *root, struct qg_
 	if (f.val[ROOT_DRAIN_TIMEOUT])
 		qg_cfg_duration(ctx, f.val[ROOT_DRAIN_TIMEOUT], "drain_timeout", 0, DRAIN_TIMEOUT_MAX,
 				&cfg->drain_timeout_ms);
+	if (f.val[ROOT_DEGRADATION])
+		qg_cfg_degradation(ctx, f.val[ROOT_DEGRADATION], &cfg->degradation);
 	if (!f.val[ROOT_SERVICES]) {
 		qg_cfg_error_missing(ctx, root, &root_section, "services");
 		return 0;
 	}
-	return load_services(ctx, f.val[ROOT_SERVICES], cfg);
+	ret = load_services(ctx, f.val[ROOT_SERVICES], cfg);
+	return ret ? ret : qg_cfg_bridges(ctx, f.val[ROOT_BRIDGES], cfg);
 }
 
 /*

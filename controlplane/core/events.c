@@ -74,7 +74,7 @@ struct qg_event_bus {
 static const char *const type_names[] = {
 	"backend_up",	"backend_down", "backend_degraded", "circuit_change",  "anomaly",
 	"level_change", "reload_ok",	"reload_failed",    "component_state", "flow_flood",
-	"worker_stall", "admin_action", "shutdown",
+	"worker_stall", "admin_action", "shutdown",	    "path_switch",
 };
 _Static_assert(QG_ARRAY_SIZE(type_names) == QG_EVENT_TYPE_COUNT, "one name per event type");
 

@@ -33,6 +33,8 @@ static const struct {
 	{ "weight", 3, " SERVICE BACKEND WEIGHT" },
 	{ "drain", 2, " SERVICE BACKEND" },
 	{ "undrain", 2, " SERVICE BACKEND" },
+	{ "level", -1, " [set LEVEL | auto]" }, /* -1: qgate checks the words */
+	{ "reload", 0, "" },
 };
 
 int qg_ctl_is_admin_command(const char *word)
@@ -222,7 +224,14 @@ int qg_ctl_admin(int argc, char **argv)
 			break;
 	if (c == sizeof(commands) / sizeof(commands[0]))
 		return usage_error("unknown command '", words[0]);
-	if (n_words - 1 != commands[c].n_args) {
+	/* level's words vary: level | level auto | level set LEVEL (LEVEL itself is qgate's to check). */
+	if (commands[c].n_args < 0 && !(n_words == 1 || (n_words == 2 && !strcmp(words[1], "auto")) ||
+					(n_words == 3 && !strcmp(words[1], "set")))) {
+		fprintf(stderr, "qgatectl: usage: qgatectl [-s PATH] %s%s [--json]\n", commands[c].name,
+			commands[c].args);
+		return QG_CTL_EXIT_USAGE;
+	}
+	if (commands[c].n_args >= 0 && n_words - 1 != commands[c].n_args) {
 		fprintf(stderr, "qgatectl: usage: qgatectl [-s PATH] %s%s [--json]\n", commands[c].name,
 			commands[c].args);
 		return QG_CTL_EXIT_USAGE;

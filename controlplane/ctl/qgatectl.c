@@ -3,6 +3,7 @@
  * qgatectl, the operators' tool:
  *   qgatectl [-s PATH] status | backends | components | events [--json]
  *   qgatectl [-s PATH] weight SERVICE BACKEND W | drain S B | undrain S B [--json]
+ *   qgatectl [-s PATH] level [set LEVEL | auto] [--json]
  *   qgatectl cid encode --config-id N --server-id HEX --nonce HEX [--key HEX]
  *   qgatectl cid decode --server-id-len L --nonce-len M [--key HEX] CID_HEX
  * Exit status: 0 done; 1 qgate refused the command (cid: internal failure);
@@ -36,6 +37,10 @@ static const char usage_text[] =
 	"  weight SERVICE BACKEND W    set a backend's weight (0..1000; 0 = no new flows)\n"
 	"  drain SERVICE BACKEND       weight 0, remembering the weight for undrain\n"
 	"  undrain SERVICE BACKEND     restore the weight the backend had before drain\n"
+	"  level                       degradation level (normal .. essential), why, since when\n"
+	"  level set LEVEL             operator floor: the controller may go higher, never lower\n"
+	"  level auto                  clear the floor: the controller alone sets the level\n"
+	"  reload                      reload the configuration file (errors: FILE:LINE:COLUMN, exit 1)\n"
 	"  BACKEND is the address as configured (10.0.0.1:53, [::1]:53).\n"
 	"\n"
 	"  -s, --socket PATH    admin socket (default $QGATE_ADMIN_SOCKET, else " QG_CTL_SOCKET_DEFAULT ")\n"

@@ -2,7 +2,8 @@
 /*
  * The daemon's parts as registry components. Each start op brings one thing
  * up and each stop op takes it down, so the registry's dependency order is
- * the whole start-up and shut-down sequence: config, events, dataplane,
+ * the whole start-up and shut-down sequence: config, events, the Bluetooth
+ * bridge when configured (its rings outlive the workers), dataplane,
  * health (probes and breakers acting on the dataplane), then metrics and admin (which read the dataplane and
  * publish events); shut-down is the reverse, so the admin socket disappears before the workers stop and
  * nobody is told "OK" about a dataplane that is gone.
@@ -167,6 +168,107 @@ static void health_stop(void *ctx)
 	d->health = NULL;
 }
 
+/* The protection path: drains the workers' telemetry rings and drives the degradation level. */
+static int protect_start(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+	struct qg_protect_params pp;
+	int rc;
+
+	memset(&pp, 0, sizeof(pp));
+	pp.n_workers = qg_dataplane_workers(d->dp);
+	pp.degrade = &d->cfg->degradation.ctl;
+	pp.controller = d->cfg->degradation.enabled;
+	pp.dp = d->dp;
+	pp.bus = d->bus;
+	rc = qg_protect_create(&pp, qg_clock_ms(), &d->protect);
+	if (rc)
+		return rc;
+	d->target.protect = d->protect;
+	d->metrics_src.protect = d->protect;
+	QG_LOG_INFO("degradation: controller %s, min_dwell %llu ms, anomaly_hold %llu ms",
+		    pp.controller ? "on" : "off (level set by qgatectl only)",
+		    (unsigned long long)pp.degrade->min_dwell_ms,
+		    (unsigned long long)pp.degrade->anomaly_hold_ms);
+	return 0;
+}
+
+static void protect_stop(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+
+	d->target.protect = NULL;
+	d->metrics_src.protect = NULL;
+	qg_protect_destroy(d->protect);
+	d->protect = NULL;
+}
+
+/*
+ * The Bluetooth bridge (qgate/bridge.h, docs/BLUETOOTH.md): its thread owns
+ * the L2CAP sockets and the rings to the workers. Registered only when the
+ * configuration asks for it and the kernel has Bluetooth (qg_daemon_register).
+ */
+static int bridge_start(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+	const struct qg_config *cfg = d->cfg;
+	int rc;
+
+	rc = qg_bridge_create(cfg, NULL, &d->bridge);
+	if (rc)
+		return rc;
+	rc = qg_bridge_start(d->bridge);
+	if (rc) {
+		qg_bridge_destroy(d->bridge);
+		d->bridge = NULL;
+		return rc;
+	}
+	QG_LOG_INFO("bridge: %u listener(s), %u Bluetooth backend path(s)", cfg->n_bridges,
+		    qg_bridge_path_count(d->bridge));
+	/* Until the workers relay through the bridge rings, such a backend cannot carry UDP flows. */
+	for (uint32_t s = 0; s < cfg->n_services; s++) {
+		const struct qg_config_service *svc = &cfg->services[s];
+
+		for (uint32_t b = 0; b < svc->n_backends; b++) {
+			if (svc->backends[b].addr.family || !svc->backends[b].weight)
+				continue;
+			QG_LOG_WARN("service %s backend %u (line %d) has no udp path: the dataplane does "
+				    "not relay over Bluetooth yet, so flows it is chosen for are dropped; "
+				    "give it weight 0 or a udp path",
+				    svc->name, b, svc->backends[b].line);
+		}
+	}
+	return 0;
+}
+
+static void bridge_stop(void *ctx)
+{
+	struct qg_daemon *d = ctx;
+
+	qg_bridge_destroy(d->bridge);
+	d->bridge = NULL;
+}
+
+/*
+ * A kernel without Bluetooth (EAFNOSUPPORT: containers, most CI and cloud
+ * machines) is not a reason to refuse the UDP services: the bridge is left
+ * out, like an unconfigured part, and the log says why once.
+ */
+static int bridge_wanted(const struct qg_config *cfg)
+{
+	int rc;
+
+	if (!qg_bridge_configured(cfg))
+		return 0;
+	rc = qg_bridge_probe();
+	if (!rc)
+		return 1;
+	QG_LOG_WARN("bridge: Bluetooth sockets are not available here (socket(AF_BLUETOOTH): %s): the "
+		    "bridges and Bluetooth backend paths are disabled, the other services run",
+		    strerror(-rc));
+	return 0;
+}
+
 static int metrics_start(void *ctx)
 {
 	struct qg_daemon *d = ctx;
@@ -217,8 +319,11 @@ int qg_daemon_register(struct qg_daemon *d)
 	const struct qg_part_desc parts[] = {
 		{ "config", NULL, { config_start, NULL, d } },
 		{ "events", dep_config, { events_start, events_stop, d } },
+		/* Before the dataplane: its rings must outlive the workers that will use them. */
+		{ "bridge", dep_events, { bridge_start, bridge_stop, d } },
 		{ "dataplane", dep_events, { dataplane_start, dataplane_stop, d } },
 		{ "health", dep_dp, { health_start, health_stop, d } },
+		{ "degradation", dep_dp, { protect_start, protect_stop, d } },
 		{ "metrics", dep_dp, { metrics_start, metrics_stop, d } },
 		{ "admin", dep_dp, { admin_start, admin_stop, d } },
 	};
@@ -248,6 +353,8 @@ int qg_daemon_register(struct qg_daemon *d)
 		if (!strcmp(parts[i].name, "metrics") && !d->cfg->metrics.enabled)
 			continue;
 		if (!strcmp(parts[i].name, "admin") && !d->cfg->admin.socket[0])
+			continue;
+		if (!strcmp(parts[i].name, "bridge") && !bridge_wanted(d->cfg))
 			continue;
 		rc = qg_registry_add(d->reg, &parts[i]);
 		if (rc)

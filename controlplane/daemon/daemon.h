@@ -11,11 +11,13 @@
 #include <stdint.h>
 
 #include "qgate/admin.h"
+#include "qgate/bridge.h"
 #include "qgate/config.h"
 #include "qgate/dataplane.h"
 #include "qgate/events.h"
 #include "qgate/health.h"
 #include "qgate/metrics.h"
+#include "qgate/protect.h"
 #include "qgate/registry.h"
 #include "stats.h"
 
@@ -25,7 +27,9 @@ struct qg_daemon {
 	struct qg_registry *reg;
 	struct qg_event_bus *bus; /* created before the registry: parts publish while they start */
 	struct qg_dataplane *dp;
-	struct qg_health *health; /* probes and breakers, ticked by the control loop */
+	struct qg_health *health;   /* probes and breakers, ticked by the control loop */
+	struct qg_bridge *bridge;   /* Bluetooth bridge: its own thread, NULL when not configured */
+	struct qg_protect *protect; /* telemetry -> anomalies and degradation level, ticked by the loop */
 	struct qg_stats_report *report;
 	struct qg_metrics *metrics;
 	struct qg_admin *admin;
@@ -33,6 +37,9 @@ struct qg_daemon {
 	struct qg_admin_target target; /* weights, drain memory, start times */
 	int log_sub_subscribed;
 	uint64_t start_ns;
+	const char *cfg_path;		  /* --config FILE; NULL: the built-in configuration */
+	uint64_t generation;		  /* configurations loaded so far, 1 at start */
+	volatile sig_atomic_t *reload_requested; /* SIGHUP */
 };
 
 /**
@@ -52,5 +59,13 @@ void qg_daemon_unregister(struct qg_daemon *d);
  * when configured.
  */
 void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop);
+
+/**
+ * Reload the configuration file (SIGHUP, `qgatectl reload`): validate it
+ * whole, hand it to the dataplane, rebuild the parts that follow it. On any
+ * error nothing changes and msg says why (every config error as
+ * FILE:LINE:COLUMN: message). @return 0 or -errno.
+ */
+int qg_daemon_reload(struct qg_daemon *d, char *msg, size_t len);
 
 #endif /* QG_DAEMON_H */

@@ -52,11 +52,21 @@ void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
 			QG_LOG_WARN("control loop: poll: %s", strerror(errno));
 		if (*stop)
 			break;
+		if (d->reload_requested && *d->reload_requested) {
+			char msg[4096];
+
+			*d->reload_requested = 0;
+			QG_LOG_INFO("SIGHUP: reloading %s", d->cfg_path ? d->cfg_path : "(built-in configuration)");
+			(void)qg_daemon_reload(d, msg, sizeof(msg)); /* logged either way */
+			every = d->cfg->stats_interval_ms;
+		}
 		now = qg_clock_ns();
 		qg_admin_poll(d->admin, now);
 		qg_metrics_poll(d->metrics);
 		if (d->health)
 			qg_health_tick(d->health, qg_clock_ms());
+		if (d->protect)
+			qg_protect_tick(d->protect, qg_clock_ms());
 		qg_events_dispatch(d->bus, 0);
 		if (every && qg_clock_ms() >= next_stats && d->dp && d->report) {
 			qg_stats_report_print(d->report, d->dp, stdout);

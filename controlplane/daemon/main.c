@@ -2,8 +2,8 @@
 /*
  * qgate, the daemon: load and validate the configuration (or the built-in
  * default), start its components (config, events, dataplane, metrics,
- * admin) through the registry, run the control loop, and stop them in the
- * reverse order on SIGINT/SIGTERM.
+ * admin) through the registry, run the control loop, reload the file on
+ * SIGHUP, and stop them in the reverse order on SIGINT/SIGTERM.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,10 +24,24 @@
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t stop_signal;
 
+static volatile sig_atomic_t reload_requested;
+
 static void on_signal(int sig)
 {
 	stop_signal = sig;
 	stop_requested = 1;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	reload_requested = 1;
+}
+
+/* qgatectl reload: the admin server calls this on the control thread. */
+static int admin_reload(void *ctx, char *msg, size_t len)
+{
+	return qg_daemon_reload(ctx, msg, len);
 }
 
 static void usage(FILE *f)
@@ -98,7 +112,8 @@ static void drain(struct qg_daemon *d)
 					   : "");
 }
 
-static int run(struct qg_config *cfg)
+/* Runs cfg (owned from here: a reload replaces it) until a stop signal. */
+static int run(struct qg_config *cfg, const char *path)
 {
 	struct qg_daemon d;
 	struct sigaction sa;
@@ -110,10 +125,17 @@ static int run(struct qg_config *cfg)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
+	d.cfg_path = path;
+	d.generation = 1;
+	d.reload_requested = &reload_requested;
+	d.target.reload = admin_reload;
+	d.target.reload_ctx = &d;
 	rc = qg_daemon_register(&d);
 	if (rc) {
 		QG_LOG_ERR("cannot start: %s", strerror(-rc));
@@ -138,6 +160,7 @@ static int run(struct qg_config *cfg)
 	QG_LOG_INFO("stopped");
 out:
 	qg_daemon_unregister(&d);
+	qg_config_free(d.cfg);
 	return rc ? 1 : 0;
 }
 
@@ -156,7 +179,7 @@ int main(int argc, char **argv)
 	const char *path = NULL, *check = NULL;
 	struct qg_config *cfg = NULL;
 	double stats = -1;
-	int c, rc;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
 		switch (c) {
@@ -210,7 +233,5 @@ int main(int argc, char **argv)
 		return EXIT_BAD_CONFIG;
 	if (stats >= 0)
 		cfg->stats_interval_ms = (uint32_t)(stats * 1000);
-	rc = run(cfg);
-	qg_config_free(cfg);
-	return rc;
+	return run(cfg, path);
 }

@@ -368,6 +368,43 @@ err:
 	return rc;
 }
 
+void qg_health_adopt(struct qg_health *hc, const struct qg_health *old)
+{
+	for (unsigned i = 0; old && i < hc->n; i++) {
+		struct hc_backend *be = &hc->be[i];
+		const struct qg_config_service *s = &hc->cfg->services[be->svc];
+
+		for (unsigned j = 0; j < old->n; j++) {
+			const struct hc_backend *o = &old->be[j];
+			const struct qg_config_service *os = &old->cfg->services[o->svc];
+
+			if (strcmp(os->name, s->name) != 0 ||
+			    !qg_addr_equal(&os->backends[o->b].addr, &s->backends[be->b].addr))
+				continue;
+			/* Same backend, and the dataplane kept its slot: its history carries on. */
+			be->state = o->state;
+			be->ok_run = o->ok_run;
+			be->fail_run = o->fail_run;
+			be->window = o->window;
+			be->n_window = o->n_window;
+			be->up = o->up;
+			be->probes = o->probes;
+			be->failures = o->failures;
+			{
+				struct qg_breaker_cfg keep = be->br.cfg; /* the new file's circuit settings */
+
+				be->br = o->br;
+				be->br.cfg = keep;
+			}
+			be->last = o->last;
+			be->have_last = o->have_last;
+			be->trial_base = o->trial_base;
+			be->trial_flows = o->trial_flows;
+			break;
+		}
+	}
+}
+
 void qg_health_destroy(struct qg_health *hc)
 {
 	if (!hc)

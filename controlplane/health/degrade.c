@@ -66,6 +66,14 @@ int qg_degrade_init(struct qg_degrade *d, const struct qg_degrade_cfg *cfg, uint
 	return 0;
 }
 
+int qg_degrade_set_cfg(struct qg_degrade *d, const struct qg_degrade_cfg *cfg)
+{
+	if (!d || !cfg || !cfg_valid(cfg))
+		return -EINVAL;
+	d->cfg = *cfg;
+	return 0;
+}
+
 /* Refresh the anomaly holds from this tick's records. */
 static void note_anomalies(struct qg_degrade *d, const struct qg_degrade_input *in, uint64_t now_ms)
 {

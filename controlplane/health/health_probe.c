@@ -3,11 +3,15 @@
  * The checker's real ops: one non-blocking UDP socket per probed backend,
  * connected to it so the kernel filters other senders out and reports ICMP
  * unreachable as ECONNREFUSED (an immediate failure instead of a timeout);
- * the dataplane's per-backend figures and its published table.
+ * the dataplane's per-backend figures and its published table. The sockets
+ * sit in one epoll set: the control loop polls one descriptor, and a wake
+ * reads only the sockets with something to read (reading all of them at
+ * every wake cost 40k failed recv() a second at 100 backends every 100 ms).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +27,7 @@ struct hp_ctx {
 	const struct qg_config *cfg;
 	struct qg_dataplane *dp;
 	unsigned n;
+	int epfd;	  /* every probe socket, data = backend id */
 	int *fd;	  /* per backend id; -1: not probed or no socket */
 	unsigned *svc_of; /* per backend id */
 	uint8_t dcid[VN_CID_LEN], scid[VN_CID_LEN];
@@ -87,17 +92,24 @@ static int hp_matches(const struct hp_ctx *c, const struct qg_config_health *h, 
 static void hp_poll(void *ctx, struct qg_health *hc, uint64_t now_ms)
 {
 	struct hp_ctx *c = ctx;
+	struct epoll_event ev[64];
+	int n;
 
-	for (unsigned id = 0; id < c->n; id++) {
-		const struct qg_config_health *h = &c->cfg->services[c->svc_of[id]].health;
-		ssize_t r;
+	do {
+		n = epoll_wait(c->epfd, ev, 64, 0);
+		for (int i = 0; i < n; i++) {
+			unsigned id = ev[i].data.u32;
+			const struct qg_config_health *h;
+			ssize_t r;
 
-		if (c->fd[id] < 0)
-			continue;
-		while ((r = recv(c->fd[id], c->buf, sizeof(c->buf), MSG_DONTWAIT)) >= 0 ||
-		       errno == ECONNREFUSED)
-			qg_health_reply(hc, id, r >= 0 && hp_matches(c, h, (size_t)r), now_ms);
-	}
+			if (id >= c->n || c->fd[id] < 0)
+				continue;
+			h = &c->cfg->services[c->svc_of[id]].health;
+			while ((r = recv(c->fd[id], c->buf, sizeof(c->buf), MSG_DONTWAIT)) >= 0 ||
+			       errno == ECONNREFUSED)
+				qg_health_reply(hc, id, r >= 0 && hp_matches(c, h, (size_t)r), now_ms);
+		}
+	} while (n == 64);
 }
 
 static int hp_set_up(void *ctx, unsigned svc, unsigned b, int up)
@@ -117,16 +129,13 @@ static int hp_stats(void *ctx, unsigned svc, unsigned b, struct qg_backend_stats
 static unsigned hp_pollfds(void *ctx, struct pollfd *fds, unsigned max)
 {
 	struct hp_ctx *c = ctx;
-	unsigned k = 0;
 
-	for (unsigned id = 0; id < c->n && k < max; id++) {
-		if (c->fd[id] < 0)
-			continue;
-		fds[k].fd = c->fd[id];
-		fds[k].events = POLLIN;
-		fds[k++].revents = 0;
-	}
-	return k;
+	if (c->epfd < 0 || max == 0)
+		return 0;
+	fds[0].fd = c->epfd;
+	fds[0].events = POLLIN;
+	fds[0].revents = 0;
+	return 1;
 }
 
 static void hp_destroy(void *ctx)
@@ -136,6 +145,8 @@ static void hp_destroy(void *ctx)
 	for (unsigned id = 0; c->fd && id < c->n; id++)
 		if (c->fd[id] >= 0)
 			close(c->fd[id]);
+	if (c->epfd >= 0)
+		close(c->epfd);
 	free(c->fd);
 	free(c->svc_of);
 	free(c);
@@ -161,6 +172,12 @@ int qg_health_create_udp(const struct qg_config *cfg, struct qg_dataplane *dp, s
 		return -ENOMEM;
 	c->cfg = cfg;
 	c->dp = dp;
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->epfd < 0) {
+		rc = -errno;
+		free(c);
+		return rc;
+	}
 	for (uint32_t s = 0; s < cfg->n_services; s++)
 		c->n += cfg->services[s].n_backends;
 	c->fd = malloc(sizeof(*c->fd) * (c->n ? c->n : 1));
@@ -187,6 +204,14 @@ int qg_health_create_udp(const struct qg_config *cfg, struct qg_dataplane *dp, s
 			if (c->fd[id] < 0) {
 				QG_LOG_WARN("health: service %s backend %u: no probe socket: %s", svc->name,
 					    b, strerror(-c->fd[id]));
+				c->fd[id] = -1;
+				continue;
+			}
+			struct epoll_event ev = { .events = EPOLLIN, .data.u32 = id };
+
+			if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->fd[id], &ev) < 0) {
+				QG_LOG_WARN("health: service %s backend %u: %s", svc->name, b, strerror(errno));
+				close(c->fd[id]);
 				c->fd[id] = -1;
 			}
 		}

@@ -15,6 +15,7 @@
 #include "qgate/events.h"
 #include "qgate/health.h"
 #include "qgate/metrics.h"
+#include "qgate/protect.h"
 #include "qgate/registry.h"
 
 /* HELP of drops/errors: the family's meaning, then each reason with its X-macro description. */
@@ -187,6 +188,55 @@ static void dataplane(struct qg_metrics_text *t, const struct qg_metrics_source 
 	qg_metrics_sample(t, "qgate_flows_evicted_total", c.v[QG_CTR_FLOW_EVICTED], NULL);
 }
 
+/* Degradation, anomalies and the telemetry rings: the protection path's state. */
+static void protection(struct qg_metrics_text *t, const struct qg_metrics_source *src)
+{
+	struct qg_anomaly_registry *reg = src->protect ? qg_protect_anomalies(src->protect) : NULL;
+	struct qg_ring_stats rs;
+	struct qg_protect_info in;
+	unsigned n = src->dp ? qg_dataplane_workers(src->dp) : 0;
+	char w[16];
+
+	if (src->protect)
+		qg_protect_get_info(src->protect, &in);
+	qg_metrics_family(t, "qgate_degradation_level", "gauge",
+			  "Graceful-degradation level applied: 0 normal, 1 protect, 2 shed, 3 essential");
+	qg_metrics_sample(t, "qgate_degradation_level", src->protect ? (uint64_t)in.level : 0, NULL);
+	qg_metrics_family(t, "qgate_degradation_level_changes_total", "counter",
+			  "Times the applied degradation level changed");
+	qg_metrics_sample(t, "qgate_degradation_level_changes_total", src->protect ? in.changes : 0, NULL);
+	qg_metrics_family(t, "qgate_anomalies_total", "counter",
+			  "Samples the anomaly detector flagged (warning or critical), by series");
+	for (uint32_t i = 0; reg && i < qg_anomaly_series_count(reg); i++) {
+		const struct qg_anomaly_series *s = qg_anomaly_series_at(reg, i);
+
+		qg_metrics_sample(t, "qgate_anomalies_total", s->anomalies, "series", s->name, NULL);
+	}
+	qg_metrics_family(t, "qgate_ring_drops_total", "counter",
+			  "Records a worker dropped because its ring toward the control thread was full");
+	for (unsigned i = 0; i < n; i++)
+		if (!qg_dataplane_ring_stats(src->dp, i, &rs)) {
+			snprintf(w, sizeof(w), "%u", i);
+			qg_metrics_sample(t, "qgate_ring_drops_total", rs.dropped, "ring", "telemetry",
+					  "worker", w, NULL);
+		}
+	qg_metrics_family(t, "qgate_ring_occupancy", "gauge",
+			  "Records waiting in a worker's ring for the control thread");
+	for (unsigned i = 0; i < n; i++)
+		if (!qg_dataplane_ring_stats(src->dp, i, &rs)) {
+			snprintf(w, sizeof(w), "%u", i);
+			qg_metrics_sample(t, "qgate_ring_occupancy", rs.occupancy, "ring", "telemetry",
+					  "worker", w, NULL);
+		}
+	qg_metrics_family(t, "qgate_ring_capacity", "gauge", "Records a worker's ring holds");
+	for (unsigned i = 0; i < n; i++)
+		if (!qg_dataplane_ring_stats(src->dp, i, &rs)) {
+			snprintf(w, sizeof(w), "%u", i);
+			qg_metrics_sample(t, "qgate_ring_capacity", rs.capacity, "ring", "telemetry",
+					  "worker", w, NULL);
+		}
+}
+
 static void control(struct qg_metrics_text *t, const struct qg_metrics_source *src)
 {
 	struct qg_event_bus_stats bs;
@@ -217,6 +267,7 @@ int qg_metrics_render(const struct qg_metrics_source *src, struct qg_metrics_tex
 {
 	if (src->dp && src->cfg)
 		dataplane(t, src);
+	protection(t, src);
 	control(t, src);
 	/* An empty exposition is still a valid answer; make sure there is a buffer to send. */
 	if (!t->err && !t->buf)

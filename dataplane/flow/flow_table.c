@@ -481,6 +481,19 @@ void qg_flow_remove(struct qg_flow_table *t, uint32_t idx)
 	flow_release(t, idx, QG_FLOW_REASON_REMOVED);
 }
 
+unsigned qg_flow_remove_service(struct qg_flow_table *t, uint16_t svc)
+{
+	unsigned n = 0;
+
+	if (!t || svc >= t->n_services)
+		return 0;
+	while (t->svcs[svc].head != QG_FLOW_NONE) {
+		flow_release(t, t->svcs[svc].head, QG_FLOW_REASON_REMOVED);
+		n++;
+	}
+	return n;
+}
+
 void qg_flow_touch(struct qg_flow_table *t, uint32_t idx, uint32_t now_ms)
 {
 	if (unlikely(!flow_is_live(t, idx)))

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
@@ -514,7 +515,9 @@ static int dpdk_create(const struct qg_io_params *p, struct qg_io **out)
 	io->n_up = qg_dpdk.n_nat * io->ppw;
 	io->tsc_per_ms = rte_get_tsc_hz() / 1000;
 	io->n_services = p->n_services;
-	listen = calloc(p->n_services ? p->n_services : 1, sizeof(*listen));
+	if (p->n_services > QG_CONFIG_MAX_SERVICES)
+		return -EINVAL;
+	listen = calloc(QG_CONFIG_MAX_SERVICES, sizeof(*listen));
 	io->listen = listen;
 	io->up = calloc(io->n_up, sizeof(*io->up));
 	io->free_q = malloc(sizeof(*io->free_q) * io->n_up);
@@ -553,6 +556,36 @@ static void dpdk_stop(struct qg_io *io)
 	rte_thread_unregister();
 }
 
+/* VIPs are matched in frames: a reload only changes the table find_vip() reads. */
+static void dpdk_vip_refresh(struct qg_io *io)
+{
+	io->vip_wildcard = 0;
+	for (unsigned s = 0; s < io->n_services; s++)
+		io->vip_wildcard |= io->listen[s].family && ip_unspecified(&io->listen[s]);
+}
+
+static int dpdk_svc_attach(struct qg_io *io, unsigned svc, const struct qg_addr *listen, int fd, uint32_t uid)
+{
+	(void)uid;
+	if (fd >= 0)
+		close(fd);
+	if (svc >= QG_CONFIG_MAX_SERVICES)
+		return -EINVAL;
+	((struct qg_addr *)io->listen)[svc] = *listen;
+	if (svc >= io->n_services)
+		io->n_services = svc + 1;
+	dpdk_vip_refresh(io);
+	return 0;
+}
+
+static void dpdk_svc_detach(struct qg_io *io, unsigned svc)
+{
+	if (svc >= io->n_services)
+		return;
+	memset((struct qg_addr *)&io->listen[svc], 0, sizeof(io->listen[svc]));
+	dpdk_vip_refresh(io);
+}
+
 const struct qg_io_ops qg_io_dpdk_ops = {
 	.name = "dpdk",
 	.probe = dpdk_probe,
@@ -566,6 +599,8 @@ const struct qg_io_ops qg_io_dpdk_ops = {
 	.tx_client = dpdk_tx_client,
 	.release = dpdk_release,
 	.upstream_open = dpdk_upstream_open,
+	.svc_attach = dpdk_svc_attach,
+	.svc_detach = dpdk_svc_detach,
 	.upstream_close = dpdk_upstream_close,
 	.start = dpdk_start,
 	.stop = dpdk_stop,

@@ -103,11 +103,11 @@ static int mm_create(const struct qg_io_params *p, struct qg_io **out)
 	io->stride = qg_io_stride(p->max_datagram, 0);
 	io->n_services = p->n_services;
 	io->udp_gso = p->udp_gso;
-	io->svc_fd = malloc(sizeof(int) * (p->n_services + 1));
+	io->svc_fd = malloc(sizeof(int) * QG_CONFIG_MAX_SERVICES);
 	io->free_bufs = malloc(sizeof(uint32_t) * io->n_bufs);
-	if (!io->svc_fd || !io->free_bufs)
+	if (!io->svc_fd || !io->free_bufs || p->n_services > QG_CONFIG_MAX_SERVICES)
 		goto err;
-	for (unsigned s = 0; s < p->n_services; s++)
+	for (unsigned s = 0; s < QG_CONFIG_MAX_SERVICES; s++)
 		io->svc_fd[s] = -1;
 	io->bufs_len = (size_t)io->n_bufs * io->stride;
 	io->bufs = mmap(NULL, io->bufs_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -193,6 +193,9 @@ static unsigned mm_drain(struct qg_io *io, uint64_t data, struct qg_pkt *pkts, u
 			return 0;
 		fd = qg_up_pool_fd(&io->pool, idx);
 	} else {
+		/* A readiness event carried over from before a reload removed the service. */
+		if (idx >= io->n_services || io->svc_fd[idx] < 0)
+			return 0;
 		fd = io->svc_fd[idx];
 	}
 	want = n < MM_BATCH ? n : MM_BATCH;
@@ -390,6 +393,37 @@ static void mm_flush(struct qg_io *io)
 	(void)io; /* sends are synchronous */
 }
 
+static int mm_svc_attach(struct qg_io *io, unsigned svc, const struct qg_addr *listen, int fd, uint32_t uid)
+{
+	int rc;
+
+	(void)listen;
+	(void)uid;
+	if (svc >= QG_CONFIG_MAX_SERVICES || fd < 0 || io->svc_fd[svc] >= 0) {
+		if (fd >= 0)
+			close(fd);
+		return -EINVAL;
+	}
+	rc = ep_add(io, fd, svc);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	io->svc_fd[svc] = fd;
+	if (svc >= io->n_services)
+		io->n_services = svc + 1;
+	return 0;
+}
+
+static void mm_svc_detach(struct qg_io *io, unsigned svc)
+{
+	if (svc >= io->n_services || io->svc_fd[svc] < 0)
+		return;
+	epoll_ctl(io->epfd, EPOLL_CTL_DEL, io->svc_fd[svc], NULL);
+	close(io->svc_fd[svc]);
+	io->svc_fd[svc] = -1;
+}
+
 const struct qg_io_ops qg_io_recvmmsg_ops = {
 	.name = "recvmmsg",
 	.probe = mm_probe,
@@ -404,4 +438,7 @@ const struct qg_io_ops qg_io_recvmmsg_ops = {
 	.start = mm_start,
 	.flush = mm_flush,
 	.max_upstreams = mm_max_upstreams,
+	.svc_socket = qg_io_sock_listen,
+	.svc_attach = mm_svc_attach,
+	.svc_detach = mm_svc_detach,
 };

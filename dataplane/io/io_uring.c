@@ -78,8 +78,9 @@ struct qg_io {
 	uint32_t n_tx;	       /* sends not yet completed */
 	int stopping;	       /* no re-arming: the worker is leaving */
 	uint32_t max_datagram;
-	unsigned n_services;
-	int *svc_fd;
+	unsigned n_services; /* indexes in use; room for QG_CONFIG_MAX_SERVICES */
+	int *svc_fd;	     /* -1: no such service (a hole left by a reload) */
+	uint16_t *svc_gen;   /* incarnation in a service receive's user data: older completions are stale */
 	struct qg_addr *svc_addr;
 	struct uring_txmsg *txmsg;
 	struct uring_gso *gso; /* NULL when GSO batching is off */
@@ -213,10 +214,15 @@ static int uring_create(const struct qg_io_params *p, struct qg_io **out)
 	io->max_datagram = p->max_datagram;
 	io->stride = qg_io_stride(p->max_datagram, URING_HDR);
 	io->n_services = p->n_services;
-	io->svc_fd = malloc(sizeof(int) * (p->n_services + 1));
-	io->svc_addr = calloc(p->n_services + 1, sizeof(*io->svc_addr));
+	io->svc_fd = malloc(sizeof(int) * QG_CONFIG_MAX_SERVICES);
+	io->svc_gen = calloc(QG_CONFIG_MAX_SERVICES, sizeof(*io->svc_gen));
+	io->svc_addr = calloc(QG_CONFIG_MAX_SERVICES, sizeof(*io->svc_addr));
 	io->txmsg = calloc(io->n_bufs, sizeof(*io->txmsg));
-	if (!io->svc_fd || !io->svc_addr || !io->txmsg)
+	if (p->n_services > QG_CONFIG_MAX_SERVICES) {
+		rc = -EINVAL;
+		goto err;
+	}
+	if (!io->svc_fd || !io->svc_addr || !io->svc_gen || !io->txmsg)
 		goto err;
 	if (p->udp_gso) {
 		/* Every batch holds at least two buffers: half as many slots as buffers never run out. */
@@ -229,7 +235,7 @@ static int uring_create(const struct qg_io_params *p, struct qg_io **out)
 			io->gso_free[g] = g;
 		io->n_gso_free = io->n_gso;
 	}
-	for (unsigned s = 0; s < p->n_services; s++)
+	for (unsigned s = 0; s < QG_CONFIG_MAX_SERVICES; s++)
 		io->svc_fd[s] = -1;
 	hooks.ctx = io;
 	rc = qg_up_pool_init(&io->pool, p->max_upstreams, &hooks);
@@ -314,7 +320,9 @@ static int uring_start(struct qg_io *io)
 		buf_recycle(io, b);
 	buf_commit(io);
 	for (unsigned s = 0; s < io->n_services; s++) {
-		rc = uring_arm(io, io->svc_fd[s], ud_make(OP_RECV_SVC, 0, s));
+		if (io->svc_fd[s] < 0)
+			continue;
+		rc = uring_arm(io, io->svc_fd[s], ud_make(OP_RECV_SVC, io->svc_gen[s], s));
 		if (rc)
 			return rc;
 	}
@@ -340,6 +348,7 @@ static void uring_destroy(struct qg_io *io)
 	if (io->bufs)
 		munmap(io->bufs, io->bufs_len);
 	free(io->svc_fd);
+	free(io->svc_gen);
 	free(io->svc_addr);
 	free(io->txmsg);
 	free(io->gso);
@@ -361,8 +370,8 @@ static void rx_rearm(struct qg_io *io, unsigned op, uint16_t gen, uint32_t idx)
 	if (io->stopping)
 		return;
 	if (op == OP_RECV_SVC) {
-		if (idx < io->n_services)
-			uring_arm(io, io->svc_fd[idx], ud_make(OP_RECV_SVC, 0, idx));
+		if (idx < io->n_services && io->svc_fd[idx] >= 0 && io->svc_gen[idx] == gen)
+			uring_arm(io, io->svc_fd[idx], ud_make(OP_RECV_SVC, gen, idx));
 	} else if (qg_up_pool_current(&io->pool, idx, gen)) {
 		uring_arm(io, qg_up_pool_fd(&io->pool, idx), ud_make(OP_RECV_UP, gen, idx));
 	}
@@ -396,7 +405,8 @@ static int rx_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsigne
 		return 0;
 	bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 	buf = io->bufs + (size_t)bid * io->stride;
-	if (op == OP_RECV_UP && !qg_up_pool_current(&io->pool, idx, gen)) {
+	if (op == OP_RECV_UP ? !qg_up_pool_current(&io->pool, idx, gen)
+			     : idx >= io->n_services || io->svc_fd[idx] < 0 || io->svc_gen[idx] != gen) {
 		buf_recycle(io, bid); /* arrived for a socket since closed */
 		return 0;
 	}
@@ -508,6 +518,49 @@ static unsigned uring_rx_burst(struct qg_io *io, struct qg_pkt *pkts, unsigned n
 	}
 	buf_commit(io);
 	return uring_reap(io, pkts, n);
+}
+
+static int uring_svc_attach(struct qg_io *io, unsigned svc, const struct qg_addr *listen, int fd, uint32_t uid)
+{
+	int rc;
+
+	if (svc >= QG_CONFIG_MAX_SERVICES || fd < 0 || io->svc_fd[svc] >= 0) {
+		if (fd >= 0)
+			close(fd);
+		return -EINVAL;
+	}
+	(void)uid; /* svc_gen moved on at the last detach: completions of older sockets stay stale */
+	io->svc_fd[svc] = fd;
+	io->svc_addr[svc] = *listen;
+	if (svc >= io->n_services)
+		io->n_services = svc + 1;
+	if (!io->ring_ready)
+		return 0; /* armed at start */
+	rc = uring_arm(io, fd, ud_make(OP_RECV_SVC, io->svc_gen[svc], svc));
+	if (rc == 0)
+		rc = io_uring_submit(&io->ring) < 0 ? -EIO : 0;
+	return rc;
+}
+
+static void uring_svc_detach(struct qg_io *io, unsigned svc)
+{
+	struct io_uring_sqe *sqe;
+
+	if (svc >= io->n_services || io->svc_fd[svc] < 0)
+		return;
+	if (io->ring_ready) {
+		/* Sends still queued name this socket: submit them before it closes. */
+		io_uring_submit(&io->ring);
+		sqe = uring_sqe(io);
+		if (sqe) {
+			io_uring_prep_cancel64(sqe, ud_make(OP_RECV_SVC, io->svc_gen[svc], svc), 0);
+			io_uring_sqe_set_data64(sqe, ud_make(OP_CANCEL, 0, 0));
+			io_uring_submit(&io->ring);
+		}
+	}
+	close(io->svc_fd[svc]);
+	io->svc_fd[svc] = -1;
+	io->svc_gen[svc]++; /* whatever still completes for the old socket is stale */
 }
 
 /* Socket a packet leaves on, or -1 (counted by the caller). */
@@ -683,4 +736,7 @@ const struct qg_io_ops qg_io_uring_ops = {
 	.stop = uring_stop,
 	.flush = uring_flush,
 	.max_upstreams = uring_max_upstreams,
+	.svc_socket = qg_io_sock_listen,
+	.svc_attach = uring_svc_attach,
+	.svc_detach = uring_svc_detach,
 };

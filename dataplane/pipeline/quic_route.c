@@ -37,6 +37,7 @@
 #include <openssl/rand.h>
 
 #include "qgate/clock.h"
+#include "qgate/degrade.h"
 #include "qgate/hash.h"
 #include "qgate/quic.h"
 #include "qgate/retry_token.h"
@@ -110,13 +111,13 @@ static inline int parse_short(const uint8_t *data, uint32_t len, size_t dcid_len
 
 /*
  * The flow leads to the backend whose server ID is sid: the same answer as
- * f->backend == slot_base + qg_svc_member_by_server_id(sid), as server IDs
+ * f->backend == the slot of qg_svc_member_by_server_id(sid), as server IDs
  * are unique in a service, without its binary search.
  */
-static inline int flow_has_sid(const struct qg_svc *s, const struct qg_flow *f, const uint8_t *sid,
-			       size_t sid_len)
+static inline int flow_has_sid(const struct qg_svc_table *t, const struct qg_svc *s, const struct qg_flow *f,
+			       const uint8_t *sid, size_t sid_len)
 {
-	uint32_t m = f->backend - s->slot_base;
+	uint32_t m = qg_svc_slot_member(t, s, f->backend);
 
 	return m < s->n_backends && s->backends[m].server_id_len == sid_len &&
 	       memcmp(s->backends[m].server_id, sid, sid_len) == 0;
@@ -153,13 +154,20 @@ static int rate_allows(struct qg_relay *r, const struct qg_svc *s, const struct 
 	struct qg_relay_tb *b;
 	uint64_t tokens;
 
-	if (!s->quic.new_conn_rate || !r->tb)
+	uint32_t rate = s->quic.new_conn_rate, burst = s->quic.new_conn_burst;
+
+	if (!rate || !r->tb)
 		return 1;
+	/* Degradation level protect and above: each source gets a quarter of its usual allowance. */
+	if (unlikely(r->table->level >= QG_DEGRADE_PROTECT)) {
+		rate = rate / 4 ? rate / 4 : 1;
+		burst = burst / 4 ? burst / 4 : 1;
+	}
 	b = &r->tb[qg_hash_ip(src, r->tb_seed) & (QG_RELAY_TB_SIZE - 1)];
 	/* Milli-tokens: rate per second is rate milli-tokens per millisecond. */
-	tokens = b->milli + (uint64_t)(uint32_t)(now_ms - b->last_ms) * s->quic.new_conn_rate;
-	if (b->last_ms == 0 || tokens > (uint64_t)s->quic.new_conn_burst * 1000)
-		tokens = (uint64_t)s->quic.new_conn_burst * 1000;
+	tokens = b->milli + (uint64_t)(uint32_t)(now_ms - b->last_ms) * rate;
+	if (b->last_ms == 0 || tokens > (uint64_t)burst * 1000)
+		tokens = (uint64_t)burst * 1000;
 	b->last_ms = now_ms ? now_ms : 1;
 	if (tokens < 1000) {
 		b->milli = (uint32_t)tokens;
@@ -407,7 +415,7 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 			tuple = qg_flow_lookup_hashed(r->flows, p->svc, &p->peer, hash, now_ms);
 			tuple_known = 1;
 			if (tuple != QG_FLOW_NONE &&
-			    flow_has_sid(s, qg_flow_get(r->flows, tuple), sid, sid_len)) {
+			    flow_has_sid(r->table, s, qg_flow_get(r->flows, tuple), sid, sid_len)) {
 				*flow = tuple;
 				return QG_QROUTE_FORWARD;
 			}
@@ -421,7 +429,7 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 	if (idx != QG_CID_NONE) {
 		const struct qg_flow *f = qg_flow_get(r->flows, idx);
 
-		if (f && (member == QG_LB_NONE || f->backend == s->slot_base + member)) {
+		if (f && (member == QG_LB_NONE || f->backend == s->backends[member].slot)) {
 			qg_ctr_add(r->ctr, QG_CTR_QUIC_CID_ROUTED, 1);
 			*flow = use_flow(r, idx, p, now_ms);
 			return *flow == QG_FLOW_NONE ? QG_QROUTE_DROP : QG_QROUTE_FORWARD;
@@ -432,7 +440,7 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 	if (idx != QG_FLOW_NONE) {
 		const struct qg_flow *f = qg_flow_get(r->flows, idx);
 
-		if (member == QG_LB_NONE || f->backend == s->slot_base + member) {
+		if (member == QG_LB_NONE || f->backend == s->backends[member].slot) {
 			if (h.form == QG_QUIC_FORM_LONG)
 				learn(r, p->svc, h.dcid, h.dcid_len, idx);
 			*flow = idx;
@@ -445,7 +453,9 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 	sel_cid = h.dcid;
 	sel_len = h.dcid_len;
 	/* Retry first: it creates no state, so spoofed Initials neither open flows nor drain buckets. */
-	if (r->retry && s->quic.retry == QG_CONFIG_RETRY_ON &&
+	if (r->retry &&
+	    (s->quic.retry == QG_CONFIG_RETRY_ON ||
+	     (s->quic.retry == QG_CONFIG_RETRY_UNDER_ATTACK && r->table->level >= QG_DEGRADE_PROTECT)) &&
 	    (h.type == QG_QUIC_TYPE_INITIAL || h.type == QG_QUIC_TYPE_ZERO_RTT ||
 	     h.type == QG_QUIC_TYPE_HANDSHAKE)) {
 		rc = retry_gate(r, p, s, q, &h, member, now_ms, odcid, &sel_len);
@@ -504,52 +514,60 @@ static int retry_init(struct qg_relay *r)
 	return rc;
 }
 
-int qg_quic_relay_init(struct qg_relay *r, uint32_t flows)
+int qg_quic_relay_svc_init(struct qg_relay *r, uint32_t i)
 {
-	int any = 0, rc;
+	const struct qg_svc *s = &r->table->svc[i];
+	struct qg_relay_quic *q = &r->quic[i];
+	uint32_t flows = r->flow_cap;
+	int rc;
 
-	for (uint32_t i = 0; i < r->n_services; i++) {
-		const struct qg_svc *s = &r->table->svc[i];
-		struct qg_relay_quic *q = &r->quic[i];
+	qg_quic_relay_svc_fini(r, i);
+	if (s->protocol != QG_CONFIG_PROTO_QUIC)
+		return 0;
+	/* Each worker owns its configs: the cipher contexts inside must not be shared. */
+	for (uint32_t k = 0; k < s->quic.n_lb; k++) {
+		const struct qg_config_quic_lb *c = &s->quic.lb[k];
 
-		qg_quic_lb_ring_init(&q->ring);
-		if (s->protocol != QG_CONFIG_PROTO_QUIC)
-			continue;
-		any = 1;
-		/* Each worker owns its configs: the cipher contexts inside must not be shared. */
-		for (uint32_t k = 0; k < s->quic.n_lb; k++) {
-			const struct qg_config_quic_lb *c = &s->quic.lb[k];
-
-			rc = qg_quic_lb_config_create(c->config_id, c->server_id_len, c->nonce_len,
-						      c->has_key ? c->key : NULL, &q->own[k]);
-			if (rc)
-				return rc;
-			qg_quic_lb_ring_set(&q->ring, q->own[k]);
-			q->has_lb = 1;
-		}
-		/* under_attack is accepted but acts as off for now (dataplane.c says so at start). */
-		if (s->quic.retry == QG_CONFIG_RETRY_ON && !r->retry) {
-			rc = retry_init(r);
-			if (rc)
-				return rc;
-		}
-		if (s->quic.new_conn_rate && !r->tb) {
-			r->tb = calloc(QG_RELAY_TB_SIZE, sizeof(*r->tb));
-			if (!r->tb)
-				return -ENOMEM;
-		}
+		rc = qg_quic_lb_config_create(c->config_id, c->server_id_len, c->nonce_len,
+					      c->has_key ? c->key : NULL, &q->own[k]);
+		if (rc)
+			return rc;
+		qg_quic_lb_ring_set(&q->ring, q->own[k]);
+		q->has_lb = 1;
 	}
-	if (!any)
+	/* under_attack needs the keys ready for when the degradation level reaches protect. */
+	if (s->quic.retry != QG_CONFIG_RETRY_OFF && !r->retry) {
+		rc = retry_init(r);
+		if (rc)
+			return rc;
+	}
+	if (s->quic.new_conn_rate && !r->tb) {
+		r->tb = calloc(QG_RELAY_TB_SIZE, sizeof(*r->tb));
+		if (!r->tb)
+			return -ENOMEM;
+	}
+	if (r->cids)
 		return 0;
 	/* Each flow keeps up to QG_CID_PER_FLOW CIDs; two per flow covers the common case. */
 	return qg_cid_table_create(flows * 2 > flows ? flows * 2 : flows, flows, r->tb_seed, &r->cids);
 }
 
+void qg_quic_relay_svc_fini(struct qg_relay *r, uint32_t i)
+{
+	struct qg_relay_quic *q = &r->quic[i];
+
+	for (uint32_t k = 0; k < QG_CONFIG_QUIC_MAX_LB; k++) {
+		qg_quic_lb_config_destroy(q->own[k]);
+		q->own[k] = NULL;
+	}
+	memset(q, 0, sizeof(*q));
+	qg_quic_lb_ring_init(&q->ring);
+}
+
 void qg_quic_relay_fini(struct qg_relay *r)
 {
-	for (uint32_t i = 0; r->quic && i < r->n_services; i++)
-		for (uint32_t k = 0; k < QG_CONFIG_QUIC_MAX_LB; k++)
-			qg_quic_lb_config_destroy(r->quic[i].own[k]);
+	for (uint32_t i = 0; r->quic && i < r->svc_cap; i++)
+		qg_quic_relay_svc_fini(r, i);
 	qg_cid_table_destroy(r->cids);
 	qg_retry_keys_destroy(r->retry);
 	free(r->tb);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qgate/degrade.h"
 #include "qgate/flow.h"
 #include "qgate/hash.h"
 #include "qgate/log.h"
@@ -52,8 +53,10 @@ uint32_t qg_relay_select(struct qg_relay *r, uint16_t svc_idx, const struct qg_s
 	case QG_CONFIG_POLICY_WRR:
 		return qg_wrr_next(r->wrr[svc_idx]);
 	case QG_CONFIG_POLICY_LEAST_CONN:
-		return qg_lc_pick(&r->slot_active[s->slot_base], s->weights, s->n_backends,
-				  &r->lc_cursor[svc_idx]);
+		/* Slots of a service need not be adjacent (reloads): gather their counts. */
+		for (uint32_t b = 0; b < s->n_backends; b++)
+			r->lc_active[b] = r->slot_active[s->backends[b].slot];
+		return qg_lc_pick(r->lc_active, s->weights, s->n_backends, &r->lc_cursor[svc_idx]);
 	default:
 		return qg_maglev_lookup(s->maglev, hash);
 	}
@@ -70,6 +73,12 @@ uint32_t qg_relay_new_flow_to(struct qg_relay *r, const struct qg_pkt *p, uint32
 		qg_ctr_add(r->ctr, QG_CTR_DROP_DRAINING, 1);
 		return QG_FLOW_NONE;
 	}
+	/* Graceful degradation: shed refuses low-priority services, essential every new flow. */
+	if (unlikely(r->table->level >= QG_DEGRADE_SHED) &&
+	    (r->table->level >= QG_DEGRADE_ESSENTIAL || s->priority == QG_CONFIG_PRIORITY_LOW)) {
+		qg_ctr_add(r->ctr, QG_CTR_DROP_SHED, 1);
+		return QG_FLOW_NONE;
+	}
 	if (unlikely(member == QG_LB_NONE || member >= s->n_backends)) {
 		qg_ctr_add(r->ctr, QG_CTR_DROP_NO_BACKEND, 1);
 		return QG_FLOW_NONE;
@@ -81,7 +90,7 @@ uint32_t qg_relay_new_flow_to(struct qg_relay *r, const struct qg_pkt *p, uint32
 	}
 	f = qg_flow_get(r->flows, idx);
 	QG_STORE_RELAXED(&r->svc_active[p->svc], r->svc_active[p->svc] + 1);
-	slot = s->slot_base + member;
+	slot = s->backends[member].slot;
 	rc = r->ops->upstream_open(r->io, slot, &s->backends[member].addr, &up);
 	if (unlikely(rc || up >= r->max_upstreams)) {
 		qg_ctr_add(r->ctr, rc == -ENOSPC ? QG_CTR_DROP_UPSTREAM_EXHAUSTED : QG_CTR_DROP_UPSTREAM_OPEN,
@@ -121,10 +130,10 @@ static uint32_t relay_rehome(struct qg_relay *r, const struct qg_pkt *p, uint32_
 {
 	const struct qg_svc *s = &r->table->svc[p->svc];
 	const struct qg_flow *f = qg_flow_get(r->flows, idx);
-	uint32_t member;
+	uint32_t member = qg_svc_slot_member(r->table, s, f->backend);
 
-	if (likely(!s->rehome || f->backend - s->slot_base >= s->n_backends ||
-		   s->backends[f->backend - s->slot_base].up))
+	/* A backend removed by a reload counts as down. */
+	if (likely(!s->rehome || (member != QG_LB_NONE && s->backends[member].up)))
 		return idx;
 	member = qg_relay_select(r, p->svc, s, qg_relay_client_hash(s, &p->peer));
 	if (member == QG_LB_NONE)
@@ -202,7 +211,7 @@ void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_
 				r->drop[nd++] = *p;
 				continue;
 			}
-			if (unlikely(p->svc >= r->n_services)) {
+			if (unlikely(p->svc >= r->n_services || !r->svc_uid[p->svc])) {
 				qg_ctr_add(r->ctr, QG_CTR_DROP_NO_SERVICE, 1);
 				r->drop[nd++] = *p;
 				continue;
@@ -277,16 +286,64 @@ unsigned qg_relay_expire(struct qg_relay *r, uint32_t now_ms, unsigned budget)
 	return qg_flow_expire(r->flows, now_ms, budget);
 }
 
+/* Drop a service's per-worker selection and QUIC state. */
+static void relay_svc_teardown(struct qg_relay *r, uint32_t i)
+{
+	qg_wrr_destroy(r->wrr[i]);
+	r->wrr[i] = NULL;
+	r->lc_cursor[i] = 0;
+	qg_quic_relay_svc_fini(r, i);
+}
+
+/* Build a service's per-worker state from the current table. 0 or -errno. */
+static int relay_svc_setup(struct qg_relay *r, uint32_t i)
+{
+	const struct qg_svc *s = &r->table->svc[i];
+	int rc = 0;
+
+	relay_svc_teardown(r, i);
+	qg_flow_set_service(r->flows, (uint16_t)i, s->idle_timeout_ms, s->max_flows_per_client);
+	if (s->policy == QG_CONFIG_POLICY_WRR && s->n_backends)
+		rc = qg_wrr_create(s->weights, s->n_backends, &r->wrr[i]);
+	if (rc == 0)
+		rc = qg_quic_relay_svc_init(r, i);
+	return rc;
+}
+
 void qg_relay_set_table(struct qg_relay *r, const struct qg_svc_table *t)
 {
-	r->table = t;
-	for (uint32_t i = 0; i < t->n_services && i < r->n_services; i++) {
-		const struct qg_svc *s = &t->svc[i];
+	uint32_t n = t->n_services > r->n_services ? t->n_services : r->n_services;
 
+	r->table = t;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct qg_svc *s = i < t->n_services ? &t->svc[i] : NULL;
+		uint32_t uid = s ? s->uid : 0;
+		int rc;
+
+		if (r->svc_uid[i] != uid) {
+			/* Removed, or its listen address changed: its flows cannot be answered any more. */
+			if (r->svc_uid[i])
+				qg_flow_remove_service(r->flows, (uint16_t)i);
+			relay_svc_teardown(r, i);
+			r->svc_uid[i] = uid;
+			r->svc_ver[i] = 0;
+		}
+		if (!uid)
+			continue;
+		if (r->svc_ver[i] != s->version) {
+			/* A reload changed its settings: rebuilt here, on the worker, between bursts. */
+			rc = relay_svc_setup(r, i);
+			if (rc)
+				QG_LOG_ERR("service %s: cannot set up its worker state: %s", s->name,
+					   strerror(-rc));
+			r->svc_ver[i] = s->version;
+			continue;
+		}
 		if (r->wrr[i])
 			qg_wrr_set_weights(r->wrr[i], s->weights, s->n_backends);
-		qg_flow_set_service(r->flows, (uint16_t)i, s->idle_timeout_ms, s->max_flows_per_client);
 	}
+	r->n_services = t->n_services;
+	r->n_slots = t->n_slots;
 }
 
 const struct qg_relay_bstat *qg_relay_bstats(const struct qg_relay *r)
@@ -296,7 +353,7 @@ const struct qg_relay_bstat *qg_relay_bstats(const struct qg_relay *r)
 
 uint64_t qg_relay_flows_active(const struct qg_relay *r, unsigned svc)
 {
-	return svc < r->n_services ? QG_LOAD_RELAXED(&r->svc_active[svc]) : 0;
+	return svc < r->svc_cap ? QG_LOAD_RELAXED(&r->svc_active[svc]) : 0;
 }
 
 int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
@@ -304,8 +361,12 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	const struct qg_svc_table *t = p->table;
 	struct qg_flow_table_params fp;
 	struct qg_relay *r;
+	uint32_t sc = QG_CONFIG_MAX_SERVICES, kc;
 	int rc = -ENOMEM;
 
+	kc = p->slot_cap > t->n_slots ? p->slot_cap : t->n_slots;
+	if (t->n_services > sc)
+		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -313,45 +374,41 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	r->io = p->io;
 	r->ctr = p->ctr;
 	r->table = t;
-	r->n_services = t->n_services;
-	r->n_slots = t->n_slots;
+	r->svc_cap = sc;
+	r->slot_cap = kc;
+	r->flow_cap = p->flows;
 	r->max_upstreams = p->max_upstreams;
 	r->burst = p->burst;
 	r->up_flow = malloc(sizeof(*r->up_flow) * p->max_upstreams);
-	r->bstat = aligned_alloc(QG_CACHE_LINE, (sizeof(*r->bstat) * (t->n_slots + 1) + QG_CACHE_LINE - 1) /
-							QG_CACHE_LINE * QG_CACHE_LINE);
-	r->slot_active = calloc(t->n_slots + 1, sizeof(*r->slot_active));
-	r->svc_active = calloc(t->n_services + 1, sizeof(*r->svc_active));
-	r->wrr = calloc(t->n_services + 1, sizeof(*r->wrr));
-	r->lc_cursor = calloc(t->n_services + 1, sizeof(*r->lc_cursor));
-	r->timeouts = calloc(t->n_services + 1, sizeof(*r->timeouts));
-	r->limits = calloc(t->n_services + 1, sizeof(*r->limits));
+	r->bstat = aligned_alloc(QG_CACHE_LINE,
+				 (sizeof(*r->bstat) * (kc + 1) + QG_CACHE_LINE - 1) / QG_CACHE_LINE * QG_CACHE_LINE);
+	r->slot_active = calloc(kc + 1, sizeof(*r->slot_active));
+	r->lc_active = calloc(QG_CONFIG_MAX_BACKENDS, sizeof(*r->lc_active));
+	r->svc_active = calloc(sc, sizeof(*r->svc_active));
+	r->svc_uid = calloc(sc, sizeof(*r->svc_uid));
+	r->svc_ver = calloc(sc, sizeof(*r->svc_ver));
+	r->wrr = calloc(sc, sizeof(*r->wrr));
+	r->lc_cursor = calloc(sc, sizeof(*r->lc_cursor));
+	r->timeouts = calloc(sc, sizeof(*r->timeouts));
+	r->limits = calloc(sc, sizeof(*r->limits));
 	r->to_backend = calloc(p->burst, sizeof(struct qg_pkt));
 	r->to_client = calloc(p->burst, sizeof(struct qg_pkt));
 	r->drop = calloc(p->burst, sizeof(struct qg_pkt));
 	r->hash = calloc(p->burst, sizeof(*r->hash));
-	r->quic = calloc(t->n_services + 1, sizeof(*r->quic));
+	r->quic = calloc(sc, sizeof(*r->quic));
 	if (!r->hash || !r->quic || !r->up_flow || !r->bstat || !r->slot_active || !r->svc_active ||
 	    !r->wrr || !r->lc_cursor || !r->timeouts || !r->limits || !r->to_backend || !r->to_client ||
-	    !r->drop)
+	    !r->drop || !r->lc_active || !r->svc_uid || !r->svc_ver)
 		goto err;
-	memset(r->bstat, 0, sizeof(*r->bstat) * (t->n_slots + 1));
+	memset(r->bstat, 0, sizeof(*r->bstat) * (kc + 1));
 	for (uint32_t i = 0; i < p->max_upstreams; i++)
 		r->up_flow[i] = QG_FLOW_NONE;
-	for (uint32_t i = 0; i < t->n_services; i++) {
-		const struct qg_svc *s = &t->svc[i];
-
-		r->timeouts[i] = s->idle_timeout_ms;
-		r->limits[i] = s->max_flows_per_client;
-		if (s->policy == QG_CONFIG_POLICY_WRR) {
-			rc = qg_wrr_create(s->weights, s->n_backends, &r->wrr[i]);
-			if (rc)
-				goto err;
-		}
-	}
+	for (uint32_t i = 0; i < sc; i++)
+		qg_quic_lb_ring_init(&r->quic[i].ring);
+	/* Room for every service index a reload may use; services set their own values below. */
 	memset(&fp, 0, sizeof(fp));
 	fp.capacity = p->flows;
-	fp.n_services = t->n_services;
+	fp.n_services = sc;
 	fp.idle_timeout_ms = r->timeouts;
 	fp.max_flows_per_client = r->limits;
 	fp.seed = p->seed;
@@ -363,11 +420,20 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 		goto err;
 	}
 	r->tb_seed = p->seed ^ 0x5bd1e9955bd1e995ULL;
-	rc = qg_quic_relay_init(r, p->flows);
-	if (rc) {
-		QG_LOG_ERR("cannot set up QUIC routing state: %s", strerror(-rc));
-		goto err;
+	for (uint32_t i = 0; i < t->n_services; i++) {
+		if (!t->svc[i].uid)
+			continue;
+		rc = relay_svc_setup(r, i);
+		if (rc) {
+			QG_LOG_ERR("service %s: cannot set up its worker state: %s", t->svc[i].name,
+				   strerror(-rc));
+			goto err;
+		}
+		r->svc_uid[i] = t->svc[i].uid;
+		r->svc_ver[i] = t->svc[i].version;
 	}
+	r->n_services = t->n_services;
+	r->n_slots = t->n_slots;
 	*out = r;
 	return 0;
 err:
@@ -392,9 +458,12 @@ void qg_relay_destroy(struct qg_relay *r)
 		qg_flow_foreach(r->flows, relay_close_upstream, r);
 		qg_flow_table_destroy(r->flows);
 	}
-	for (uint32_t i = 0; r->wrr && i < r->n_services; i++)
+	for (uint32_t i = 0; r->wrr && i < r->svc_cap; i++)
 		qg_wrr_destroy(r->wrr[i]);
 	free(r->wrr);
+	free(r->svc_uid);
+	free(r->svc_ver);
+	free(r->lc_active);
 	free(r->up_flow);
 	free(r->bstat);
 	free(r->slot_active);

@@ -34,7 +34,8 @@ struct qg_relay_params {
 	uint32_t flows;			  /* flow-table capacity */
 	uint32_t max_upstreams;		  /* size of the upstream -> flow map */
 	uint32_t burst;
-	uint64_t seed; /* flow-table hash seed */
+	uint32_t slot_cap; /* backend slots any table may use (reloads add slots up to this) */
+	uint64_t seed;	   /* flow-table hash seed */
 };
 
 struct qg_relay;
@@ -46,8 +47,10 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out);
 void qg_relay_destroy(struct qg_relay *r);
 
 /**
- * Switch to a newer table (same services and backends, other weights).
- * Allocation-free: the worker calls it when it sees a new generation.
+ * Switch to a newer table. Weight and health changes cost nothing; a
+ * service whose settings changed (a reload) has its worker state rebuilt,
+ * and the flows of a removed service (or one whose listen address changed)
+ * are removed. The worker calls it between bursts when it sees a new table.
  */
 void qg_relay_set_table(struct qg_relay *r, const struct qg_svc_table *t);
 

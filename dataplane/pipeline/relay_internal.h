@@ -44,9 +44,15 @@ struct qg_relay {
 	struct qg_flow_table *flows;
 	uint32_t *up_flow; /* upstream -> flow index */
 	uint32_t max_upstreams;
-	uint32_t n_services;
+	uint32_t n_services; /* of the current table, holes included */
 	uint32_t n_slots;
+	uint32_t svc_cap;  /* per-service arrays: room for any table a reload brings */
+	uint32_t slot_cap; /* per-slot arrays */
+	uint32_t flow_cap;
 	uint32_t burst;
+	uint32_t *svc_uid;   /* per service: incarnation whose state this worker holds, 0 none */
+	uint32_t *svc_ver;   /* per service: settings version of that state */
+	uint32_t *lc_active; /* least_conn scratch: a service's slot counts, gathered */
 	struct qg_relay_bstat *bstat; /* per backend slot */
 	uint32_t *slot_active;	      /* per backend slot: what least_conn compares */
 	uint64_t *svc_active;	      /* per service */
@@ -80,10 +86,17 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 /** Learn the SCID of a backend's long-header packet for flow idx. */
 void qg_quic_learn_reply(struct qg_relay *r, const struct qg_pkt *p, uint16_t svc, uint32_t idx);
 
-/** Per-worker QUIC state (QUIC-LB contexts, Retry keys, CID table, buckets). 0 or -errno. */
-int qg_quic_relay_init(struct qg_relay *r, uint32_t flows);
+/**
+ * (Re)build the worker's QUIC state of service i from the current table:
+ * QUIC-LB contexts; Retry keys, token buckets and the CID table are created
+ * the first time a service needs them. 0 or -errno.
+ */
+int qg_quic_relay_svc_init(struct qg_relay *r, uint32_t i);
 
-/** Free it. */
+/** Free service i's QUIC state (QUIC-LB contexts, learned CID lengths). */
+void qg_quic_relay_svc_fini(struct qg_relay *r, uint32_t i);
+
+/** Free all QUIC state. */
 void qg_quic_relay_fini(struct qg_relay *r);
 
 /* Member index of the backend for a new flow (hash: the flow key's selection hash), or QG_LB_NONE. */

@@ -76,29 +76,44 @@ uint32_t qg_svc_member_by_server_id(const struct qg_svc *s, const uint8_t *sid, 
 static int svc_alloc_backends(struct qg_svc *s, uint32_t n)
 {
 	s->n_backends = n;
-	s->backends = calloc(n, sizeof(*s->backends));
-	s->weights = calloc(n, sizeof(*s->weights));
+	s->backends = calloc(n + 1, sizeof(*s->backends));
+	s->weights = calloc(n + 1, sizeof(*s->weights));
 	return s->backends && s->weights ? 0 : -ENOMEM;
 }
 
-int qg_svc_table_build(const struct qg_config *cfg, uint64_t generation, struct qg_svc_table **out)
+int qg_svc_table_build_mapped(const struct qg_config *cfg, uint64_t generation, const struct qg_svc_map *map,
+			      struct qg_svc_table **out)
 {
 	struct qg_svc_table *t;
-	uint32_t slot = 0;
 	int rc = -ENOMEM;
 
+	if (map->n_services < cfg->n_services || map->n_services > QG_CONFIG_MAX_SERVICES)
+		return -EINVAL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->generation = generation;
-	t->n_services = cfg->n_services;
-	t->svc = calloc(cfg->n_services ? cfg->n_services : 1, sizeof(*t->svc));
-	if (!t->svc)
+	t->n_services = map->n_services;
+	t->n_slots = map->n_slots;
+	t->svc = calloc(map->n_services ? map->n_services : 1, sizeof(*t->svc));
+	t->slot_member = malloc(sizeof(*t->slot_member) * (map->n_slots ? map->n_slots : 1));
+	if (!t->svc || !t->slot_member)
 		goto err;
+	for (uint32_t k = 0; k < map->n_slots; k++)
+		t->slot_member[k] = QG_LB_NONE;
+	/* Holes: no backends, no listen address; packets still in flight for them count as no_service. */
+	for (uint32_t i = 0; i < map->n_services; i++) {
+		t->svc[i].uid = map->uid[i];
+		t->svc[i].version = map->version[i];
+	}
 	for (uint32_t i = 0; i < cfg->n_services; i++) {
 		const struct qg_config_service *c = &cfg->services[i];
-		struct qg_svc *s = &t->svc[i];
+		struct qg_svc *s;
 
+		rc = -EINVAL;
+		if (map->index[i] >= map->n_services)
+			goto err;
+		s = &t->svc[map->index[i]];
 		memcpy(s->name, c->name, sizeof(s->name));
 		s->listen = c->listen;
 		s->policy = (uint8_t)c->policy;
@@ -106,33 +121,74 @@ int qg_svc_table_build(const struct qg_config *cfg, uint64_t generation, struct 
 		s->idle_timeout_ms = c->idle_timeout_ms;
 		s->max_flows_per_client = c->max_flows_per_client;
 		s->maglev_size = c->maglev_table_size ? c->maglev_table_size : QG_LB_MAGLEV_DEFAULT_SIZE;
-		s->slot_base = slot;
 		rc = svc_alloc_backends(s, c->n_backends);
 		if (rc)
 			goto err;
 		s->protocol = (uint8_t)c->protocol;
 		s->quic = c->quic;
 		s->rehome = c->on_backend_down == QG_CONFIG_ON_DOWN_REHOME;
+		s->priority = (uint8_t)c->priority;
 		for (uint32_t b = 0; b < c->n_backends; b++) {
+			uint32_t slot = map->slot[i][b];
+
+			rc = -EINVAL;
+			if (slot >= map->n_slots || t->slot_member[slot] != QG_LB_NONE)
+				goto err;
+			t->slot_member[slot] = b;
+			s->backends[b].slot = slot;
 			s->backends[b].addr = c->backends[b].addr;
 			s->backends[b].weight = c->backends[b].weight;
-			s->backends[b].up = 1;
+			s->backends[b].up = map->up ? map->up[i][b] : 1;
 			s->backends[b].server_id_len = c->backends[b].server_id_len;
 			memcpy(s->backends[b].server_id, c->backends[b].server_id,
 			       sizeof(s->backends[b].server_id));
 		}
-		slot += c->n_backends;
 		rc = svc_build_selection(s);
 		if (rc == 0)
 			rc = svc_build_sid_index(s);
 		if (rc)
 			goto err;
 	}
-	t->n_slots = slot;
 	*out = t;
 	return 0;
 err:
 	qg_svc_table_free(t);
+	return rc;
+}
+
+int qg_svc_table_build(const struct qg_config *cfg, uint64_t generation, struct qg_svc_table **out)
+{
+	uint32_t n = cfg->n_services, slot = 0;
+	struct qg_svc_map map;
+	int rc = -ENOMEM;
+
+	memset(&map, 0, sizeof(map));
+	map.n_services = n;
+	map.index = calloc(n + 1, sizeof(*map.index));
+	map.uid = calloc(n + 1, sizeof(*map.uid));
+	map.version = calloc(n + 1, sizeof(*map.version));
+	map.slot = calloc(n + 1, sizeof(*map.slot));
+	if (!map.index || !map.uid || !map.version || !map.slot)
+		goto out;
+	for (uint32_t i = 0; i < n; i++) {
+		map.index[i] = i;
+		map.uid[i] = i + 1;
+		map.version[i] = 1;
+		map.slot[i] = calloc(cfg->services[i].n_backends + 1, sizeof(uint32_t));
+		if (!map.slot[i])
+			goto out;
+		for (uint32_t b = 0; b < cfg->services[i].n_backends; b++)
+			map.slot[i][b] = slot++;
+	}
+	map.n_slots = slot;
+	rc = qg_svc_table_build_mapped(cfg, generation, &map, out);
+out:
+	for (uint32_t i = 0; map.slot && i < n; i++)
+		free(map.slot[i]);
+	free(map.slot);
+	free(map.index);
+	free(map.uid);
+	free(map.version);
 	return rc;
 }
 
@@ -148,9 +204,11 @@ static int svc_table_with_backend(const struct qg_svc_table *old, unsigned s, un
 		return -ENOMEM;
 	*t = *old;
 	t->generation = old->generation + 1;
-	t->svc = calloc(old->n_services, sizeof(*t->svc));
-	if (!t->svc)
+	t->svc = calloc(old->n_services ? old->n_services : 1, sizeof(*t->svc));
+	t->slot_member = malloc(sizeof(*t->slot_member) * (old->n_slots ? old->n_slots : 1));
+	if (!t->svc || !t->slot_member)
 		goto err;
+	memcpy(t->slot_member, old->slot_member, sizeof(*t->slot_member) * old->n_slots);
 	for (uint32_t i = 0; i < old->n_services; i++) {
 		struct qg_svc *n = &t->svc[i];
 
@@ -159,6 +217,8 @@ static int svc_table_with_backend(const struct qg_svc_table *old, unsigned s, un
 		n->backends = NULL;
 		n->weights = NULL;
 		n->sid_order = NULL;
+		if (n->uid == 0)
+			continue; /* a hole */
 		rc = svc_alloc_backends(n, old->svc[i].n_backends);
 		if (rc)
 			goto err;
@@ -212,6 +272,15 @@ int qg_svc_table_with_draining(const struct qg_svc_table *old, struct qg_svc_tab
 	return rc;
 }
 
+int qg_svc_table_with_level(const struct qg_svc_table *old, unsigned level, struct qg_svc_table **out)
+{
+	int rc = svc_table_with_backend(old, UINT32_MAX, 0, NULL, out);
+
+	if (rc == 0)
+		(*out)->level = (uint8_t)level;
+	return rc;
+}
+
 void qg_svc_table_free(struct qg_svc_table *t)
 {
 	if (!t)
@@ -223,5 +292,6 @@ void qg_svc_table_free(struct qg_svc_table *t)
 		free(t->svc[i].sid_order);
 	}
 	free(t->svc);
+	free(t->slot_member);
 	free(t);
 }

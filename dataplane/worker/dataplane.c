@@ -15,20 +15,10 @@
 #include <unistd.h>
 #include <urcu-qsbr.h>
 
-#include "../pipeline/svc_table.h"
-#include "qgate/dataplane.h"
+#include "dataplane_internal.h"
+#include "qgate/degrade.h"
 #include "qgate/log.h"
-#include "worker.h"
-
-struct qg_dataplane {
-	const struct qg_io_ops *ops;
-	struct qg_svc_table *table; /* RCU-published */
-	unsigned n_workers;
-	struct qg_worker *workers;
-	pthread_mutex_t ctl_lock; /* serialises control-side writers, never taken by workers */
-	int running;
-	int setup_done; /* the backend's process-wide setup ran: tear it down last */
-};
+#include "telemetry.h"
 
 /* Each upstream is a socket: make sure the open-file limit fits them, or shrink the pool. */
 static uint32_t fit_fd_limit(uint32_t per_worker, unsigned workers, unsigned services)
@@ -82,6 +72,10 @@ static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned id
 	w->burst = d->burst;
 	w->ops = dp->ops;
 	w->table = &dp->table;
+	w->handoff = &dp->handoff[(size_t)idx * QG_CONFIG_MAX_SERVICES];
+	w->io_uid = &dp->io_uid[(size_t)idx * QG_CONFIG_MAX_SERVICES];
+	for (uint32_t s = 0; s < dp->table->n_services; s++)
+		w->io_uid[s] = dp->table->svc[s].uid; /* create() below binds them */
 	memset(&iop, 0, sizeof(iop));
 	iop.worker = idx;
 	iop.n_services = cfg->n_services;
@@ -108,6 +102,7 @@ static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned id
 	rp.flows = d->flows_per_core;
 	rp.max_upstreams = upstreams; /* what the instance really holds */
 	rp.burst = d->burst;
+	rp.slot_cap = dp->slot_cap;
 	rp.seed = seed;
 	return qg_relay_create(&rp, &w->relay);
 }
@@ -135,6 +130,28 @@ int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 	rc = qg_svc_table_build(cfg, 1, &dp->table);
 	if (rc)
 		goto err;
+	rc = -ENOMEM;
+	/* Reloads add backends: room for twice today's, at least 1024 more, within what I/O can number. */
+	dp->slot_cap = dp->table->n_slots * 2 > dp->table->n_slots + 1024 ? dp->table->n_slots * 2
+									    : dp->table->n_slots + 1024;
+	if (dp->slot_cap > QG_IO_MAX_BACKEND_SLOTS)
+		dp->slot_cap = QG_IO_MAX_BACKEND_SLOTS;
+	dp->dcfg = cfg->dataplane;
+	dp->next_uid = cfg->n_services + 1;
+	dp->n_cfg = cfg->n_services;
+	dp->svc_cfg = calloc(QG_CONFIG_MAX_SERVICES, sizeof(*dp->svc_cfg));
+	dp->handoff = malloc(sizeof(int) * QG_CONFIG_MAX_SERVICES * d->n_cores);
+	dp->io_uid = calloc((size_t)QG_CONFIG_MAX_SERVICES * d->n_cores, sizeof(*dp->io_uid));
+	dp->slot_base = calloc(dp->slot_cap + 1, sizeof(*dp->slot_base));
+	if (!dp->svc_cfg || !dp->handoff || !dp->io_uid || !dp->slot_base)
+		goto err;
+	for (size_t k = 0; k < (size_t)QG_CONFIG_MAX_SERVICES * d->n_cores; k++)
+		dp->handoff[k] = -1;
+	for (uint32_t s = 0; s < cfg->n_services; s++) {
+		dp->cfg_index[s] = s;
+		dp->svc_cfg[s] = cfg->services[s];
+		dp->svc_cfg[s].backends = NULL;
+	}
 	if (dp->ops->setup) {
 		rc = dp->ops->setup(cfg);
 		if (rc)
@@ -149,13 +166,6 @@ int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 	memset(dp->workers, 0, sizeof(*dp->workers) * d->n_cores);
 	for (uint32_t s = 0; s < cfg->n_services; s++)
 		listen[s] = cfg->services[s].listen;
-	for (uint32_t s = 0; s < cfg->n_services; s++)
-		if (cfg->services[s].protocol == QG_CONFIG_PROTO_QUIC &&
-		    cfg->services[s].quic.retry == QG_CONFIG_RETRY_UNDER_ATTACK)
-			QG_LOG_WARN(
-				"service %s: quic.retry: under_attack is not implemented yet and acts as off "
-				"(no Retry is sent); retry: on sends Retries",
-				cfg->services[s].name);
 	/* DPDK upstreams are NAT ports, not file descriptors: no open-file limit applies. */
 	if (d->io == QG_CONFIG_IO_DPDK)
 		upstreams = d->upstream_sockets_per_core;
@@ -164,6 +174,9 @@ int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 	for (unsigned i = 0; i < d->n_cores; i++) {
 		dp->n_workers = i + 1;
 		rc = worker_init(dp, &dp->workers[i], i, cfg, upstreams, listen);
+		if (!rc)
+			rc = qg_telemetry_create(i, d->flows_per_core, QG_DATAPLANE_TM_RING_SIZE,
+						 QG_DATAPLANE_TM_PERIOD_MS * 1000000ULL, &dp->workers[i].tm);
 		if (rc)
 			goto err;
 	}
@@ -232,10 +245,18 @@ void qg_dataplane_destroy(struct qg_dataplane *dp)
 	qg_dataplane_stop(dp);
 	for (unsigned i = 0; dp->workers && i < dp->n_workers; i++) {
 		qg_relay_destroy(dp->workers[i].relay);
+		qg_telemetry_destroy(dp->workers[i].tm);
 		if (dp->workers[i].io)
 			dp->ops->destroy(dp->workers[i].io);
 	}
 	free(dp->workers);
+	for (size_t k = 0; dp->handoff && k < (size_t)QG_CONFIG_MAX_SERVICES * dp->dcfg.n_cores; k++)
+		if (dp->handoff[k] >= 0)
+			close(dp->handoff[k]);
+	free(dp->handoff);
+	free(dp->io_uid);
+	free(dp->svc_cfg);
+	free(dp->slot_base);
 	if (dp->setup_done && dp->ops->teardown)
 		dp->ops->teardown();
 	qg_svc_table_free(dp->table);
@@ -253,8 +274,7 @@ unsigned qg_dataplane_workers(const struct qg_dataplane *dp)
 	return dp->n_workers;
 }
 
-/* Swap in nt and free the table it replaces once no worker can hold it. Under ctl_lock. */
-static void dataplane_publish(struct qg_dataplane *dp, struct qg_svc_table *nt)
+void qg_dataplane_publish(struct qg_dataplane *dp, struct qg_svc_table *nt)
 {
 	struct qg_svc_table *old = dp->table;
 
@@ -283,7 +303,7 @@ int qg_dataplane_set_weight(struct qg_dataplane *dp, const char *service, const 
 		}
 	}
 	if (rc == 0)
-		dataplane_publish(dp, nt);
+		qg_dataplane_publish(dp, nt);
 	pthread_mutex_unlock(&dp->ctl_lock);
 	return rc;
 }
@@ -297,7 +317,24 @@ int qg_dataplane_drain(struct qg_dataplane *dp)
 	if (!dp->table->draining) {
 		rc = qg_svc_table_with_draining(dp->table, &nt);
 		if (rc == 0)
-			dataplane_publish(dp, nt);
+			qg_dataplane_publish(dp, nt);
+	}
+	pthread_mutex_unlock(&dp->ctl_lock);
+	return rc;
+}
+
+int qg_dataplane_set_level(struct qg_dataplane *dp, unsigned level)
+{
+	struct qg_svc_table *nt = NULL;
+	int rc = 0;
+
+	if (level > QG_DEGRADE_ESSENTIAL)
+		return -EINVAL;
+	pthread_mutex_lock(&dp->ctl_lock);
+	if (dp->table->level != level) {
+		rc = qg_svc_table_with_level(dp->table, level, &nt);
+		if (rc == 0)
+			qg_dataplane_publish(dp, nt);
 	}
 	pthread_mutex_unlock(&dp->ctl_lock);
 	return rc;
@@ -309,12 +346,13 @@ int qg_dataplane_set_backend_state(struct qg_dataplane *dp, unsigned svc, unsign
 	int rc = -ENOENT;
 
 	pthread_mutex_lock(&dp->ctl_lock);
-	if (svc < dp->table->n_services && b < dp->table->svc[svc].n_backends) {
+	if (svc < dp->n_cfg && b < dp->table->svc[dp->cfg_index[svc]].n_backends) {
+		svc = dp->cfg_index[svc];
 		rc = 0;
 		if (!dp->table->svc[svc].backends[b].up != !up)
 			rc = qg_svc_table_with_state(dp->table, svc, b, up, &nt);
 		if (rc == 0 && nt)
-			dataplane_publish(dp, nt);
+			qg_dataplane_publish(dp, nt);
 	}
 	pthread_mutex_unlock(&dp->ctl_lock);
 	return rc;
@@ -340,16 +378,9 @@ void qg_dataplane_counters(const struct qg_dataplane *dp, struct qg_ctr_block *o
 	}
 }
 
-int qg_dataplane_backend_stats(const struct qg_dataplane *dp, unsigned svc, unsigned b,
-			       struct qg_backend_stats *out)
+void qg_dataplane_slot_sum(const struct qg_dataplane *dp, uint32_t slot, struct qg_backend_stats *out)
 {
-	const struct qg_svc_table *t = dp->table;
-	uint32_t slot;
-
 	memset(out, 0, sizeof(*out));
-	if (svc >= t->n_services || b >= t->svc[svc].n_backends)
-		return -ENOENT;
-	slot = t->svc[svc].slot_base + b;
 	for (unsigned w = 0; w < dp->n_workers; w++) {
 		const struct qg_relay_bstat *s = &qg_relay_bstats(dp->workers[w].relay)[slot];
 
@@ -361,6 +392,28 @@ int qg_dataplane_backend_stats(const struct qg_dataplane *dp, unsigned svc, unsi
 		out->flows_active += QG_LOAD_RELAXED(&s->flows_active);
 		out->refused += QG_LOAD_RELAXED(&s->refused);
 	}
+}
+
+int qg_dataplane_backend_stats(const struct qg_dataplane *dp, unsigned svc, unsigned b,
+			       struct qg_backend_stats *out)
+{
+	const struct qg_svc_table *t = dp->table;
+	const struct qg_backend_stats *base;
+	uint32_t slot;
+
+	memset(out, 0, sizeof(*out));
+	if (svc >= dp->n_cfg || b >= t->svc[dp->cfg_index[svc]].n_backends)
+		return -ENOENT;
+	slot = t->svc[dp->cfg_index[svc]].backends[b].slot;
+	qg_dataplane_slot_sum(dp, slot, out);
+	/* A slot reused by a reload: its new backend's counters start from zero. */
+	base = &dp->slot_base[slot];
+	out->tx_pkts -= base->tx_pkts;
+	out->rx_pkts -= base->rx_pkts;
+	out->tx_bytes -= base->tx_bytes;
+	out->rx_bytes -= base->rx_bytes;
+	out->flows_created -= base->flows_created;
+	out->refused -= base->refused;
 	return 0;
 }
 
@@ -368,7 +421,27 @@ uint64_t qg_dataplane_flows_active(const struct qg_dataplane *dp, unsigned svc)
 {
 	uint64_t n = 0;
 
+	if (svc >= dp->n_cfg)
+		return 0;
+	svc = dp->cfg_index[svc];
 	for (unsigned w = 0; w < dp->n_workers; w++)
 		n += qg_relay_flows_active(dp->workers[w].relay, svc);
 	return n;
+}
+
+unsigned qg_dataplane_telemetry_poll(struct qg_dataplane *dp, qg_dataplane_tm_fn fn, void *ctx)
+{
+	unsigned n = 0;
+
+	for (unsigned w = 0; w < dp->n_workers; w++)
+		n += qg_telemetry_poll(dp->workers[w].tm, fn, ctx);
+	return n;
+}
+
+int qg_dataplane_ring_stats(const struct qg_dataplane *dp, unsigned worker, struct qg_ring_stats *out)
+{
+	if (worker >= dp->n_workers)
+		return -ENOENT;
+	qg_telemetry_stats(dp->workers[worker].tm, out);
+	return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "qgate/clock.h"
 #include "qgate/log.h"
+#include "telemetry.h"
 #include "worker.h"
 
 /*
@@ -31,14 +32,47 @@ static void worker_pin(struct qg_worker *w)
 		QG_LOG_WARN("worker %u: cannot pin to CPU %u: %s", w->idx, w->cpu, strerror(rc));
 }
 
+/*
+ * A reload added, removed or moved services: open (with the socket the
+ * control side made for this worker) or close them in our I/O instance.
+ * Incarnation ids tell a service re-created at the same index apart.
+ */
+static void worker_sync_services(struct qg_worker *w, const struct qg_svc_table *t)
+{
+	for (uint32_t i = 0; i < QG_CONFIG_MAX_SERVICES; i++) {
+		uint32_t uid = i < t->n_services ? t->svc[i].uid : 0;
+		int fd, rc;
+
+		if (likely(w->io_uid[i] == uid))
+			continue;
+		if (w->io_uid[i] && w->ops->svc_detach)
+			w->ops->svc_detach(w->io, i);
+		w->io_uid[i] = 0;
+		if (!uid || !w->ops->svc_attach)
+			continue;
+		fd = w->handoff[i];
+		w->handoff[i] = -1;
+		rc = w->ops->svc_attach(w->io, i, &t->svc[i].listen, fd, uid);
+		if (rc) {
+			QG_LOG_ERR("worker %u: cannot serve service %s: %s", w->idx, t->svc[i].name, strerror(-rc));
+			w->reload_err = rc;
+			continue;
+		}
+		w->io_uid[i] = uid;
+	}
+}
+
 /* Follow the published table; after a quiescent state the old one may be gone. */
 static inline void worker_sync_table(struct qg_worker *w, const struct qg_svc_table **cur)
 {
 	const struct qg_svc_table *t = rcu_dereference(*w->table);
 
 	if (unlikely(t != *cur)) {
+		worker_sync_services(w, t);
 		qg_relay_set_table(w->relay, t);
 		*cur = t;
+		/* The control side waits for this before it calls a reload done. */
+		QG_STORE_RELEASE(&w->applied_gen, t->generation);
 	}
 }
 
@@ -67,7 +101,7 @@ static void worker_loop(struct qg_worker *w)
 		} else {
 			n = w->ops->rx_burst(w->io, pkts, w->burst, 0);
 		}
-		now = (uint32_t)qg_clock_ms();
+		now = (uint32_t)(qg_telemetry_tick(w->tm, w, n) / 1000000); /* one clock read for both */
 		if (n) {
 			qg_relay_burst(w->relay, pkts, n, now);
 			idle = 0;

@@ -23,7 +23,12 @@ struct qg_worker {
 	const struct qg_io_ops *ops;
 	struct qg_io *io;
 	struct qg_relay *relay;
+	struct qg_telemetry *tm;     /* samples and passive events toward the control thread */
 	struct qg_svc_table **table; /* RCU-published pointer owned by the dataplane */
+	int *handoff;		     /* per service: a listening socket the control side opened for us */
+	uint32_t *io_uid;	     /* per service: incarnation our I/O instance serves, 0 none */
+	uint64_t applied_gen;	     /* last table generation applied (release-stored for reloads) */
+	int reload_err;		     /* last service attach error (-errno), read after the ack */
 	pthread_t thread;
 	int thread_started;
 	int stop;   /* set by the control side */

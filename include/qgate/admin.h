@@ -23,6 +23,7 @@ struct qg_dataplane;
 struct qg_registry;
 struct qg_event_bus;
 struct qg_health;
+struct qg_protect;
 
 #define QG_ADMIN_LINE_MAX    1024	/**< longest request line, newline included */
 #define QG_ADMIN_CONN_MAX    16		/**< connections served at once; more get "ERR busy" */
@@ -40,10 +41,17 @@ struct qg_admin_target {
 	struct qg_registry *reg;
 	struct qg_event_bus *bus;
 	const struct qg_health *health; /**< NULL: no health column figures */
+	struct qg_protect *protect;	/**< NULL: "level" is refused (the protect part is not running) */
 	uint32_t *weights;		/**< current weight of every slot (starts as configured) */
 	uint32_t *saved;		/**< weight before "drain", or QG_ADMIN_NOT_DRAINED */
 	uint64_t start_ns;		/**< qg_clock_ns() when qgate started (uptime) */
 	uint64_t part_since_ns[QG_ADMIN_PARTS_MAX]; /**< when part i (registry index) last became running */
+	/**
+	 * "reload" (NULL: refused): reload the configuration file; msg gets a
+	 * summary, or every error as FILE:LINE:COLUMN lines. 0 or -errno.
+	 */
+	int (*reload)(void *ctx, char *msg, size_t len);
+	void *reload_ctx;
 };
 
 /** Allocate weights and saved for cfg (weights as configured, nothing drained). @return 0 or -ENOMEM. */

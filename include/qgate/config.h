@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "qgate/addr.h"
+#include "qgate/degrade.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,13 +57,38 @@ enum qg_config_hash {
 #define QG_CONFIG_QUIC_MAX_VERSIONS 16
 #define QG_CONFIG_QUIC_CID_MAX	    20 /* QUIC v1 connection IDs */
 
+#define QG_CONFIG_MAX_PATHS 4 /* transport paths per backend */
+
+/** Transport of a backend path (the values of enum qg_transport_kind, transport.h). */
+enum qg_config_path_kind {
+	QG_CONFIG_PATH_UDP = 0,	 /**< IP:port or udp://IP:port */
+	QG_CONFIG_PATH_BT_BREDR, /**< bt://BDADDR/PSM: L2CAP over BR/EDR */
+	QG_CONFIG_PATH_BT_LE,	 /**< bt-le://BDADDR/PSM: L2CAP LE credit-based channel */
+};
+
+/** One way to reach a backend (docs/CONFIG.md, "paths"). */
+struct qg_config_path {
+	enum qg_config_path_kind kind;
+	struct qg_addr addr; /**< udp: the endpoint; zero for Bluetooth paths */
+	uint8_t bdaddr[6];   /**< Bluetooth: device address in written order ("AA:..." is bdaddr[0]) */
+	uint16_t psm;	     /**< Bluetooth: L2CAP PSM */
+	int line, column;    /**< where it was written */
+};
+
 /** One backend of a service. */
 struct qg_config_backend {
-	struct qg_addr addr;
+	struct qg_addr addr;   /**< its first udp path; family 0 when it has only Bluetooth paths */
 	uint32_t weight;       /**< 0..QG_CONFIG_MAX_WEIGHT; 0 = draining */
 	int line;	       /**< where it was written (1-based), 0 for built-in */
 	uint8_t server_id_len; /**< 0 = none (no quic.lb), else quic.lb[0].server_id_len */
 	uint8_t server_id[QG_CONFIG_QUIC_SID_MAX]; /**< QUIC-LB server ID, server_id_len bytes */
+	/**
+	 * Its paths in order of preference: the address, or the paths list
+	 * (1..QG_CONFIG_MAX_PATHS). The loader always fills them; a backend
+	 * built by hand with n_paths 0 is the one udp path addr.
+	 */
+	uint32_t n_paths;
+	struct qg_config_path paths[QG_CONFIG_MAX_PATHS];
 };
 
 /** When qgate answers a new connection attempt with a Retry itself. */
@@ -129,6 +155,16 @@ enum qg_config_on_down {
 	QG_CONFIG_ON_DOWN_KEEP,	      /**< flows stay where they are */
 };
 
+/**
+ * A service's priority under graceful degradation: at level shed, services of
+ * priority low admit no new flow; at essential, no service does.
+ */
+enum qg_config_priority {
+	QG_CONFIG_PRIORITY_NORMAL = 0,
+	QG_CONFIG_PRIORITY_LOW,
+	QG_CONFIG_PRIORITY_HIGH,
+};
+
 /** One service: a listening VIP and its backend pool. */
 struct qg_config_service {
 	char name[QG_CONFIG_NAME_MAX];
@@ -143,6 +179,7 @@ struct qg_config_service {
 	struct qg_config_health health;
 	struct qg_config_circuit circuit;
 	enum qg_config_on_down on_backend_down;
+	enum qg_config_priority priority; /**< default normal */
 	uint32_t n_backends;
 	struct qg_config_backend *backends;
 	int line;
@@ -227,6 +264,53 @@ struct qg_config_admin {
 	uint32_t mode;				/**< permission bits of the socket file (default 0600) */
 };
 
+#define QG_CONFIG_MAX_BRIDGES	    16
+#define QG_CONFIG_BRIDGE_ALLOW_MAX  64 /* BDADDRs in one allow list */
+#define QG_CONFIG_BRIDGE_LINKS_MAX  256
+#define QG_CONFIG_BT_ADAPTER_MAX    18 /* "hciN" or a BDADDR, with the NUL */
+#define QG_CONFIG_BRIDGE_LINKS_DFLT 16
+
+/** What a bridge connects (only Bluetooth today). */
+enum qg_config_bridge_type {
+	QG_CONFIG_BRIDGE_BLUETOOTH = 0,
+};
+
+/** Bluetooth transport of a bridge's listener. */
+enum qg_config_bt_transport {
+	QG_CONFIG_BT_BREDR = 0, /**< classic L2CAP (connection-oriented channel, SOCK_SEQPACKET) */
+	QG_CONFIG_BT_LE,	/**< LE credit-based channel */
+};
+
+/** L2CAP security level; the values are the kernel's BT_SECURITY_*. */
+enum qg_config_bt_security {
+	QG_CONFIG_BT_SEC_LOW = 1,    /**< no encryption, no pairing required */
+	QG_CONFIG_BT_SEC_MEDIUM = 2, /**< encrypted; pairing without MITM protection is enough */
+	QG_CONFIG_BT_SEC_HIGH = 3,   /**< encrypted and authenticated (MITM-protected pairing) */
+};
+
+/** One bridges[] entry: Bluetooth devices become clients of a service (docs/BLUETOOTH.md). */
+struct qg_config_bridge {
+	enum qg_config_bridge_type type;
+	char adapter[QG_CONFIG_BT_ADAPTER_MAX]; /**< "hci0" (default) or the adapter's BDADDR */
+	enum qg_config_bt_transport transport;	/**< default bredr */
+	uint16_t psm;				/**< L2CAP PSM listened on */
+	uint32_t service;			/**< index of the service its links are clients of */
+	uint32_t max_links;			/**< links at once (default 16) */
+	enum qg_config_bt_security security;	/**< default medium */
+	uint32_t n_allow;			/**< 0 = any device may connect */
+	uint8_t allow[QG_CONFIG_BRIDGE_ALLOW_MAX][6];
+	int line;
+};
+
+/**
+ * The degradation section: how the control loop's protection path drives the
+ * degradation level (thresholds and timings of qgate/degrade.h).
+ */
+struct qg_config_degradation {
+	int enabled;		   /**< the controller sets the level (default true); false: only qgatectl */
+	struct qg_degrade_cfg ctl; /**< thresholds and timings (defaults: qg_degrade_cfg_default) */
+};
+
 /** A whole configuration. Owned by the loader; freed with qg_config_free(). */
 struct qg_config {
 	char source[256]; /**< file path, or "<default>" */
@@ -234,9 +318,12 @@ struct qg_config {
 	uint32_t stats_interval_ms; /**< period of the stats line on stderr; 0 = off (default) */
 	struct qg_config_metrics metrics;
 	struct qg_config_admin admin;
+	struct qg_config_degradation degradation;
 	uint32_t drain_timeout_ms; /**< grace period at SIGTERM (default 10 s; stored, not yet used) */
 	uint32_t n_services;
 	struct qg_config_service *services;
+	uint32_t n_bridges; /**< bridges[] entries (config_bridge.c) */
+	struct qg_config_bridge bridges[QG_CONFIG_MAX_BRIDGES];
 };
 
 /** One problem found in a configuration. */

@@ -47,6 +47,8 @@ extern "C" {
 	X(DROP_TX_BACKEND, QG_CTR_KIND_DROP, "tx_backend_failed", "send toward a backend failed")            \
 	X(DROP_TX_CLIENT, QG_CTR_KIND_DROP, "tx_client_failed", "send toward a client failed")               \
 	X(DROP_DRAINING, QG_CTR_KIND_DROP, "draining", "new flow refused while qgate drains at shutdown")    \
+	X(DROP_SHED, QG_CTR_KIND_DROP, "shed",                                                               \
+	  "new flow refused by graceful degradation (level shed: low priority; essential: all)")             \
 	X(DROP_NO_SERVICE, QG_CTR_KIND_DROP, "no_service", "datagram for a service that no longer exists")   \
 	X(ERR_RX, QG_CTR_KIND_ERROR, "rx_errors", "receive errors (multishot receive re-armed)")             \
 	X(ERR_RX_NOBUFS, QG_CTR_KIND_ERROR, "rx_nobufs", "receive buffers ran out (receive re-armed)")       \

@@ -73,6 +73,32 @@ int qg_dataplane_set_weight(struct qg_dataplane *dp, const char *service, const 
 int qg_dataplane_set_backend_state(struct qg_dataplane *dp, unsigned svc, unsigned b, int up);
 
 /**
+ * Hot reload: run cfg's services and backends from now on. A service that
+ * keeps its name and listen address keeps its sockets and flows (a changed
+ * policy, timeout or QUIC setting applies to new flows); a backend its
+ * service still lists keeps its flows, counters and health verdict; new
+ * services get their sockets before anything changes, so a bind error
+ * refuses the whole reload. Flows of a removed service end; flows of a
+ * removed backend are re-homed on their next datagram (on_backend_down:
+ * rehome) or finish where they are. Settings of the dataplane section take
+ * effect at the next restart (msg says which). Returns once every running
+ * worker applied it. Service indexes in this API follow cfg afterwards.
+ * @param msg gets a one-line summary, or why the reload was refused.
+ * @return 0, or -errno with nothing changed (-ETIMEDOUT: applied late).
+ */
+int qg_dataplane_reload(struct qg_dataplane *dp, const struct qg_config *cfg, char *msg, size_t len);
+
+/**
+ * Apply a graceful-degradation level (enum qg_degrade_level) to new flows:
+ * protect turns Retry on for QUIC services with retry: under_attack and
+ * quarters per-source new-connection rates; shed refuses new flows of
+ * services with priority low; essential refuses every new flow
+ * (established flows are always relayed). Refusals count as drop "shed".
+ * @return 0, -EINVAL (level out of range), -ENOMEM.
+ */
+int qg_dataplane_set_level(struct qg_dataplane *dp, unsigned level);
+
+/**
  * Stop admitting new flows (shutdown drain): established flows keep being
  * relayed, new clients are dropped and counted (draining). 0 or -ENOMEM.
  */
@@ -93,6 +119,60 @@ int qg_dataplane_backend_stats(const struct qg_dataplane *dp, unsigned svc, unsi
 
 /** Active flows of service svc over all workers. */
 uint64_t qg_dataplane_flows_active(const struct qg_dataplane *dp, unsigned svc);
+
+/*
+ * Telemetry: each worker publishes a sample every QG_DATAPLANE_TM_PERIOD_MS
+ * (and passive events) into its own single-producer single-consumer ring;
+ * the control thread, the single consumer, drains them. A full ring makes
+ * the worker drop the record and count it: workers never wait.
+ */
+
+#define QG_DATAPLANE_TM_PERIOD_MS 100 /**< a worker's sample period */
+#define QG_DATAPLANE_TM_RING_SIZE 256 /**< slots per worker ring (holds one less) */
+
+/** What a telemetry record carries. */
+enum qg_dataplane_tm_type {
+	QG_DATAPLANE_TM_SAMPLE = 0, /**< the period's figures */
+	QG_DATAPLANE_TM_EVICTING,   /**< passive: the flow table was full and evicted arg flows this period */
+};
+
+/** One telemetry record; counts are over the period that ends at ts_ns. */
+struct qg_dataplane_tm {
+	uint32_t type;		 /**< enum qg_dataplane_tm_type */
+	uint32_t worker;	 /**< index of the worker that wrote it */
+	uint64_t seq;		 /**< records this worker produced before it, dropped ones included */
+	uint64_t ts_ns;		 /**< qg_clock_ns() when the period ended */
+	uint64_t period_ns;	 /**< length of the period */
+	uint64_t packets;	 /**< datagrams received, from clients and backends */
+	uint64_t new_flows;	 /**< flows created */
+	uint64_t drops;		 /**< datagrams dropped, every drop reason */
+	uint64_t shed;		 /**< new flows refused by the degradation level */
+	uint64_t busy_ns;	 /**< time spent after polls that returned datagrams */
+	uint32_t flows_active;	 /**< flow-table entries in use at ts_ns */
+	uint32_t flows_capacity; /**< flow-table size */
+	uint64_t arg;		 /**< per type (QG_DATAPLANE_TM_EVICTING: flows evicted) */
+};
+
+/** Called for each record drained; runs on the caller's (control) thread. */
+typedef void (*qg_dataplane_tm_fn)(void *ctx, const struct qg_dataplane_tm *rec);
+
+/**
+ * Drain every worker's telemetry ring, oldest first per worker, calling fn
+ * for each record. Control thread only (the rings' single consumer).
+ * @return records delivered.
+ */
+unsigned qg_dataplane_telemetry_poll(struct qg_dataplane *dp, qg_dataplane_tm_fn fn, void *ctx);
+
+/** State of one worker's telemetry ring. */
+struct qg_ring_stats {
+	uint32_t capacity;  /**< records it can hold */
+	uint32_t occupancy; /**< records waiting for the control thread now */
+	uint64_t published; /**< records enqueued since start */
+	uint64_t dropped;   /**< records the worker dropped because the ring was full */
+};
+
+/** Telemetry ring figures of one worker. @return 0 or -ENOENT. */
+int qg_dataplane_ring_stats(const struct qg_dataplane *dp, unsigned worker, struct qg_ring_stats *out);
 
 #ifdef __cplusplus
 }

@@ -128,6 +128,13 @@ void qg_degrade_cfg_default(struct qg_degrade_cfg *cfg);
 int qg_degrade_init(struct qg_degrade *d, const struct qg_degrade_cfg *cfg, uint64_t now_ms);
 
 /**
+ * Replace the configuration (hot reload), keeping the level, its start, the
+ * calm and the anomaly holds: new thresholds apply from the next tick.
+ * @return 0, or -EINVAL (as qg_degrade_init; nothing changes).
+ */
+int qg_degrade_set_cfg(struct qg_degrade *d, const struct qg_degrade_cfg *cfg);
+
+/**
  * One control tick. @return 1 with *chg filled when the level changed (chg
  * may be NULL), 0 when it did not, -EINVAL when a fraction is not finite
  * (nothing changes).

@@ -39,6 +39,8 @@ enum qg_event_type {
 	QG_EVENT_WORKER_STALL,	   /**< source = worker; arg[0] ms since its last loop */
 	QG_EVENT_ADMIN_ACTION,	   /**< operator command (drain, weight); text: the command */
 	QG_EVENT_SHUTDOWN,	   /**< the gateway is stopping; arg[0] signal or 0 */
+	QG_EVENT_PATH_SWITCH,	   /**< service, backend; arg[0] old path, arg[1] new path, arg[2] old score,
+				      arg[3] new score; text: "udp -> bt_bredr (degraded)" (transport.h) */
 	QG_EVENT_TYPE_COUNT
 };
 

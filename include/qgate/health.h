@@ -102,6 +102,14 @@ int qg_health_create_udp(const struct qg_config *cfg, struct qg_dataplane *dp, s
 void qg_health_destroy(struct qg_health *hc);
 
 /**
+ * After a reload: every backend of hc that old also checked (same service
+ * name and address) takes over its state, counts and breaker, so a reload
+ * neither resets verdicts nor publishes them again. A probe in flight on
+ * old is forgotten (its socket closes with old).
+ */
+void qg_health_adopt(struct qg_health *hc, const struct qg_health *old);
+
+/**
  * Do what is due at now_ms: read replies (ops->poll), time out probes, send
  * due probes, feed passive signals to the breakers, publish up/down changes.
  * Cheap when nothing is due; call it at least every few ms around

@@ -123,6 +123,21 @@ struct qg_io_ops {
 	void (*stop)(struct qg_io *io);
 	/** Push out everything queued (end of a burst). */
 	void (*flush)(struct qg_io *io);
+	/**
+	 * Reloads. On the control thread before a new service is published
+	 * (NULL when the backend needs no socket: DPDK matches VIPs in
+	 * frames): open a listening socket for one worker. 0 or -errno.
+	 */
+	int (*svc_socket)(const struct qg_addr *listen, int *fd);
+	/**
+	 * On the worker's thread: serve service svc (< QG_CONFIG_MAX_SERVICES)
+	 * on listen from now on, with fd from svc_socket (or -1), which it
+	 * takes even on failure. uid tells this incarnation of the index from
+	 * earlier ones. 0 or -errno.
+	 */
+	int (*svc_attach)(struct qg_io *io, unsigned svc, const struct qg_addr *listen, int fd, uint32_t uid);
+	/** On the worker's thread: stop serving service svc; its socket closes. */
+	void (*svc_detach)(struct qg_io *io, unsigned svc);
 };
 
 /** The io_uring backend (multishot receive, provided buffer ring, socket relay). */

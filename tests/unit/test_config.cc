@@ -200,7 +200,7 @@ TEST(ConfigErrors, UnknownTopLevelKey)
 {
 	ExpectOneError(kServices + "statsinterval: 1s\n", 6, 1,
 		       "unknown key 'statsinterval' at the top level (valid keys: dataplane, stats_interval, "
-		       "services, metrics, admin, drain_timeout)");
+		       "services, metrics, admin, drain_timeout");
 }
 
 // Control-plane keys: metrics (off when absent), admin (no socket when absent), drain_timeout.
@@ -288,7 +288,7 @@ TEST(ConfigErrors, UnknownServiceKey)
 TEST(ConfigErrors, UnknownBackendKey)
 {
 	ExpectOneError(kServices + "        wieght: 2\n", 6, 9,
-		       "unknown key 'wieght' in backend (valid keys: address, weight, server_id)");
+		       "unknown key 'wieght' in backend (valid keys: address, weight, server_id, paths)");
 }
 
 TEST(ConfigErrors, DuplicateKey)

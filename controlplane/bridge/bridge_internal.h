@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Shared by the files of the bridge core only: bridge.c (life cycle, the
+ * loop, inbound links, the rings) and bridge_backend.c (the outbound pools).
+ * Everything here belongs to the bridge thread, except the counters and the
+ * pools' published figures, which it writes with relaxed atomic stores for
+ * the control thread to read.
+ */
+#ifndef QG_BRIDGE_INTERNAL_H
+#define QG_BRIDGE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "bridge_ring.h"
+#include "qgate/bridge.h"
+#include "qgate/clock.h"
+
+#define LINK_IDX_BITS 20
+#define LINK_IDX_MASK ((1u << LINK_IDX_BITS) - 1)
+#define LINK_GEN_MASK 0xfffu
+#define NONE	      0xffffffffu
+#define RX_BUDGET     64  /* SDUs read from one link per event: links share the thread fairly */
+#define RING_BUDGET   256 /* messages taken from one worker's ring per pass */
+#define MAX_EVENTS    64
+#define DEFAULT_MTU   672 /* L2CAP's BR/EDR default, when a link cannot tell */
+
+/* Single-writer counters: a relaxed store, no read-modify-write, readable from any thread. */
+#define CTR_ADD(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)
+#define PUB(field, v)	  __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+
+enum ev_type {
+	EV_WAKE = 1, /* a worker rang: its ring has messages */
+	EV_STOP,
+	EV_LISTEN,
+	EV_LINK,
+};
+
+enum link_state {
+	LINK_FREE = 0,
+	LINK_CONNECTING,
+	LINK_UP,
+};
+
+struct link {
+	int fd;
+	uint8_t state;
+	uint8_t out;	/* outbound (to a backend path) */
+	uint16_t gen;	/* bumped when the slot is freed */
+	uint32_t owner; /* inbound: bridges[] index; outbound: path index */
+	uint32_t worker;
+	uint32_t tag; /* outbound: the bound flow's tag, NONE = idle */
+	uint32_t imtu, omtu;
+	uint32_t pend_len; /* outbound: a datagram waiting for the connection, NONE = none */
+	uint8_t *pend;
+	uint32_t next_free;
+};
+
+struct listener {
+	int fd;
+	uint32_t active;   /* links open now */
+	uint32_t failures; /* consecutive failed opens */
+	uint64_t next_ms;
+	int last_err;
+};
+
+/* The outbound pool of one Bluetooth backend path. */
+struct bpath {
+	struct qg_config_path cfg;	    /* a copy: the bridge outlives a reloaded configuration */
+	const struct qg_config_bridge *via; /* into qg_bridge.br, NULL = any adapter */
+	uint32_t svc, backend, path;
+	uint32_t *links; /* links_per_path link indexes, NONE = empty */
+	uint32_t n_links;
+	/* Published for qg_bridge_get_path_info() (PUB), read plainly here. */
+	uint32_t connected, bound, connecting, failures;
+	uint64_t next_ms;
+};
+
+struct qg_bridge {
+	/* Copied from the configuration at create: nothing points into it afterwards. */
+	uint32_t n_br;
+	struct qg_config_bridge br[QG_CONFIG_MAX_BRIDGES];
+	char svc_name[QG_CONFIG_MAX_BRIDGES][QG_CONFIG_NAME_MAX]; /* each bridge's service, for logs */
+
+	struct qg_bridge_opts o;
+	struct qg_bridge_rings *rings;
+	int epfd, stop_efd;
+	pthread_t thread;
+	int started;
+	int stop;
+
+	uint32_t n_links;
+	struct link *links;
+	uint32_t free_head;
+	uint8_t *pend_mem;
+
+	struct listener *lis; /* one per bridges[] entry */
+	uint32_t n_paths;
+	struct bpath *paths;
+	struct qg_bridge_stats *ctr; /* n_br + 1: the last is the outbound links' */
+
+	uint32_t *held; /* per worker: a to_worker slot taken and not yet filled, NONE = none */
+	uint8_t *ring_rang;
+	uint8_t *scratch; /* max_datagram: SDUs that have nowhere to go */
+};
+
+static inline uint64_t qg_brg_now(const struct qg_bridge *b)
+{
+	return b->o.clock_ms ? b->o.clock_ms(b->o.clock_ctx) : qg_clock_ms();
+}
+
+static inline uint64_t qg_brg_ev(enum ev_type t, uint32_t idx)
+{
+	return (uint64_t)t << 32 | idx;
+}
+
+static inline uint32_t qg_brg_link_id(const struct qg_bridge *b, const struct link *l)
+{
+	return (uint32_t)(l->gen & LINK_GEN_MASK) << LINK_IDX_BITS | (uint32_t)(l - b->links);
+}
+
+/* backoff_min doubled `failures` times, at most backoff_max. */
+static inline uint64_t qg_brg_backoff(const struct qg_bridge *b, uint32_t failures)
+{
+	uint64_t d = b->o.backoff_min_ms;
+
+	while (failures-- && d < b->o.backoff_max_ms)
+		d <<= 1;
+	return d < b->o.backoff_max_ms ? d : b->o.backoff_max_ms;
+}
+
+static inline struct qg_bridge_stats *qg_brg_out_ctr(struct qg_bridge *b)
+{
+	return &b->ctr[b->n_br];
+}
+
+static inline void qg_brg_path_publish(struct bpath *p)
+{
+	PUB(p->connected, p->connected);
+	PUB(p->bound, p->bound);
+	PUB(p->connecting, p->connecting);
+	PUB(p->failures, p->failures);
+	PUB(p->next_ms, p->next_ms);
+}
+
+/* bridge.c */
+struct link *qg_brg_link_alloc(struct qg_bridge *b);
+/** Put a link that never opened back on the free list. */
+void qg_brg_link_free(struct qg_bridge *b, struct link *l);
+/** Close a link, tell its worker when notify (F_CLOSE), update its pool or listener. */
+void qg_brg_link_close(struct qg_bridge *b, struct link *l, int notify, uint64_t now);
+/** Send one datagram on an up link: dropped and counted when over the peer's MTU or the link is busy. */
+void qg_brg_link_send(struct qg_bridge *b, struct link *l, const void *data, uint32_t len, uint64_t now);
+void qg_brg_link_fill_mtu(struct qg_bridge *b, struct link *l);
+
+/* bridge_backend.c */
+/** Build the pools: one per Bluetooth path of cfg's backends. @return 0 or -ENOMEM. */
+int qg_brg_make_paths(struct qg_bridge *b, const struct qg_config *cfg);
+/** Open links that are due. @return when the next attempt is due (UINT64_MAX: none waits). */
+uint64_t qg_brg_maintain_pools(struct qg_bridge *b, uint64_t now);
+/** An outbound link turned writable: connected, or failed. */
+void qg_brg_connect_done(struct qg_bridge *b, struct link *l, uint64_t now);
+/** A worker's BACKEND message. */
+void qg_brg_to_backend(struct qg_bridge *b, unsigned w, const struct qg_bridge_slot *s, uint64_t now);
+
+#endif /* QG_BRIDGE_INTERNAL_H */
