@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential cmake ninja-build pkg-config clang-format
-	liburing-dev libyaml-dev liburcu-dev libmicrohttpd-dev libssl-dev libck-dev
+	liburing-dev libyaml-dev liburcu-dev libmicrohttpd-dev libssl-dev libck-dev libsystemd-dev
 	# fuzzing (scripts/fuzz.sh: libFuzzer comes with clang's runtime)
 	clang libclang-rt-14-dev
 	# tests

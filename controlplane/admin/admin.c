@@ -87,7 +87,13 @@ static int check_existing(const char *path, const struct sockaddr_un *sun)
 	return 0;
 }
 
-int qg_admin_create(const char *path, uint32_t mode, struct qg_admin_target *t, struct qg_admin **out)
+/*
+ * uid/gid (uid_t)-1 leave the owner or group as bind() made them. Ownership
+ * and mode are final before listen(): until then a connect() is refused, so
+ * no client ever reaches a socket that is more open than configured.
+ */
+static int admin_create(const char *path, uint32_t mode, uid_t uid, gid_t gid, struct qg_admin_target *t,
+			struct qg_admin **out)
 {
 	struct sockaddr_un sun;
 	struct qg_admin *a;
@@ -127,6 +133,13 @@ int qg_admin_create(const char *path, uint32_t mode, struct qg_admin_target *t, 
 		QG_LOG_ERR("admin: cannot bind %s: %s", path, strerror(-rc));
 		goto err;
 	}
+	if ((uid != (uid_t)-1 || gid != (gid_t)-1) && lchown(path, uid, gid) < 0) {
+		rc = -errno;
+		QG_LOG_ERR("admin: cannot give %s owner %d and group %d: %s", path, (int)uid, (int)gid,
+			   strerror(-rc));
+		unlink(path);
+		goto err;
+	}
 	if (chmod(path, (mode_t)mode) < 0 || stat(path, &st) < 0 || listen(a->fd, 16) < 0) {
 		rc = -errno;
 		QG_LOG_ERR("admin: cannot set up %s: %s", path, strerror(-rc));
@@ -142,6 +155,17 @@ err:
 		close(a->fd);
 	free(a);
 	return rc;
+}
+
+int qg_admin_create(const char *path, uint32_t mode, struct qg_admin_target *t, struct qg_admin **out)
+{
+	return admin_create(path, mode, (uid_t)-1, (gid_t)-1, t, out);
+}
+
+int qg_admin_create_cfg(const struct qg_config_admin *ac, struct qg_admin_target *t, struct qg_admin **out)
+{
+	return admin_create(ac->socket, ac->mode, ac->has_owner ? (uid_t)ac->owner : (uid_t)-1,
+			    ac->has_group ? (gid_t)ac->group : (gid_t)-1, t, out);
 }
 
 static void conn_close(struct adm_conn *c)
@@ -297,7 +321,9 @@ void qg_admin_destroy(struct qg_admin *a)
 			conn_close(&a->conn[i]);
 	close(a->fd);
 	/* Another qgate may have replaced a file we lost (deleted by hand): leave theirs alone. */
-	if (stat(a->path, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino)
-		unlink(a->path);
+	if (stat(a->path, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino && unlink(a->path) < 0)
+		/* After a privilege drop the directory may be root's: the next start replaces the file. */
+		QG_LOG_INFO("admin: cannot remove %s: %s (a stale socket is replaced at the next start)",
+			    a->path, strerror(errno));
 	free(a);
 }

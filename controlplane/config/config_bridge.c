@@ -534,6 +534,40 @@ static void check_duplicate_listeners(struct qg_cfg_ctx *ctx, const struct qg_co
 	}
 }
 
+/*
+ * The dpdk backend forwards frames it rewrites in place, and has no buffer
+ * of its own to put a datagram from the bridge's rings in (io alloc_tx):
+ * refuse Bluetooth with it here rather than at start.
+ */
+static void check_dpdk(struct qg_cfg_ctx *ctx, const yaml_node_t *node, const struct qg_config *cfg)
+{
+	if (cfg->dataplane.io != QG_CONFIG_IO_DPDK)
+		return;
+	if (node && cfg->n_bridges) {
+		qg_cfg_error(ctx, node,
+			     "bridges: the dpdk backend cannot relay Bluetooth (use backend io_uring or recvmmsg)");
+		return;
+	}
+	for (uint32_t i = 0; i < cfg->n_services; i++) {
+		for (uint32_t b = 0; b < cfg->services[i].n_backends; b++) {
+			const struct qg_config_backend *bk = &cfg->services[i].backends[b];
+
+			for (uint32_t j = 0; j < bk->n_paths; j++) {
+				char text[80];
+
+				if (bk->paths[j].kind == QG_CONFIG_PATH_UDP)
+					continue;
+				path_text(&bk->paths[j], text, sizeof(text));
+				qg_cfg_error_at(ctx->errs, bk->paths[j].line, bk->paths[j].column,
+						"%s: the dpdk backend cannot relay to Bluetooth backends (use "
+						"backend io_uring or recvmmsg)",
+						text);
+				return;
+			}
+		}
+	}
+}
+
 int qg_cfg_bridges(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config *cfg)
 {
 	const yaml_node_t *psm[QG_CONFIG_MAX_BRIDGES] = { 0 };
@@ -545,6 +579,7 @@ int qg_cfg_bridges(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_co
 		if (ret)
 			return ret;
 	}
+	check_dpdk(ctx, node, cfg);
 	if (!node)
 		return 0;
 	if (qg_cfg_expect_type(ctx, node, YAML_SEQUENCE_NODE, "bridges", " of bridges"))

@@ -120,6 +120,21 @@ void qg_cfg_degradation_defaults(struct qg_config_degradation *d);
 void qg_cfg_degradation(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_degradation *d);
 
 /**
+ * The admin section's owner (a user name or uid) and group (a group name or
+ * gid), either NULL when absent (config_user.c). Names must exist.
+ */
+void qg_cfg_admin_ids(struct qg_cfg_ctx *ctx, const yaml_node_t *owner, const yaml_node_t *group,
+		      struct qg_config_admin *a);
+/**
+ * The top-level user and group (nodes NULL when absent; config_user.c):
+ * group needs user, user is refused with the dpdk backend and for root, a
+ * uid without a database entry needs group.
+ */
+void qg_cfg_run_as(struct qg_cfg_ctx *ctx, const yaml_node_t *user_key, const yaml_node_t *user,
+		   const yaml_node_t *group_key, const yaml_node_t *group, enum qg_config_io io,
+		   struct qg_config_run_as *ra);
+
+/**
  * Load a backend's address (one path) or paths (config_bridge.c): IP:port,
  * udp://IP:port, bt://BDADDR/PSM, bt-le://BDADDR/PSM. Sets bk->paths and
  * bk->addr (the first udp path). @return the node of that udp path, for the

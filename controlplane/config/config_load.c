@@ -30,10 +30,13 @@ enum {
 	ROOT_DRAIN_TIMEOUT,
 	ROOT_DEGRADATION,
 	ROOT_BRIDGES,
+	ROOT_USER,
+	ROOT_GROUP,
 	ROOT_N
 };
 static const char *const root_keys[ROOT_N] = { "dataplane", "stats_interval", "services",    "metrics",
-					       "admin",	    "drain_timeout",  "degradation", "bridges" };
+					       "admin",	    "drain_timeout",  "degradation", "bridges",
+					       "user",	    "group" };
 static const struct section root_section = { "the configuration", "at the top level", root_keys, ROOT_N };
 
 enum {
@@ -115,9 +118,11 @@ static const struct section met_section = { "metrics", "in metrics", met_keys, M
 enum {
 	ADM_SOCKET,
 	ADM_MODE,
+	ADM_OWNER,
+	ADM_GROUP,
 	ADM_N
 };
-static const char *const adm_keys[ADM_N] = { "socket", "mode" };
+static const char *const adm_keys[ADM_N] = { "socket", "mode", "owner", "group" };
 static const struct section adm_section = { "admin", "in admin", adm_keys, ADM_N };
 
 /* Where the identifying values of a service were written, for duplicate checks. */
@@ -346,6 +351,7 @@ static void load_admin(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct q
 	}
 	if (f.val[ADM_MODE])
 		load_mode(ctx, f.val[ADM_MODE], &a->mode);
+	qg_cfg_admin_ids(ctx, f.val[ADM_OWNER], f.val[ADM_GROUP], a);
 }
 
 static int backend_ref_cmp(const void *a, const void *b)
@@ -724,6 +730,8 @@ static int load_root(struct qg_cfg_ctx *ctx, const yaml_node_t *root, struct qg_
 				&cfg->drain_timeout_ms);
 	if (f.val[ROOT_DEGRADATION])
 		qg_cfg_degradation(ctx, f.val[ROOT_DEGRADATION], &cfg->degradation);
+	qg_cfg_run_as(ctx, f.key[ROOT_USER], f.val[ROOT_USER], f.key[ROOT_GROUP], f.val[ROOT_GROUP], dp->io,
+		      &cfg->run_as);
 	if (!f.val[ROOT_SERVICES]) {
 		qg_cfg_error_missing(ctx, root, &root_section, "services");
 		return 0;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "qgate/clock.h"
@@ -62,9 +63,11 @@ static int config_start(void *ctx)
 		    cfg->drain_timeout_ms);
 	/* Allowed, but the exposition maps the whole gateway for whoever can reach it. */
 	if (cfg->metrics.enabled && !qg_metrics_addr_is_loopback(&cfg->metrics.listen))
-		QG_LOG_WARN("metrics listen %s is not a loopback address: anyone who can reach it sees the "
-			    "gateway's services, backends and counters",
-			    qg_addr_format(&cfg->metrics.listen, addr, sizeof(addr)));
+		QG_LOG_WARN(
+			"metrics listen %s is not a loopback address: anyone who can reach it sees the "
+			"gateway's services, backends and counters, unauthenticated; keep it on 127.0.0.1 "
+			"or ::1, or firewall it",
+			qg_addr_format(&cfg->metrics.listen, addr, sizeof(addr)));
 	return 0;
 }
 
@@ -98,6 +101,23 @@ static void events_stop(void *ctx)
 	qg_events_dispatch(d->bus, 0);
 }
 
+/* Bluetooth-only backends without a bridge (no Bluetooth in this kernel): their flows are dropped. */
+static void warn_unbridged(const struct qg_config *cfg)
+{
+	for (uint32_t s = 0; s < cfg->n_services; s++) {
+		const struct qg_config_service *svc = &cfg->services[s];
+
+		for (uint32_t b = 0; b < svc->n_backends; b++) {
+			if (svc->backends[b].addr.family || !svc->backends[b].weight)
+				continue;
+			QG_LOG_WARN("service %s backend %u (line %d) has no udp path and the bridge is not "
+				    "running: flows it is chosen for are dropped (no_bridge); give it weight 0 "
+				    "or a udp path",
+				    svc->name, b, svc->backends[b].line);
+		}
+	}
+}
+
 static int dataplane_start(void *ctx)
 {
 	struct qg_daemon *d = ctx;
@@ -107,6 +127,14 @@ static int dataplane_start(void *ctx)
 	rc = qg_dataplane_create(cfg, &d->dp);
 	if (rc)
 		goto err;
+	/* The bridge started first (its rings outlive the workers): every worker polls its pair. */
+	if (d->bridge) {
+		rc = qg_dataplane_attach_bridge(d->dp, qg_bridge_get_rings(d->bridge));
+		if (rc)
+			goto err;
+	} else {
+		warn_unbridged(cfg);
+	}
 	rc = qg_stats_report_create(cfg, &d->report);
 	if (rc)
 		goto err;
@@ -225,19 +253,6 @@ static int bridge_start(void *ctx)
 	}
 	QG_LOG_INFO("bridge: %u listener(s), %u Bluetooth backend path(s)", cfg->n_bridges,
 		    qg_bridge_path_count(d->bridge));
-	/* Until the workers relay through the bridge rings, such a backend cannot carry UDP flows. */
-	for (uint32_t s = 0; s < cfg->n_services; s++) {
-		const struct qg_config_service *svc = &cfg->services[s];
-
-		for (uint32_t b = 0; b < svc->n_backends; b++) {
-			if (svc->backends[b].addr.family || !svc->backends[b].weight)
-				continue;
-			QG_LOG_WARN("service %s backend %u (line %d) has no udp path: the dataplane does "
-				    "not relay over Bluetooth yet, so flows it is chosen for are dropped; "
-				    "give it weight 0 or a udp path",
-				    svc->name, b, svc->backends[b].line);
-		}
-	}
 	return 0;
 }
 
@@ -296,10 +311,12 @@ static int admin_start(void *ctx)
 	struct qg_daemon *d = ctx;
 	int rc;
 
-	rc = qg_admin_create(d->cfg->admin.socket, d->cfg->admin.mode, &d->target, &d->admin);
+	rc = qg_admin_create_cfg(&d->cfg->admin, &d->target, &d->admin);
 	if (rc)
 		return rc;
-	QG_LOG_INFO("admin: listening on %s (mode %04o)", d->cfg->admin.socket, d->cfg->admin.mode);
+	QG_LOG_INFO("admin: listening on %s (mode %04o, owner %d, group %d)", d->cfg->admin.socket,
+		    d->cfg->admin.mode, d->cfg->admin.has_owner ? (int)d->cfg->admin.owner : (int)geteuid(),
+		    d->cfg->admin.has_group ? (int)d->cfg->admin.group : (int)getegid());
 	return 0;
 }
 

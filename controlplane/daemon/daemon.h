@@ -17,6 +17,7 @@
 #include "qgate/events.h"
 #include "qgate/health.h"
 #include "qgate/metrics.h"
+#include "qgate/notify.h"
 #include "qgate/protect.h"
 #include "qgate/registry.h"
 #include "stats.h"
@@ -37,9 +38,10 @@ struct qg_daemon {
 	struct qg_admin_target target; /* weights, drain memory, start times */
 	int log_sub_subscribed;
 	uint64_t start_ns;
-	const char *cfg_path;		  /* --config FILE; NULL: the built-in configuration */
-	uint64_t generation;		  /* configurations loaded so far, 1 at start */
+	const char *cfg_path;			 /* --config FILE; NULL: the built-in configuration */
+	uint64_t generation;			 /* configurations loaded so far, 1 at start */
 	volatile sig_atomic_t *reload_requested; /* SIGHUP */
+	struct qg_watchdog watchdog;		 /* systemd WatchdogSec, petted while the workers progress */
 };
 
 /**
@@ -59,6 +61,18 @@ void qg_daemon_unregister(struct qg_daemon *d);
  * when configured.
  */
 void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop);
+
+/**
+ * Arm the systemd watchdog (when $WATCHDOG_USEC asks for one) with the
+ * workers' heartbeats as they are now. Call once the dataplane runs.
+ */
+void qg_daemon_watchdog_start(struct qg_daemon *d);
+
+/**
+ * Send WATCHDOG=1 when due and every worker's loop made progress since the
+ * last one; log a worker that did not (once per stall). Control thread.
+ */
+void qg_daemon_watchdog(struct qg_daemon *d);
 
 /**
  * Reload the configuration file (SIGHUP, `qgatectl reload`): validate it

@@ -20,6 +20,56 @@
 #define LOOP_PERIOD_MS 50
 #define HEALTH_FDS_MAX 256 /* probe sockets polled; more are still read at each tick */
 
+/* A worker's heartbeat: records its loop put into its telemetry ring (one per sample period). */
+static unsigned worker_beats(const struct qg_daemon *d, uint64_t *beats)
+{
+	unsigned n = d->dp ? qg_dataplane_workers(d->dp) : 0;
+
+	if (n > QG_CONFIG_MAX_CORES)
+		n = QG_CONFIG_MAX_CORES;
+	for (unsigned i = 0; i < n; i++) {
+		struct qg_ring_stats rs;
+
+		beats[i] = qg_dataplane_ring_stats(d->dp, i, &rs) == 0 ? rs.published + rs.dropped : 0;
+	}
+	return n;
+}
+
+void qg_daemon_watchdog_start(struct qg_daemon *d)
+{
+	uint64_t beats[QG_CONFIG_MAX_CORES], usec = qg_notify_watchdog_usec();
+	unsigned n = worker_beats(d, beats);
+
+	qg_watchdog_init(&d->watchdog, usec, beats, n, qg_clock_ms());
+	if (usec)
+		QG_LOG_INFO("systemd watchdog: %llu ms, petted every %llu ms while all %u worker(s) progress",
+			    (unsigned long long)(usec / 1000), (unsigned long long)d->watchdog.period_ms, n);
+}
+
+void qg_daemon_watchdog(struct qg_daemon *d)
+{
+	uint64_t beats[QG_CONFIG_MAX_CORES];
+	int was = d->watchdog.stalled, rc;
+	unsigned n, stalled = 0;
+
+	if (!d->watchdog.period_ms || qg_clock_ms() < d->watchdog.next_ms)
+		return;
+	n = worker_beats(d, beats);
+	if (!n)
+		return; /* no dataplane: nothing proves qgate still relays */
+	rc = qg_watchdog_check(&d->watchdog, beats, n, qg_clock_ms(), &stalled);
+	if (rc > 0) {
+		qg_notify_watchdog();
+		if (was)
+			QG_LOG_WARN("systemd watchdog: every worker progresses again; petting it again");
+	} else if (rc < 0 && !was) {
+		QG_LOG_ERR(
+			"systemd watchdog: worker %u made no progress for %llu ms; not petting the watchdog "
+			"(systemd restarts qgate when it runs out)",
+			stalled, (unsigned long long)d->watchdog.period_ms);
+	}
+}
+
 void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
 {
 	struct pollfd fds[QG_ADMIN_CONN_MAX + 2 + HEALTH_FDS_MAX];
@@ -68,6 +118,7 @@ void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
 		if (d->protect)
 			qg_protect_tick(d->protect, qg_clock_ms());
 		qg_events_dispatch(d->bus, 0);
+		qg_daemon_watchdog(d);
 		if (every && qg_clock_ms() >= next_stats && d->dp && d->report) {
 			qg_stats_report_print(d->report, d->dp, stdout);
 			next_stats = qg_clock_ms() + every;

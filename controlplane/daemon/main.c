@@ -18,6 +18,8 @@
 #include "qgate/clock.h"
 #include "qgate/dataplane.h"
 #include "qgate/log.h"
+#include "qgate/notify.h"
+#include "qgate/privs.h"
 
 #define EXIT_BAD_CONFIG 2
 
@@ -104,6 +106,7 @@ static void drain(struct qg_daemon *d)
 		}
 		if (now - last_change >= QG_DRAIN_QUIET_MS || now - start >= limit)
 			break;
+		qg_daemon_watchdog(d);
 		nanosleep(&nap, NULL);
 	}
 	QG_LOG_INFO("drain ended after %llu ms%s", (unsigned long long)(now - start),
@@ -112,12 +115,64 @@ static void drain(struct qg_daemon *d)
 					   : "");
 }
 
+/*
+ * Bluetooth listeners on a PSM below the dynamic range need
+ * CAP_NET_BIND_SERVICE, and the bridge thread has none after the drop: one
+ * that must be reopened later (adapter reset) cannot bind it again.
+ */
+static void warn_bridge_psms(const struct qg_config *cfg)
+{
+	for (uint32_t i = 0; i < cfg->n_bridges; i++) {
+		const struct qg_config_bridge *br = &cfg->bridges[i];
+		int le = br->transport == QG_CONFIG_BT_LE;
+
+		if (br->psm >= (le ? 0x0080 : 0x1001))
+			continue;
+		QG_LOG_WARN("bridge %u (line %d) listens on PSM 0x%04x, below the dynamic range: as user %s, "
+			    "qgate cannot bind it again if the listener has to be reopened; prefer a PSM "
+			    "from 0x%04x",
+			    i, br->line, br->psm, cfg->run_as.user[0] ? cfg->run_as.user : "(uid)",
+			    le ? 0x0080 : 0x1001);
+	}
+}
+
+/*
+ * Socket mode with `user:`: every port and the admin socket are bound, so
+ * root goes (qgate/privs.h). Any failure is fatal: running with more
+ * privileges than the file asks for would be worse than not running.
+ */
+static int drop_privileges(const struct qg_config *cfg, uint64_t keep)
+{
+	const struct qg_config_run_as *ra = &cfg->run_as;
+	char msg[512], caps[128];
+	int rc;
+
+	rc = qg_privs_drop(ra, keep, msg, sizeof(msg));
+	if (rc) {
+		QG_LOG_ERR("cannot switch to user %s (uid %u, gid %u): %s%s", ra->user[0] ? ra->user : "-",
+			   ra->uid, ra->gid, msg, rc == -EPERM ? " (start qgate as root to use user:)" : "");
+		return rc;
+	}
+	rc = qg_privs_check_threads(ra->uid, ra->gid, keep, msg, sizeof(msg));
+	if (rc < 0) {
+		QG_LOG_ERR("privilege drop incomplete: %s", msg);
+		return rc;
+	}
+	qg_privs_caps_text(keep, caps, sizeof(caps));
+	QG_LOG_INFO("privileges: running as user %s (uid %u, gid %u), %d thread(s) checked; capabilities: "
+		    "control thread %s, workers none",
+		    ra->user[0] ? ra->user : "-", ra->uid, ra->gid, rc, caps);
+	warn_bridge_psms(cfg);
+	return 0;
+}
+
 /* Runs cfg (owned from here: a reload replaces it) until a stop signal. */
 static int run(struct qg_config *cfg, const char *path)
 {
 	struct qg_daemon d;
 	struct sigaction sa;
 	struct qg_event ev;
+	uint64_t keep = 0;
 	int rc;
 
 	memset(&sa, 0, sizeof(sa));
@@ -136,6 +191,17 @@ static int run(struct qg_config *cfg, const char *path)
 	d.reload_requested = &reload_requested;
 	d.target.reload = admin_reload;
 	d.target.reload_ctx = &d;
+	/* Before any thread exists, so every thread inherits the narrowed sets (qgate/privs.h). */
+	if (cfg->run_as.enabled) {
+		keep = qg_privs_keep(cfg, qg_privs_unpriv_port_start());
+		rc = qg_privs_prepare(keep);
+		if (rc) {
+			QG_LOG_ERR("cannot prepare the privilege drop: %s", strerror(-rc));
+			goto out;
+		}
+	} else if (geteuid() == 0 && cfg->dataplane.io != QG_CONFIG_IO_DPDK) {
+		QG_LOG_INFO("running as root: set user: in the configuration to drop root after binding");
+	}
 	rc = qg_daemon_register(&d);
 	if (rc) {
 		QG_LOG_ERR("cannot start: %s", strerror(-rc));
@@ -147,8 +213,18 @@ static int run(struct qg_config *cfg, const char *path)
 		QG_LOG_ERR("cannot start: %s; %s", strerror(-rc), qg_registry_error(d.reg));
 		goto out;
 	}
+	if (cfg->run_as.enabled) {
+		rc = drop_privileges(cfg, keep);
+		if (rc) {
+			qg_registry_stop_all(d.reg);
+			goto out;
+		}
+	}
+	qg_daemon_watchdog_start(&d);
+	qg_notify_ready("running");
 	QG_LOG_INFO("ready (config %s)", cfg->source);
 	qg_daemon_loop(&d, &stop_requested);
+	qg_notify_stopping("draining and stopping");
 	QG_LOG_INFO("stopping (signal %d)", (int)stop_signal);
 	drain(&d);
 	qg_event_init(&ev, QG_EVENT_SHUTDOWN, QG_EVENT_SEV_NOTICE);

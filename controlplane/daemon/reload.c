@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "qgate/clock.h"
 #include "qgate/log.h"
+#include "qgate/privs.h"
 
 /* Every error of the file, one "FILE:LINE:COLUMN: message" per line, into msg. */
 static void errors_text(const struct qg_config_errors *errs, char *msg, size_t len)
@@ -39,11 +40,18 @@ static void note_restart_only(const struct qg_config *o, const struct qg_config 
 {
 	size_t used = strlen(msg);
 
-	if (strcmp(o->admin.socket, n->admin.socket) != 0 || o->admin.mode != n->admin.mode)
+	if (strcmp(o->admin.socket, n->admin.socket) != 0 || o->admin.mode != n->admin.mode ||
+	    o->admin.has_owner != n->admin.has_owner || o->admin.owner != n->admin.owner ||
+	    o->admin.has_group != n->admin.has_group || o->admin.group != n->admin.group)
 		used += (size_t)snprintf(msg + used, used < len ? len - used : 0,
 					 "; admin changed: it takes effect at the next restart");
 	if (used < len && !qg_addr_equal(&o->metrics.listen, &n->metrics.listen))
-		snprintf(msg + used, len - used, "; metrics.listen changed: it takes effect at the next restart");
+		used += (size_t)snprintf(msg + used, len - used,
+					 "; metrics.listen changed: it takes effect at the next restart");
+	/* Root is gone after the first start: only a restart can switch to another user. */
+	if (used < len && (o->run_as.enabled != n->run_as.enabled || o->run_as.uid != n->run_as.uid ||
+			   o->run_as.gid != n->run_as.gid))
+		snprintf(msg + used, len - used, "; user/group changed: it takes effect at the next restart");
 }
 
 static void publish(struct qg_daemon *d, int ok, uint64_t gen, const char *text)
@@ -85,10 +93,14 @@ static int follow(struct qg_daemon *d, const struct qg_config *cfg)
 	rc = qg_admin_target_init(&d->target, cfg);
 	d->metrics_src.cfg = cfg;
 	d->metrics_src.weights = d->target.weights;
+	/* New thresholds and dwell; the current level and an operator's floor stay. */
+	if (d->protect && qg_protect_reconfigure(d->protect, &cfg->degradation.ctl, cfg->degradation.enabled,
+						 qg_clock_ms()) != 0)
+		QG_LOG_WARN("reload: the degradation section could not be applied; the previous one stays");
 	return rc;
 }
 
-int qg_daemon_reload(struct qg_daemon *d, char *msg, size_t len)
+static int reload(struct qg_daemon *d, char *msg, size_t len)
 {
 	struct qg_config_errors errs;
 	struct qg_config *cfg = NULL, *old = d->cfg;
@@ -116,6 +128,17 @@ int qg_daemon_reload(struct qg_daemon *d, char *msg, size_t len)
 		return rc;
 	}
 	rc = qg_dataplane_reload(d->dp, cfg, msg, len);
+	if (rc == -EACCES && old->run_as.enabled) {
+		size_t used = strlen(msg);
+
+		/* The likely cause, named: root is gone and the control thread kept no capability to bind. */
+		if (used < len)
+			snprintf(msg + used, len - used,
+				 "; qgate runs as user %s and keeps CAP_NET_BIND_SERVICE only when a service "
+				 "listened below port %u at start: restart it to bind such a port",
+				 old->run_as.user[0] ? old->run_as.user : "(uid)",
+				 qg_privs_unpriv_port_start());
+	}
 	if (rc && rc != -ETIMEDOUT) {
 		publish(d, 0, d->generation, msg);
 		qg_config_free(cfg);
@@ -129,5 +152,18 @@ int qg_daemon_reload(struct qg_daemon *d, char *msg, size_t len)
 		QG_LOG_ERR("reload: the health checker or admin state could not follow the new configuration");
 	publish(d, 1, d->generation, msg);
 	qg_config_free(old);
+	return rc;
+}
+
+int qg_daemon_reload(struct qg_daemon *d, char *msg, size_t len)
+{
+	int rc;
+
+	/* systemd shows "reloading" meanwhile; READY=1 ends it whatever the outcome (a refused file changes
+	 * nothing). */
+	qg_notify_reloading();
+	rc = reload(d, msg, len);
+	qg_notify_ready(rc && rc != -ETIMEDOUT ? "reload refused; running the previous configuration"
+					       : "running");
 	return rc;
 }

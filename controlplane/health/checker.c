@@ -62,9 +62,14 @@ const char *qg_health_state_name(enum qg_health_state s)
 	return "?";
 }
 
+/*
+ * A backend with only Bluetooth paths has no address to probe over UDP:
+ * passive signals (the breaker) judge it, as when probes are off.
+ */
 static int probed(const struct hc_backend *be)
 {
-	return be->cfg->probe != QG_CONFIG_PROBE_NONE;
+	return be->cfg->probe != QG_CONFIG_PROBE_NONE &&
+	       be->hc->cfg->services[be->svc].backends[be->b].addr.family != 0;
 }
 
 static void event_fill(struct qg_health *hc, const struct hc_backend *be, struct qg_event *ev)

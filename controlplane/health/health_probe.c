@@ -197,7 +197,8 @@ int qg_health_create_udp(const struct qg_config *cfg, struct qg_dataplane *dp, s
 		for (uint32_t b = 0; b < svc->n_backends; b++, id++) {
 			c->svc_of[id] = s;
 			c->fd[id] = -1;
-			if (svc->health.probe == QG_CONFIG_PROBE_NONE)
+			/* Bluetooth-only backends are not probed (checker.c): no socket. */
+			if (svc->health.probe == QG_CONFIG_PROBE_NONE || !svc->backends[b].addr.family)
 				continue;
 			/* A socket that cannot be opened leaves its probes failing: visible, not fatal. */
 			c->fd[id] = hp_open(&svc->backends[b].addr);

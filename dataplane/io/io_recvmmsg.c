@@ -26,6 +26,8 @@
 
 /* epoll data: kind (1 bit) | generation (16 bits) | index (32 bits) */
 #define EV_UP (1ULL << 63)
+/* A watched doorbell (watch_fd): it only ends epoll_wait, nothing to drain. */
+#define EV_WAKE (1ULL << 62)
 
 struct qg_io {
 	int epfd;
@@ -270,6 +272,10 @@ static unsigned mm_rx_burst(struct qg_io *io, struct qg_pkt *pkts, unsigned n, u
 	while (io->ev_next < io->n_ev && filled < n) {
 		int more;
 
+		if (io->ev[io->ev_next].data.u64 == EV_WAKE) {
+			io->ev_next++;
+			continue;
+		}
 		filled += mm_drain(io, io->ev[io->ev_next].data.u64, pkts + filled, n - filled, &more);
 		/* A socket not drained stays ready; level-triggered epoll reports it again anyway. */
 		io->ev_next++;
@@ -373,6 +379,32 @@ static void mm_release(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 		buf_put(io, pkts[i].buf);
 }
 
+/* Datagrams the worker makes (bridge messages) share the receive buffers: sends are synchronous. */
+static int mm_alloc_tx(struct qg_io *io, struct qg_pkt *pkt)
+{
+	uint32_t b;
+
+	if (!io->n_free)
+		return -ENOBUFS;
+	b = io->free_bufs[--io->n_free];
+	pkt->data = io->bufs + (size_t)b * io->stride;
+	pkt->buf = b;
+	pkt->priv = NULL;
+	pkt->flags = 0;
+	return 0;
+}
+
+/*
+ * Edge-triggered: every signal of the doorbell is one wake-up, and the fd is
+ * never read (level-triggered, an unread eventfd would end every wait).
+ */
+static int mm_watch_fd(struct qg_io *io, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = EV_WAKE };
+
+	return epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
 static int mm_upstream_open(struct qg_io *io, uint32_t bslot, const struct qg_addr *backend, uint32_t *up)
 {
 	return qg_up_pool_open(&io->pool, bslot, backend, up);
@@ -433,6 +465,8 @@ const struct qg_io_ops qg_io_recvmmsg_ops = {
 	.tx_backend = mm_tx_backend,
 	.tx_client = mm_tx_client,
 	.release = mm_release,
+	.alloc_tx = mm_alloc_tx,
+	.watch_fd = mm_watch_fd,
 	.upstream_open = mm_upstream_open,
 	.upstream_close = mm_upstream_close,
 	.start = mm_start,

@@ -12,6 +12,7 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,8 @@ enum {
 	OP_SEND_CLI,
 	OP_CANCEL,
 	OP_GSO_UP,
-	OP_GSO_CLI
+	OP_GSO_CLI,
+	OP_WAKE /* the multishot poll of a watched doorbell (watch_fd) */
 };
 
 static inline uint64_t ud_make(unsigned op, uint16_t gen, uint32_t idx)
@@ -73,6 +75,16 @@ struct qg_io {
 	uint32_t stride;
 	uint8_t *bufs;
 	size_t bufs_len;
+	/*
+	 * alloc_tx buffers: ids n_bufs .. n_bufs + n_txb - 1, after the receive
+	 * buffers in the same mapping but never in the kernel's buffer ring, so
+	 * a datagram the worker made stays put until its send completes and
+	 * then returns to this stack instead of the ring.
+	 */
+	uint32_t n_txb;
+	uint32_t *txb_free;
+	uint32_t n_txb_free;
+	int wake_fd; /* watched doorbell, -1 = none */
 	uint32_t pending_adds; /* buffers re-added since the last advance */
 	uint32_t n_armed;      /* multishot receives not yet finished */
 	uint32_t n_tx;	       /* sends not yet completed */
@@ -179,6 +191,10 @@ static void up_disarm(void *ctx, uint32_t up, int fd, uint16_t gen)
 
 static inline void buf_recycle(struct qg_io *io, uint32_t bid)
 {
+	if (unlikely(bid >= io->n_bufs)) {
+		io->txb_free[io->n_txb_free++] = bid;
+		return;
+	}
 	io_uring_buf_ring_add(io->br, io->bufs + (size_t)bid * io->stride, io->stride, (unsigned short)bid,
 			      io_uring_buf_ring_mask(io->n_bufs), (int)io->pending_adds);
 	io->pending_adds++;
@@ -211,22 +227,26 @@ static int uring_create(const struct qg_io_params *p, struct qg_io **out)
 	io->on_refused = p->on_refused;
 	io->refused_ctx = p->refused_ctx;
 	io->n_bufs = p->rx_buffers;
+	io->wake_fd = -1;
+	/* Buffer ids travel as uint16_t in GSO batches. */
+	io->n_txb = p->tx_buffers < 65535u - io->n_bufs ? p->tx_buffers : 65535u - io->n_bufs;
 	io->max_datagram = p->max_datagram;
 	io->stride = qg_io_stride(p->max_datagram, URING_HDR);
 	io->n_services = p->n_services;
 	io->svc_fd = malloc(sizeof(int) * QG_CONFIG_MAX_SERVICES);
 	io->svc_gen = calloc(QG_CONFIG_MAX_SERVICES, sizeof(*io->svc_gen));
 	io->svc_addr = calloc(QG_CONFIG_MAX_SERVICES, sizeof(*io->svc_addr));
-	io->txmsg = calloc(io->n_bufs, sizeof(*io->txmsg));
+	io->txmsg = calloc(io->n_bufs + io->n_txb, sizeof(*io->txmsg));
+	io->txb_free = malloc(sizeof(*io->txb_free) * (io->n_txb + 1));
 	if (p->n_services > QG_CONFIG_MAX_SERVICES) {
 		rc = -EINVAL;
 		goto err;
 	}
-	if (!io->svc_fd || !io->svc_addr || !io->svc_gen || !io->txmsg)
+	if (!io->svc_fd || !io->svc_addr || !io->svc_gen || !io->txmsg || !io->txb_free)
 		goto err;
 	if (p->udp_gso) {
 		/* Every batch holds at least two buffers: half as many slots as buffers never run out. */
-		io->n_gso = io->n_bufs / 2;
+		io->n_gso = (io->n_bufs + io->n_txb) / 2;
 		io->gso = calloc(io->n_gso, sizeof(*io->gso));
 		io->gso_free = malloc(sizeof(*io->gso_free) * io->n_gso);
 		if (!io->gso || !io->gso_free)
@@ -303,7 +323,7 @@ static int uring_start(struct qg_io *io)
 		return rc;
 	}
 	io->ring_ready = 1;
-	io->bufs_len = (size_t)io->n_bufs * io->stride;
+	io->bufs_len = (size_t)(io->n_bufs + io->n_txb) * io->stride;
 	io->bufs = mmap(NULL, io->bufs_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (io->bufs == MAP_FAILED) {
 		io->bufs = NULL;
@@ -319,6 +339,9 @@ static int uring_start(struct qg_io *io)
 	for (uint32_t b = 0; b < io->n_bufs; b++)
 		buf_recycle(io, b);
 	buf_commit(io);
+	for (uint32_t b = 0; b < io->n_txb; b++)
+		io->txb_free[b] = io->n_bufs + b;
+	io->n_txb_free = io->n_txb;
 	for (unsigned s = 0; s < io->n_services; s++) {
 		if (io->svc_fd[s] < 0)
 			continue;
@@ -351,6 +374,7 @@ static void uring_destroy(struct qg_io *io)
 	free(io->svc_gen);
 	free(io->svc_addr);
 	free(io->txmsg);
+	free(io->txb_free);
 	free(io->gso);
 	free(io->gso_free);
 	free(io);
@@ -441,7 +465,7 @@ static int rx_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsigne
 static void tx_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsigned op, uint32_t idx)
 {
 	io->n_tx--;
-	if (idx < io->n_bufs)
+	if (idx < io->n_bufs + io->n_txb)
 		buf_recycle(io, idx);
 	if (cqe->res >= 0)
 		return;
@@ -472,6 +496,32 @@ static void gso_complete(struct qg_io *io, const struct io_uring_cqe *cqe, unsig
 	qg_ctr_add(io->ctr, op == OP_GSO_UP ? QG_CTR_DROP_TX_BACKEND : QG_CTR_DROP_TX_CLIENT, g->n);
 }
 
+static int wake_arm(struct qg_io *io)
+{
+	struct io_uring_sqe *sqe = uring_sqe(io);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_multishot(sqe, io->wake_fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, ud_make(OP_WAKE, 0, 0));
+	io->n_armed++;
+	return 0;
+}
+
+/*
+ * The doorbell rang: its completion alone ended the wait, nothing to read.
+ * A multishot poll posts one completion per signal (a wake-up, not a level),
+ * so the eventfd's counter may grow unread. Re-armed when the kernel ended it.
+ */
+static void wake_complete(struct qg_io *io, const struct io_uring_cqe *cqe)
+{
+	if (cqe->flags & IORING_CQE_F_MORE)
+		return;
+	io->n_armed--;
+	if (!io->stopping && cqe->res != -ECANCELED)
+		wake_arm(io);
+}
+
 static unsigned uring_reap(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 {
 	struct io_uring_cqe *cqe;
@@ -493,6 +543,8 @@ static unsigned uring_reap(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 			tx_complete(io, cqe, op, idx);
 		else if (op == OP_GSO_UP || op == OP_GSO_CLI)
 			gso_complete(io, cqe, op, idx);
+		else if (op == OP_WAKE)
+			wake_complete(io, cqe);
 	}
 	io_uring_cq_advance(&io->ring, seen);
 	return filled;
@@ -671,6 +723,33 @@ static void uring_release(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 		buf_recycle(io, pkts[i].buf);
 }
 
+static int uring_alloc_tx(struct qg_io *io, struct qg_pkt *pkt)
+{
+	uint32_t bid;
+
+	if (!io->n_txb_free)
+		return -ENOBUFS;
+	bid = io->txb_free[--io->n_txb_free];
+	pkt->data = io->bufs + (size_t)bid * io->stride;
+	pkt->buf = bid;
+	pkt->priv = NULL;
+	pkt->flags = 0;
+	return 0;
+}
+
+static int uring_watch_fd(struct qg_io *io, int fd)
+{
+	int rc;
+
+	if (!io->ring_ready || io->wake_fd >= 0)
+		return -EINVAL;
+	io->wake_fd = fd;
+	rc = wake_arm(io);
+	if (rc == 0 && io_uring_submit(&io->ring) < 0)
+		rc = -EIO;
+	return rc;
+}
+
 static int uring_upstream_open(struct qg_io *io, uint32_t bslot, const struct qg_addr *backend, uint32_t *up)
 {
 	return qg_up_pool_open(&io->pool, bslot, backend, up);
@@ -730,6 +809,8 @@ const struct qg_io_ops qg_io_uring_ops = {
 	.tx_backend = uring_tx_backend,
 	.tx_client = uring_tx_client,
 	.release = uring_release,
+	.alloc_tx = uring_alloc_tx,
+	.watch_fd = uring_watch_fd,
 	.upstream_open = uring_upstream_open,
 	.upstream_close = uring_upstream_close,
 	.start = uring_start,

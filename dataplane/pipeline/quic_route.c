@@ -199,6 +199,26 @@ static void learn(struct qg_relay *r, uint16_t svc, const uint8_t *cid, uint8_t 
 		return;
 	rc = qg_cid_learn(r->cids, svc, cid, len, idx);
 	qg_ctr_add(r->ctr, rc ? QG_CTR_ERR_QUIC_CID_FULL : QG_CTR_QUIC_CID_LEARNED, 1);
+	if (rc == 0 && r->share) {
+		const struct qg_flow *f = qg_flow_get(r->flows, idx);
+		struct qg_cid_note n;
+
+		if (!f)
+			return;
+		n.svc = svc;
+		n.len = len;
+		memcpy(n.cid, cid, len);
+		n.slot = f->backend;
+		qg_ctr_add(r->ctr, QG_CTR_ERR_CID_SHARE_FULL, qg_cid_share_announce(r->share, r->worker, &n));
+	}
+}
+
+void qg_quic_peer_note(struct qg_relay *r, const struct qg_cid_note *n, uint32_t now_ms)
+{
+	qg_cid_cache_put(r->peer_cids, n, now_ms);
+	/* A rebinding client's short header needs the server's CID length, seen by the other worker. */
+	if (n->svc < r->svc_cap)
+		note_cid_len(&r->quic[n->svc], n->len);
 }
 
 /* A known flow (by CID): follow the client to its current address. */
@@ -371,7 +391,7 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 	uint8_t odcid[QG_RETRY_MAX_CID_LEN];
 	const uint8_t *sel_cid;
 	size_t sid_len, sel_len;
-	int rc, validated = 0, tuple_known = 0;
+	int rc, validated = 0, tuple_known = 0, by_peer = 0;
 
 	if (likely(p->len && !(p->data[0] & 0x80)))
 		rc = parse_short(p->data, p->len, short_dcid_len(r, q, s, p->svc, p->data, p->len), &h);
@@ -435,6 +455,23 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 			return *flow == QG_FLOW_NONE ? QG_QROUTE_DROP : QG_QROUTE_FORWARD;
 		}
 	}
+	/*
+	 * 2b. CIDs another worker learned: the client rebound onto an address
+	 * SO_REUSEPORT gives to this worker. Its backend gets a new flow from
+	 * here, which the server sees as the client's NAT rebinding.
+	 */
+	if (member == QG_LB_NONE && r->peer_cids) {
+		/*
+		 * No age limit: the announcing flow may live on for any time, and a
+		 * stale entry names a dead connection's CID that nobody sends.
+		 */
+		uint32_t slot = qg_cid_cache_get(r->peer_cids, p->svc, h.dcid, h.dcid_len, now_ms, UINT32_MAX);
+
+		if (slot != UINT32_MAX) {
+			member = qg_svc_slot_member(r->table, s, slot);
+			by_peer = member != QG_LB_NONE;
+		}
+	}
 	/* 3. the 4-tuple's flow, when it leads to the server the CID names (step 2 changed no flow) */
 	idx = tuple_known ? tuple : qg_flow_lookup_hashed(r->flows, p->svc, &p->peer, hash, now_ms);
 	if (idx != QG_FLOW_NONE) {
@@ -453,7 +490,7 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 	sel_cid = h.dcid;
 	sel_len = h.dcid_len;
 	/* Retry first: it creates no state, so spoofed Initials neither open flows nor drain buckets. */
-	if (r->retry &&
+	if (r->retry && !by_peer &&
 	    (s->quic.retry == QG_CONFIG_RETRY_ON ||
 	     (s->quic.retry == QG_CONFIG_RETRY_UNDER_ATTACK && r->table->level >= QG_DEGRADE_PROTECT)) &&
 	    (h.type == QG_QUIC_TYPE_INITIAL || h.type == QG_QUIC_TYPE_ZERO_RTT ||
@@ -465,7 +502,7 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 		sel_cid = odcid;
 		validated = 1;
 	}
-	by_lb = member != QG_LB_NONE;
+	by_lb = member != QG_LB_NONE && !by_peer;
 	if (member == QG_LB_NONE)
 		member = select_new(r, p, s, &h, sel_cid, sel_len);
 	if (!rate_allows(r, s, &p->peer, now_ms)) {
@@ -481,7 +518,10 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 		qg_ctr_add(r->ctr, QG_CTR_QUIC_LB_ROUTED, 1);
 	if (validated)
 		qg_ctr_add(r->ctr, QG_CTR_QUIC_RETRY_VALIDATED, 1);
-	if (h.form == QG_QUIC_FORM_LONG)
+	if (by_peer)
+		qg_ctr_add(r->ctr, QG_CTR_QUIC_CID_PEER_ROUTED, 1);
+	/* A short header's CID is the server's: learned here too, so its next datagrams take step 2. */
+	if (h.form == QG_QUIC_FORM_LONG || by_peer)
 		learn(r, p->svc, h.dcid, h.dcid_len, idx);
 	*flow = idx;
 	return QG_QROUTE_FORWARD;
@@ -546,6 +586,13 @@ int qg_quic_relay_svc_init(struct qg_relay *r, uint32_t i)
 		if (!r->tb)
 			return -ENOMEM;
 	}
+	if (r->share && !r->peer_cids) {
+		/* As many as this worker's own: every other worker's connections may rebind here. */
+		rc = qg_cid_cache_create(flows * 2 > flows ? flows * 2 : flows, r->tb_seed ^ 0x9e3779b9ULL,
+					 &r->peer_cids);
+		if (rc)
+			return rc;
+	}
 	if (r->cids)
 		return 0;
 	/* Each flow keeps up to QG_CID_PER_FLOW CIDs; two per flow covers the common case. */
@@ -569,6 +616,7 @@ void qg_quic_relay_fini(struct qg_relay *r)
 	for (uint32_t i = 0; r->quic && i < r->svc_cap; i++)
 		qg_quic_relay_svc_fini(r, i);
 	qg_cid_table_destroy(r->cids);
+	qg_cid_cache_destroy(r->peer_cids);
 	qg_retry_keys_destroy(r->retry);
 	free(r->tb);
 }

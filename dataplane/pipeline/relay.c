@@ -13,7 +13,9 @@ static void relay_on_remove(void *ctx, uint32_t idx, const struct qg_flow *f, en
 {
 	struct qg_relay *r = ctx;
 
-	if (f->upstream != QG_FLOW_NONE) {
+	if (unlikely(qg_relay_up_is_bt(f->upstream))) {
+		qg_relay_bt_close(r, f->upstream);
+	} else if (f->upstream != QG_FLOW_NONE) {
 		r->up_flow[f->upstream] = QG_FLOW_NONE;
 		r->ops->upstream_close(r->io, f->upstream, why == QG_FLOW_REASON_EXPIRED);
 	}
@@ -91,16 +93,24 @@ uint32_t qg_relay_new_flow_to(struct qg_relay *r, const struct qg_pkt *p, uint32
 	f = qg_flow_get(r->flows, idx);
 	QG_STORE_RELAXED(&r->svc_active[p->svc], r->svc_active[p->svc] + 1);
 	slot = s->backends[member].slot;
-	rc = r->ops->upstream_open(r->io, slot, &s->backends[member].addr, &up);
-	if (unlikely(rc || up >= r->max_upstreams)) {
-		qg_ctr_add(r->ctr, rc == -ENOSPC ? QG_CTR_DROP_UPSTREAM_EXHAUSTED : QG_CTR_DROP_UPSTREAM_OPEN,
+	/* A backend with only Bluetooth paths: the flow's "upstream" is a tag the bridge knows it by. */
+	if (unlikely(s->backends[member].addr.family == AF_BLUETOOTH))
+		rc = qg_relay_bt_open(r, p->svc, member, idx, &up);
+	else
+		rc = r->ops->upstream_open(r->io, slot, &s->backends[member].addr, &up);
+	if (unlikely(rc || (up >= r->max_upstreams && !qg_relay_up_is_bt(up)))) {
+		qg_ctr_add(r->ctr,
+			   rc == -ENOSPC     ? QG_CTR_DROP_UPSTREAM_EXHAUSTED
+			   : rc == -ENOTCONN ? QG_CTR_DROP_NO_BRIDGE
+					     : QG_CTR_DROP_UPSTREAM_OPEN,
 			   1);
 		qg_flow_remove(r->flows, idx);
 		return QG_FLOW_NONE;
 	}
 	f->backend = slot;
 	f->upstream = up;
-	r->up_flow[up] = idx;
+	if (likely(!qg_relay_up_is_bt(up)))
+		r->up_flow[up] = idx;
 	r->slot_active[slot]++;
 	QG_STORE_RELAXED(&r->bstat[slot].flows_active, r->bstat[slot].flows_active + 1);
 	QG_COUNTER_ADD(&r->bstat[slot].flows_created, 1);
@@ -186,6 +196,20 @@ static void relay_prefetch(struct qg_relay *r, const struct qg_pkt *pkts, unsign
 	}
 }
 
+/*
+ * Toward a client: out through the I/O backend, or for a Bluetooth client
+ * link copied into the bridge's ring and the buffer given back.
+ */
+static inline void relay_to_client(struct qg_relay *r, struct qg_pkt *p, unsigned *nc, unsigned *nd)
+{
+	if (unlikely(p->peer.family == AF_BLUETOOTH)) {
+		qg_relay_bt_send(r, p, 1);
+		r->drop[(*nd)++] = *p;
+		return;
+	}
+	r->to_client[(*nc)++] = *p;
+}
+
 void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_t now_ms)
 {
 	unsigned nb = 0, nc = 0, nd = 0, from_client = 0;
@@ -224,7 +248,7 @@ void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_
 					continue;
 				}
 				if (v == QG_QROUTE_ANSWER) {
-					r->to_client[nc++] = *p;
+					relay_to_client(r, p, &nc, &nd);
 					continue;
 				}
 			} else {
@@ -242,6 +266,12 @@ void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_
 			p->upstream = f->upstream;
 			QG_COUNTER_ADD(&r->bstat[f->backend].tx_pkts, 1);
 			QG_COUNTER_ADD(&r->bstat[f->backend].tx_bytes, p->len);
+			if (unlikely(qg_relay_up_is_bt(p->upstream))) {
+				/* Copied into the bridge's ring; the buffer is released with the drops. */
+				qg_relay_bt_send(r, p, 0);
+				r->drop[nd++] = *p;
+				continue;
+			}
 			r->to_backend[nb++] = *p;
 		} else {
 			if (unlikely(p->flags & QG_PKT_F_OVERSIZE)) {
@@ -249,7 +279,8 @@ void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_
 				r->drop[nd++] = *p;
 				continue;
 			}
-			idx = p->upstream < r->max_upstreams ? r->up_flow[p->upstream] : QG_FLOW_NONE;
+			idx = likely(p->upstream < r->max_upstreams) ? r->up_flow[p->upstream]
+								     : qg_relay_bt_flow(r, p->upstream);
 			if (unlikely(idx == QG_FLOW_NONE)) {
 				qg_ctr_add(r->ctr, QG_CTR_DROP_STALE_REPLY, 1);
 				r->drop[nd++] = *p;
@@ -263,7 +294,7 @@ void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_
 				qg_quic_learn_reply(r, p, f->svc, idx);
 			QG_COUNTER_ADD(&r->bstat[f->backend].rx_pkts, 1);
 			QG_COUNTER_ADD(&r->bstat[f->backend].rx_bytes, p->len);
-			r->to_client[nc++] = *p;
+			relay_to_client(r, p, &nc, &nd);
 		}
 	}
 	qg_ctr_add(r->ctr, QG_CTR_RX_CLIENT, from_client);
@@ -346,6 +377,21 @@ void qg_relay_set_table(struct qg_relay *r, const struct qg_svc_table *t)
 	r->n_slots = t->n_slots;
 }
 
+static void relay_peer_note(void *ctx, const struct qg_cid_note *n)
+{
+	struct qg_relay *r = ctx;
+
+	qg_quic_peer_note(r, n, r->now_ms);
+}
+
+void qg_relay_take_peer_cids(struct qg_relay *r, uint32_t now_ms)
+{
+	if (!r->peer_cids)
+		return;
+	r->now_ms = now_ms;
+	qg_cid_share_drain(r->share, r->worker, relay_peer_note, r);
+}
+
 const struct qg_relay_bstat *qg_relay_bstats(const struct qg_relay *r)
 {
 	return r->bstat;
@@ -377,6 +423,8 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	r->svc_cap = sc;
 	r->slot_cap = kc;
 	r->flow_cap = p->flows;
+	r->share = p->share;
+	r->worker = p->worker;
 	r->max_upstreams = p->max_upstreams;
 	r->burst = p->burst;
 	r->up_flow = malloc(sizeof(*r->up_flow) * p->max_upstreams);
@@ -446,7 +494,10 @@ static void relay_close_upstream(void *ctx, uint32_t idx, const struct qg_flow *
 	struct qg_relay *r = ctx;
 
 	(void)idx;
-	if (f->upstream != QG_FLOW_NONE)
+	/* The worker has stopped: its ring toward the bridge is ours to push to now. */
+	if (qg_relay_up_is_bt(f->upstream))
+		qg_relay_bt_close(r, f->upstream);
+	else if (f->upstream != QG_FLOW_NONE)
 		r->ops->upstream_close(r->io, f->upstream, 0);
 }
 
@@ -458,6 +509,7 @@ void qg_relay_destroy(struct qg_relay *r)
 		qg_flow_foreach(r->flows, relay_close_upstream, r);
 		qg_flow_table_destroy(r->flows);
 	}
+	qg_relay_bt_fini(r);
 	for (uint32_t i = 0; r->wrr && i < r->svc_cap; i++)
 		qg_wrr_destroy(r->wrr[i]);
 	free(r->wrr);

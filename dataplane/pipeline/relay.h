@@ -35,6 +35,8 @@ struct qg_relay_params {
 	uint32_t max_upstreams;		  /* size of the upstream -> flow map */
 	uint32_t burst;
 	uint32_t slot_cap; /* backend slots any table may use (reloads add slots up to this) */
+	struct qg_cid_share *share; /* QUIC CIDs shared between workers; NULL with one worker */
+	unsigned worker;
 	uint64_t seed;	   /* flow-table hash seed */
 };
 
@@ -53,6 +55,26 @@ void qg_relay_destroy(struct qg_relay *r);
  * are removed. The worker calls it between bursts when it sees a new table.
  */
 void qg_relay_set_table(struct qg_relay *r, const struct qg_svc_table *t);
+
+/** Take the QUIC CIDs other workers announced (call before each burst). */
+void qg_relay_take_peer_cids(struct qg_relay *r, uint32_t now_ms);
+
+struct qg_bridge_rings;
+
+/**
+ * Relay the Bluetooth bridge's traffic through ring pair `worker` of rings
+ * (qgate/bridge.h): before the worker runs. Service indexes in ring
+ * messages are those of the current table. @return 0, -EINVAL, -ENOMEM,
+ * -ENOTSUP (the I/O backend has no alloc_tx).
+ */
+int qg_relay_attach_bridge(struct qg_relay *r, struct qg_bridge_rings *rings, unsigned worker);
+
+/**
+ * Take up to a burst of the bridge's messages and relay them (worker
+ * thread). An empty ring costs two loads, no syscall. @return how many
+ * became packets.
+ */
+unsigned qg_relay_bridge_rx(struct qg_relay *r, uint32_t now_ms);
 
 /** Process a received burst; every packet ends up sent or released. */
 void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_t now_ms);

@@ -3,6 +3,7 @@
 #ifndef QG_RELAY_INTERNAL_H
 #define QG_RELAY_INTERNAL_H
 
+#include "../quic/cid_share.h"
 #include "../quic/cid_table.h"
 #include "qgate/flow.h"
 #include "qgate/quic_lb.h"
@@ -66,6 +67,11 @@ struct qg_relay {
 	uint32_t *hash;		     /* per packet of a burst: flow-key hash from the prefetch pass */
 	struct qg_relay_quic *quic;  /* per service */
 	struct qg_cid_table *cids;   /* NULL when no service speaks QUIC */
+	struct qg_cid_share *share;  /* CIDs told to / heard from the other workers; NULL with one */
+	struct qg_cid_cache *peer_cids; /* what the other workers learned; NULL without share or QUIC */
+	unsigned worker;
+	uint32_t now_ms; /* for callbacks that take no clock */
+	struct qg_relay_bt *bt;	     /* the Bluetooth bridge's rings and tags; NULL without a bridge */
 	struct qg_relay_tb *tb;	     /* NULL when no service limits new connections */
 	struct qg_retry_keys *retry; /* Retry token keys; NULL when no service has retry: on */
 	uint64_t tb_seed;
@@ -93,6 +99,9 @@ void qg_quic_learn_reply(struct qg_relay *r, const struct qg_pkt *p, uint16_t sv
  */
 int qg_quic_relay_svc_init(struct qg_relay *r, uint32_t i);
 
+/** A note from another worker: remember its CID (and its length, for short headers). */
+void qg_quic_peer_note(struct qg_relay *r, const struct qg_cid_note *n, uint32_t now_ms);
+
 /** Free service i's QUIC state (QUIC-LB contexts, learned CID lengths). */
 void qg_quic_relay_svc_fini(struct qg_relay *r, uint32_t i);
 
@@ -107,5 +116,36 @@ uint64_t qg_relay_client_hash(const struct qg_svc *s, const struct qg_addr *clie
 
 /** Create the flow of a new client toward member (counted on failure). @return its index or QG_FLOW_NONE. */
 uint32_t qg_relay_new_flow_to(struct qg_relay *r, const struct qg_pkt *p, uint32_t member, uint32_t now_ms);
+
+/*
+ * The Bluetooth bridge (relay_bridge.c). A flow toward a Bluetooth backend
+ * holds QG_RELAY_UP_BT | tag as its upstream, and so do the replies that
+ * come back for it: never an I/O upstream (those stay far below 2^31).
+ */
+#define QG_RELAY_UP_BT 0x80000000u
+
+static inline int qg_relay_up_is_bt(uint32_t up)
+{
+	return (up & QG_RELAY_UP_BT) && up != QG_FLOW_NONE;
+}
+
+/**
+ * A tag for new flow `flow` toward member of service svc, a backend reached
+ * through the bridge. @return 0 and *up, -ENOTCONN (no bridge, or no
+ * Bluetooth path it knows), -ENOSPC (every tag taken).
+ */
+int qg_relay_bt_open(struct qg_relay *r, uint16_t svc, uint32_t member, uint32_t flow, uint32_t *up);
+
+/** The flow holding tag up ended: tell the bridge (unless it told us) and free the tag. */
+void qg_relay_bt_close(struct qg_relay *r, uint32_t up);
+
+/** The flow of tag up (a reply's pkt->upstream), or QG_FLOW_NONE. */
+uint32_t qg_relay_bt_flow(const struct qg_relay *r, uint32_t up);
+
+/** Copy p into the ring toward the bridge: a reply to its client link, or a datagram to its backend. Counted. */
+void qg_relay_bt_send(struct qg_relay *r, const struct qg_pkt *p, int to_client);
+
+/** Free the bridge state (after the flows are gone). */
+void qg_relay_bt_fini(struct qg_relay *r);
 
 #endif /* QG_RELAY_INTERNAL_H */

@@ -30,6 +30,32 @@ static int svc_build_selection(struct qg_svc *s)
 	return rc;
 }
 
+void qg_svc_backend_key(const struct qg_config_backend *c, struct qg_addr *out)
+{
+	*out = c->addr;
+	if (out->family)
+		return;
+	for (uint32_t p = 0; p < c->n_paths; p++) {
+		if (c->paths[p].kind != QG_CONFIG_PATH_UDP) {
+			qg_addr_bt_path(c->paths[p].bdaddr, c->paths[p].psm, (uint8_t)c->paths[p].kind, out);
+			return;
+		}
+	}
+}
+
+/* The backend's first Bluetooth path, as the configuration numbers it. */
+static void svc_backend_bt(const struct qg_config_backend *c, uint32_t b, struct qg_svc_backend *out)
+{
+	out->bt_path = QG_SVC_NO_BT;
+	out->bt_backend = b;
+	for (uint32_t p = 0; p < c->n_paths && p < QG_SVC_NO_BT; p++) {
+		if (c->paths[p].kind != QG_CONFIG_PATH_UDP) {
+			out->bt_path = (uint8_t)p;
+			return;
+		}
+	}
+}
+
 static int sid_cmp(const void *a, const void *b, void *ctx)
 {
 	const struct qg_svc *s = ctx;
@@ -136,7 +162,8 @@ int qg_svc_table_build_mapped(const struct qg_config *cfg, uint64_t generation, 
 				goto err;
 			t->slot_member[slot] = b;
 			s->backends[b].slot = slot;
-			s->backends[b].addr = c->backends[b].addr;
+			qg_svc_backend_key(&c->backends[b], &s->backends[b].addr);
+			svc_backend_bt(&c->backends[b], b, &s->backends[b]);
 			s->backends[b].weight = c->backends[b].weight;
 			s->backends[b].up = map->up ? map->up[i][b] : 1;
 			s->backends[b].server_id_len = c->backends[b].server_id_len;

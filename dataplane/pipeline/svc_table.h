@@ -21,9 +21,25 @@
 #include "qgate/config.h"
 #include "qgate/lb.h"
 
+#define QG_SVC_NO_BT 0xff /* bt_path: the backend has no Bluetooth path the dataplane may use */
+
 struct qg_svc_backend {
+	/*
+	 * Its first udp path, or for a backend with only Bluetooth paths its
+	 * first one as a Bluetooth address (qg_addr_bt_path): the relay goes
+	 * through the bridge exactly when the family is AF_BLUETOOTH, and
+	 * selection and reloads key every backend by a distinct address.
+	 */
 	struct qg_addr addr;
 	uint32_t weight;
+	/*
+	 * The bridge's names of its Bluetooth path (ring messages use the
+	 * bridge's configuration, the one qgate started with): backend index
+	 * and path index, bt_path QG_SVC_NO_BT when there is none (or a reload
+	 * added it: the bridge learns paths only at a restart).
+	 */
+	uint32_t bt_backend;
+	uint8_t bt_path;
 	/*
 	 * Health and breaker allow new flows. A down backend keeps its weight
 	 * (operators' setting) but selection sees 0 for it; with rehome, its
@@ -84,6 +100,9 @@ static inline uint32_t qg_svc_slot_member(const struct qg_svc_table *t, const st
 
 	return m < s->n_backends && s->backends[m].slot == slot ? m : QG_LB_NONE;
 }
+
+/** The address a table keys configured backend c by (see qg_svc_backend.addr). */
+void qg_svc_backend_key(const struct qg_config_backend *c, struct qg_addr *out);
 
 /** Build a table whose services and slots sit where map says. 0, -EINVAL or -ENOMEM. */
 int qg_svc_table_build_mapped(const struct qg_config *cfg, uint64_t generation, const struct qg_svc_map *map,

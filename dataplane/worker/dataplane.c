@@ -68,6 +68,7 @@ static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned id
 	int rc;
 
 	w->idx = idx;
+	w->bridge_fd = -1;
 	w->cpu = d->cores[idx];
 	w->burst = d->burst;
 	w->ops = dp->ops;
@@ -84,6 +85,7 @@ static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned id
 	iop.max_datagram = d->max_datagram;
 	iop.max_upstreams = upstreams;
 	iop.burst = d->burst;
+	iop.tx_buffers = qg_dataplane_bt_tx_buffers(cfg);
 	iop.udp_gso = d->udp_gso;
 	iop.ctr = &w->ctr;
 	iop.on_refused = worker_on_refused;
@@ -103,6 +105,8 @@ static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned id
 	rp.max_upstreams = upstreams; /* what the instance really holds */
 	rp.burst = d->burst;
 	rp.slot_cap = dp->slot_cap;
+	rp.share = dp->cid_share;
+	rp.worker = idx;
 	rp.seed = seed;
 	return qg_relay_create(&rp, &w->relay);
 }
@@ -128,6 +132,8 @@ int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 		goto err;
 	}
 	rc = qg_svc_table_build(cfg, 1, &dp->table);
+	if (!rc)
+		rc = qg_dataplane_bt_init(dp, cfg);
 	if (rc)
 		goto err;
 	rc = -ENOMEM;
@@ -147,6 +153,13 @@ int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 		goto err;
 	for (size_t k = 0; k < (size_t)QG_CONFIG_MAX_SERVICES * d->n_cores; k++)
 		dp->handoff[k] = -1;
+	/* Workers tell each other the QUIC CIDs they learn: 4096 notes in flight per pair. */
+	if (d->n_cores > 1) {
+		rc = qg_cid_share_create(d->n_cores, 4096, &dp->cid_share);
+		if (rc)
+			goto err;
+		rc = -ENOMEM;
+	}
 	for (uint32_t s = 0; s < cfg->n_services; s++) {
 		dp->cfg_index[s] = s;
 		dp->svc_cfg[s] = cfg->services[s];
@@ -257,6 +270,8 @@ void qg_dataplane_destroy(struct qg_dataplane *dp)
 	free(dp->io_uid);
 	free(dp->svc_cfg);
 	free(dp->slot_base);
+	free(dp->bt_paths);
+	qg_cid_share_destroy(dp->cid_share);
 	if (dp->setup_done && dp->ops->teardown)
 		dp->ops->teardown();
 	qg_svc_table_free(dp->table);

@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "../pipeline/svc_table.h"
+#include "../quic/cid_share.h"
 #include "qgate/dataplane.h"
 #include "worker.h"
 
@@ -27,7 +28,33 @@ struct qg_dataplane {
 	int *handoff;			   /* [service][worker]: sockets opened for a reload */
 	struct qg_backend_stats *slot_base; /* per slot: its figures when it last changed hands */
 	uint32_t *io_uid;		    /* [worker][service]: what each worker's I/O serves */
+	struct qg_dp_bt_path *bt_paths;	    /* the starting configuration's Bluetooth paths */
+	uint32_t n_bt_paths;
+	struct qg_bridge_rings *bt_rings; /* attached bridge, NULL = none */
+	struct qg_cid_share *cid_share;	    /* QUIC CIDs between workers; NULL with one worker */
 };
+
+/* A Bluetooth backend path of the configuration qgate started with, as the bridge numbers it. */
+struct qg_dp_bt_path {
+	uint32_t svc, backend;
+	uint8_t path;
+	struct qg_config_path key;
+};
+
+/* dataplane_bridge.c */
+/** 1 when cfg has bridges or Bluetooth backend paths. */
+int qg_dataplane_bt_wanted(const struct qg_config *cfg);
+/** alloc_tx buffers each worker's I/O needs for cfg (0 without Bluetooth). */
+uint32_t qg_dataplane_bt_tx_buffers(const struct qg_config *cfg);
+/** Remember cfg's Bluetooth paths (at create). 0 or -ENOMEM. */
+int qg_dataplane_bt_init(struct qg_dataplane *dp, const struct qg_config *cfg);
+/**
+ * Name the Bluetooth paths of table t (built from cfg, service i at
+ * index[i]) as the bridge does. @return how many Bluetooth-only backends
+ * have a path the bridge does not know (unusable until a restart).
+ */
+unsigned qg_dataplane_bt_remap(const struct qg_dataplane *dp, const struct qg_config *cfg, const uint32_t *index,
+			       struct qg_svc_table *t);
 
 /** Swap in nt and free the table it replaces once no worker can hold it. Under ctl_lock. */
 void qg_dataplane_publish(struct qg_dataplane *dp, struct qg_svc_table *nt);

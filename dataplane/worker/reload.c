@@ -149,9 +149,11 @@ static int map_backends(struct reload *r, uint32_t i, uint32_t j)
 		return -ENOMEM;
 	for (uint32_t b = 0; b < c->n_backends; b++) {
 		uint32_t m = QG_LB_NONE;
+		struct qg_addr key;
 
+		qg_svc_backend_key(&c->backends[b], &key);
 		for (uint32_t k = 0; o && k < o->n_backends && m == QG_LB_NONE; k++)
-			if (qg_addr_equal(&o->backends[k].addr, &c->backends[b].addr) &&
+			if (qg_addr_equal(&o->backends[k].addr, &key) &&
 			    !r->slot_taken[o->backends[k].slot])
 				m = k;
 		if (m != QG_LB_NONE) {
@@ -321,6 +323,7 @@ int qg_dataplane_reload(struct qg_dataplane *dp, const struct qg_config *cfg, ch
 {
 	struct qg_svc_table *nt = NULL;
 	struct reload r;
+	unsigned bt_lost;
 	uint64_t gen;
 	int rc = -ENOMEM;
 	char dummy[1];
@@ -356,6 +359,11 @@ int qg_dataplane_reload(struct qg_dataplane *dp, const struct qg_config *cfg, ch
 		note(&r, "cannot build the service table: %s", strerror(-rc));
 		goto err;
 	}
+	bt_lost = qg_dataplane_bt_remap(dp, cfg, r.map.index, nt);
+	if (bt_lost)
+		note(&r, "%u Bluetooth-only backend(s) with a path the bridge does not know: they take effect at "
+			 "the next restart; ",
+		     bt_lost);
 	nt->level = r.old->level;
 	nt->draining = r.old->draining;
 	gen = nt->generation;

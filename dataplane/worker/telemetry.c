@@ -156,3 +156,8 @@ void qg_telemetry_stats(const struct qg_telemetry *t, struct qg_ring_stats *out)
 	out->published = QG_LOAD_RELAXED(&t->published);
 	out->dropped = QG_LOAD_RELAXED(&t->dropped);
 }
+
+unsigned qg_telemetry_burst(const struct qg_worker *w)
+{
+	return w->burst;
+}

@@ -30,7 +30,7 @@ struct qg_telemetry {
 	uint64_t window_ns; /* when the current period began */
 	uint64_t last_ns;   /* previous loop iteration */
 	uint64_t busy_ns;   /* busy time in the current period */
-	unsigned prev_n;    /* datagrams the previous poll returned */
+	unsigned prev_n;    /* the previous poll came back full */
 	int started;	    /* the baselines are set */
 	uint32_t worker;
 	uint32_t capacity; /* flow-table size */
@@ -71,17 +71,24 @@ unsigned qg_telemetry_poll(struct qg_telemetry *t, qg_dataplane_tm_fn fn, void *
 void qg_telemetry_stats(const struct qg_telemetry *t, struct qg_ring_stats *out);
 
 /**
- * Account one loop iteration that polled n datagrams at now_ns: the time
- * since the previous iteration was busy when that one had datagrams (it went
- * to relaying them). Worker thread.
+ * Account one loop iteration whose poll returned n of at most burst
+ * datagrams at now_ns: the time since the previous iteration was busy when
+ * that poll came back full, i.e. more was waiting. A polling worker that
+ * keeps up gets partial bursts however often it polls; counting every
+ * non-empty poll as busy read a lightly loaded poller as saturated (and
+ * saturation is what sends the degradation controller to essential).
+ * Worker thread.
  */
-static inline void qg_telemetry_account(struct qg_telemetry *t, unsigned n, uint64_t now_ns)
+static inline void qg_telemetry_account(struct qg_telemetry *t, unsigned n, unsigned burst, uint64_t now_ns)
 {
 	if (t->prev_n)
 		t->busy_ns += now_ns - t->last_ns;
 	t->last_ns = now_ns;
-	t->prev_n = n;
+	t->prev_n = n >= burst;
 }
+
+/** The worker's burst size (telemetry.c knows struct qg_worker). */
+unsigned qg_telemetry_burst(const struct qg_worker *w);
 
 /**
  * Once per worker loop iteration, after the poll that returned n datagrams.
@@ -91,7 +98,7 @@ static inline uint64_t qg_telemetry_tick(struct qg_telemetry *t, struct qg_worke
 {
 	uint64_t now = qg_clock_ns();
 
-	qg_telemetry_account(t, n, now);
+	qg_telemetry_account(t, n, qg_telemetry_burst(w), now);
 	if (unlikely(now >= t->next_ns))
 		qg_telemetry_worker_sample(t, w, now);
 	return now;

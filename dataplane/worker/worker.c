@@ -18,6 +18,12 @@
  */
 #define QG_WORKER_IDLE_POLLS 256
 #define QG_WORKER_SLEEP_US   5000
+/*
+ * Bluetooth bridge messages wake a sleeping worker through the ring's
+ * eventfd (io watch_fd); a backend without watch_fd sleeps no longer than
+ * this instead, which then bounds their latency on an idle worker.
+ */
+#define QG_WORKER_BRIDGE_SLEEP_US 1000
 #define QG_WORKER_EXPIRE_MAX 1024 /* flows expired per millisecond at most */
 
 static void worker_pin(struct qg_worker *w)
@@ -95,19 +101,27 @@ static void worker_loop(struct qg_worker *w)
 		worker_sync_table(w, &cur);
 		if (idle >= QG_WORKER_IDLE_POLLS) {
 			rcu_thread_offline();
-			n = w->ops->rx_burst(w->io, pkts, w->burst, QG_WORKER_SLEEP_US);
+			n = w->ops->rx_burst(w->io, pkts, w->burst, w->sleep_us);
 			rcu_thread_online();
 			worker_sync_table(w, &cur);
 		} else {
 			n = w->ops->rx_burst(w->io, pkts, w->burst, 0);
 		}
 		now = (uint32_t)(qg_telemetry_tick(w->tm, w, n) / 1000000); /* one clock read for both */
+		/*
+		 * After the receive: a CID another worker learned before its reply
+		 * reached the client is here before that client's next datagram.
+		 */
+		qg_relay_take_peer_cids(w->relay, now);
 		if (n) {
 			qg_relay_burst(w->relay, pkts, n, now);
 			idle = 0;
 		} else {
 			idle++;
 		}
+		/* The bridge's ring, every iteration: polled like a socket, without a syscall. */
+		if (qg_relay_bridge_rx(w->relay, now))
+			idle = 0;
 		w->ops->flush(w->io);
 		if (now != last_expire) {
 			qg_relay_expire(w->relay, now, QG_WORKER_EXPIRE_MAX);
@@ -129,6 +143,9 @@ void *qg_worker_main(void *arg)
 	worker_pin(w);
 	rcu_register_thread();
 	rc = w->ops->start(w->io);
+	w->sleep_us = QG_WORKER_SLEEP_US;
+	if (!rc && w->bridge_fd >= 0 && (!w->ops->watch_fd || w->ops->watch_fd(w->io, w->bridge_fd)))
+		w->sleep_us = QG_WORKER_BRIDGE_SLEEP_US;
 	if (rc) {
 		QG_LOG_ERR("worker %u: %s backend failed to start: %s", w->idx, w->ops->name, strerror(-rc));
 		QG_STORE_RELEASE(&w->status, rc);

@@ -81,6 +81,14 @@ struct qg_admin;
  */
 int qg_admin_create(const char *path, uint32_t mode, struct qg_admin_target *t, struct qg_admin **out);
 
+/**
+ * As qg_admin_create(), from the admin section: also gives the socket file
+ * the configured owner and group (chown between bind and listen, so nobody
+ * can connect before the file has its final owner, group and mode).
+ * @return 0 or -errno (-EPERM: qgate may not give the file that owner).
+ */
+int qg_admin_create_cfg(const struct qg_config_admin *ac, struct qg_admin_target *t, struct qg_admin **out);
+
 /** Fill up to max pollfds with what the server waits for. @return the number filled. */
 unsigned qg_admin_pollfds(const struct qg_admin *a, struct pollfd *fds, unsigned max);
 

@@ -258,10 +258,30 @@ struct qg_config_metrics {
 	int line;	       /**< where listen was written, 0 when absent */
 };
 
+#define QG_CONFIG_ID_NAME_MAX 33	  /* a user or group name, with the NUL */
+#define QG_CONFIG_ID_MAX      4294967294u /* highest uid/gid: (uid_t)-1 means "unchanged" to chown */
+
 /** The admin section: the operators' Unix stream socket (qgatectl). */
 struct qg_config_admin {
 	char socket[QG_CONFIG_SOCKET_PATH_MAX]; /**< "" = no admin socket (the section is absent) */
 	uint32_t mode;				/**< permission bits of the socket file (default 0600) */
+	int has_owner;				/**< owner was set: the file is chowned to it */
+	uint32_t owner;				/**< uid of the socket file's owner */
+	int has_group;				/**< group was set */
+	uint32_t group;				/**< gid of the socket file's group */
+};
+
+/**
+ * The top-level user and group keys: whom qgate runs as once its sockets are
+ * bound (socket backends; the DPDK backend keeps root). Names are resolved by
+ * the loader, so an unknown user is a configuration error.
+ */
+struct qg_config_run_as {
+	int enabled;			  /**< 1 when user is set: drop root after start */
+	uint32_t uid;			  /**< never 0 */
+	uint32_t gid;			  /**< group, else the user's primary group */
+	char user[QG_CONFIG_ID_NAME_MAX]; /**< the user's name ("" when its uid has no entry) */
+	int line;			  /**< where user was written */
 };
 
 #define QG_CONFIG_MAX_BRIDGES	    16
@@ -318,6 +338,7 @@ struct qg_config {
 	uint32_t stats_interval_ms; /**< period of the stats line on stderr; 0 = off (default) */
 	struct qg_config_metrics metrics;
 	struct qg_config_admin admin;
+	struct qg_config_run_as run_as; /**< user/group to switch to after binding (config_user.c) */
 	struct qg_config_degradation degradation;
 	uint32_t drain_timeout_ms; /**< grace period at SIGTERM (default 10 s; stored, not yet used) */
 	uint32_t n_services;

@@ -55,6 +55,18 @@ extern "C" {
 	X(ERR_BACKEND_REFUSED, QG_CTR_KIND_ERROR, "backend_refused",                                         \
 	  "ICMP unreachable reported by a backend's upstream socket")                                        \
 	X(ERR_SQ_FULL, QG_CTR_KIND_ERROR, "sq_full", "submission queue full, submitted early")               \
+	/* The Bluetooth bridge's rings (relay_bridge.c). */                                                 \
+	X(BRIDGE_RX, QG_CTR_KIND_TRAFFIC, "bridge_rx",                                                       \
+	  "datagrams taken from the Bluetooth bridge (client links, Bluetooth backends)")                    \
+	X(BRIDGE_TX, QG_CTR_KIND_TRAFFIC, "bridge_tx",                                                       \
+	  "datagrams handed to the Bluetooth bridge (to client links, to Bluetooth backends)")                \
+	X(DROP_BRIDGE_RING_FULL, QG_CTR_KIND_DROP, "bridge_ring_full", "the ring toward the bridge was full") \
+	X(DROP_NO_BRIDGE, QG_CTR_KIND_DROP, "no_bridge",                                                     \
+	  "backend reachable only over Bluetooth, and no bridge relays to it")                               \
+	X(FLOW_BRIDGE_CLOSED, QG_CTR_KIND_FLOW, "flows_bridge_closed",                                       \
+	  "flows ended because their Bluetooth link closed")                                                 \
+	X(ERR_BRIDGE_NOBUFS, QG_CTR_KIND_ERROR, "bridge_nobufs",                                             \
+	  "no buffer free for a bridge message: it waits in the ring")                                       \
 	/* Packet-level (DPDK) backend. */                                                                   \
 	X(DROP_NOT_OURS, QG_CTR_KIND_DROP, "not_ours",                                                       \
 	  "frame neither for a service, a NAT port of this gateway, nor ARP/ND for its addresses")           \
@@ -107,6 +119,10 @@ extern "C" {
 	X(QUIC_LB_ROUTED, QG_CTR_KIND_FLOW, "quic_lb_routed", "new flows routed by a QUIC-LB server ID")     \
 	X(QUIC_CID_ROUTED, QG_CTR_KIND_FLOW, "quic_cid_routed",                                              \
 	  "datagrams routed by a learned connection ID")                                                     \
+	X(QUIC_CID_PEER_ROUTED, QG_CTR_KIND_FLOW, "quic_cid_peer_routed",                                   \
+	  "new flows for connections another worker learned (a client rebound across workers)")           \
+	X(ERR_CID_SHARE_FULL, QG_CTR_KIND_ERROR, "cid_share_full",                                           \
+	  "connection IDs not told to another worker: its ring was full")                                 \
 	X(QUIC_MIGRATED, QG_CTR_KIND_FLOW, "quic_migrations",                                                \
 	  "connections that moved to a new client address")                                                  \
 	X(QUIC_CID_LEARNED, QG_CTR_KIND_FLOW, "quic_cids_learned",                                           \

@@ -39,6 +39,20 @@ struct qg_backend_stats {
  */
 int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out);
 
+struct qg_bridge_rings;
+
+/**
+ * Relay the Bluetooth bridge's traffic (qgate/bridge.h, docs/BLUETOOTH.md):
+ * worker w polls ring pair w every loop iteration and sleeps on its
+ * doorbell. Between create and start; create from the configuration the
+ * bridge was created from (ring messages use its indexes, and it sizes the
+ * workers' buffers for bridge messages). The rings must outlive the
+ * dataplane: destroy the dataplane before the bridge.
+ * @return 0; -ENOTSUP when the I/O backend cannot (DPDK); -EINVAL when the
+ *         rings do not match (workers, max_datagram); -EALREADY; -ENOMEM.
+ */
+int qg_dataplane_attach_bridge(struct qg_dataplane *dp, struct qg_bridge_rings *rings);
+
 /** Start the worker threads (pinned to their cores). 0 or -errno. */
 int qg_dataplane_start(struct qg_dataplane *dp);
 

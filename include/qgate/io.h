@@ -57,6 +57,7 @@ struct qg_io_params {
 	uint32_t max_datagram;	      /**< largest payload relayed */
 	uint32_t max_upstreams;	      /**< cap of upstreams (sockets or NAT ports) */
 	uint32_t burst;		      /**< packets per burst */
+	uint32_t tx_buffers;	      /**< buffers alloc_tx may hand out besides rx_buffers (0: none needed) */
 	int udp_gso;		      /**< batch a flow's consecutive datagrams into one UDP GSO send */
 	struct qg_ctr_block *ctr;     /**< the worker's counters */
 	/**
@@ -98,6 +99,28 @@ struct qg_io_ops {
 	void (*tx_client)(struct qg_io *io, struct qg_pkt *pkts, unsigned n);
 	/** Give buffers back without sending (drops). */
 	void (*release)(struct qg_io *io, struct qg_pkt *pkts, unsigned n);
+	/**
+	 * A buffer for a datagram that did not arrive through rx_burst (the
+	 * Bluetooth bridge's ring messages): fills pkt->data (room for
+	 * max_datagram bytes), buf and priv. From then on the packet follows
+	 * the rule of received ones: it comes back exactly once through
+	 * tx_backend, tx_client or release, and stays valid until its send
+	 * completed (io_uring sends asynchronously). Copying the message into a
+	 * buffer the backend owns keeps one ownership rule for every packet;
+	 * the alternative, an "external buffer" flag honoured by every send
+	 * path, would have to pin the ring slot until an asynchronous send
+	 * completes. NULL when the backend cannot (DPDK: the bridge is refused).
+	 * @return 0, or -ENOBUFS when none is free (try again later).
+	 */
+	int (*alloc_tx)(struct qg_io *io, struct qg_pkt *pkt);
+	/**
+	 * From now on, a wait in rx_burst also ends when fd (an eventfd
+	 * doorbell) is signalled. The fd is never read: the backend waits for
+	 * its edges (EPOLLET, or a multishot poll), so each signal wakes one
+	 * wait and a signal while the worker polls costs nothing. Worker
+	 * thread, after start. NULL when not supported. @return 0 or -errno.
+	 */
+	int (*watch_fd)(struct qg_io *io, int fd);
 	/**
 	 * Get an upstream toward backend (slot numbers backends across
 	 * services, < QG_IO_MAX_BACKEND_SLOTS), reusing an idle one toward the

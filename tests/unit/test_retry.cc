@@ -627,7 +627,8 @@ struct RelayRig {
 	qg_svc_table *table = nullptr;
 	qg_relay *relay = nullptr;
 
-	RelayRig(enum qg_config_retry retry, bool lb, uint32_t min_initial = 1200)
+	RelayRig(enum qg_config_retry retry, bool lb, uint32_t min_initial = 1200, uint32_t idle_ms = 30000,
+		 const std::vector<uint32_t> &versions = {})
 	{
 		const char *addrs[] = { "10.0.0.1:4433", "10.0.0.2:4433", "10.0.0.3:4433", "10.0.0.4:4433" };
 		for (int i = 0; i < 4; i++) {
@@ -643,8 +644,10 @@ struct RelayRig {
 		svc.listen = Addr("127.0.0.1:443");
 		svc.protocol = QG_CONFIG_PROTO_QUIC;
 		svc.policy = QG_CONFIG_POLICY_MAGLEV;
-		svc.idle_timeout_ms = 30000;
+		svc.idle_timeout_ms = idle_ms;
 		svc.quic.min_initial_size = min_initial;
+		for (uint32_t v : versions)
+			svc.quic.versions[svc.quic.n_versions++] = v;
 		svc.quic.new_conn_burst = 20;
 		svc.quic.retry = retry;
 		if (lb) {
@@ -911,6 +914,219 @@ TEST(RetryRelay, UnderAttackActsAsOffForNow)
 	rig.Send(Initial(Hex("0123456789abcdef"), Hex("c5")), Addr("192.0.2.7:50000"), 1000);
 	EXPECT_EQ(rig.io.to_backend.size(), 1u);
 	EXPECT_TRUE(rig.io.to_client.empty());
+}
+
+// ---- replay window and key rotation, as qgate runs them (quic_route.c) ----
+
+constexpr uint64_t kRotateMs = 60000; // RETRY_ROTATE_MS: every worker draws a new key each minute
+
+TEST(RetryToken, KeyTwoRotationsOldIsRefusedWhateverTheTokenAge)
+{
+	Keys keys(1, kKeyA, 0, kGrace);
+	qg_addr a = Addr("198.51.100.20:4433");
+	Bytes odcid = Hex(kOdcid), scid = Hex("e7d0d1d2d3d4d5d6");
+	const uint32_t forever = UINT32_MAX; // isolates the key check from the token lifetime
+	uint8_t o[QG_RETRY_MAX_CID_LEN], sc[QG_RETRY_MAX_CID_LEN];
+	size_t ol, sl;
+	auto open = [&](const Bytes &t, uint64_t now, uint32_t lifetime) {
+		return qg_retry_token_open(keys.k, &a, t.data(), t.size(), now, lifetime, o, &ol, sc, &sl);
+	};
+
+	// Sealed just before the first rotation: still opens for its whole lifetime afterwards.
+	Bytes t1 = Seal(keys.k, a, odcid, scid, kRotateMs - 1);
+	ASSERT_EQ(qg_retry_keys_rotate(keys.k, 2, kKeyB, kRotateMs), 0);
+	EXPECT_EQ(open(t1, kRotateMs - 1 + kLifetime, kLifetime), 0) << "grace >= lifetime";
+	// One rotation old: opens until the grace ends, however long the caller lets tokens live.
+	EXPECT_EQ(open(t1, kRotateMs + kGrace, forever), 0);
+	EXPECT_EQ(open(t1, kRotateMs + kGrace + 1, forever), -EKEYEXPIRED);
+	// Two rotations old: the key is gone, its id unknown.
+	Bytes t2 = Seal(keys.k, a, odcid, scid, 2 * kRotateMs - 5);
+	ASSERT_EQ(qg_retry_keys_rotate(keys.k, 3, kKeyC, 2 * kRotateMs), 0);
+	EXPECT_EQ(open(t1, 2 * kRotateMs, forever), -EACCES);
+	EXPECT_EQ(open(t1, kRotateMs, forever), -EACCES) << "even at a time it was once valid";
+	// The key in between is now the previous one: its tokens open within the grace only.
+	EXPECT_EQ(open(t2, 2 * kRotateMs + 1000, kLifetime), 0);
+	EXPECT_EQ(open(t2, 2 * kRotateMs + kGrace + 1, forever), -EKEYEXPIRED);
+	ASSERT_EQ(qg_retry_keys_rotate(keys.k, 4, kKeyA, 3 * kRotateMs), 0);
+	EXPECT_EQ(open(t2, 3 * kRotateMs, forever), -EACCES);
+	// Ids wrap at 256: a key id seen again names the new key, whose tag the old token fails.
+	Keys wrap(255, kKeyA, 0, kGrace);
+	Bytes tw = Seal(wrap.k, a, odcid, scid, 10);
+	ASSERT_EQ(qg_retry_keys_rotate(wrap.k, 0, kKeyB, kRotateMs), 0);
+	ASSERT_EQ(qg_retry_keys_rotate(wrap.k, 255, kKeyC, 2 * kRotateMs), 0);
+	EXPECT_EQ(qg_retry_token_open(wrap.k, &a, tw.data(), tw.size(), 2 * kRotateMs, forever, o, &ol, sc,
+				      &sl),
+		  -EACCES);
+}
+
+TEST(RetryToken, ReplayIsAcceptedOnlyWithinTheLifetimeAndFromItsAddress)
+{
+	Keys keys(9, kKeyA, 0, kGrace);
+	qg_addr a = Addr("198.51.100.21:50000");
+	Bytes t = Seal(keys.k, a, Hex(kOdcid), Hex("e7e0e1e2e3e4e5e6"), 1000);
+
+	// Stateless: the same token opens every time within its lifetime (RFC 9000 8.1.4 allows it) ...
+	for (uint64_t now = 1000; now <= 1000 + kLifetime; now += kLifetime / 4)
+		EXPECT_EQ(Open(keys.k, a, t, now), 0) << now;
+	// ... never from another address, port or family, not even once ...
+	for (const char *other : { "198.51.100.21:50001", "198.51.100.22:50000",
+				   "[::ffff:198.51.100.21]:50000", "[2001:db8::21]:50000" })
+		for (uint64_t now : { 1000ull, 5000ull, 11000ull })
+			EXPECT_EQ(Open(keys.k, Addr(other), t, now), -EACCES) << other << " at " << now;
+	// ... and from nowhere once it is older than its lifetime.
+	EXPECT_EQ(Open(keys.k, a, t, 1000 + kLifetime + 1), -EKEYEXPIRED);
+	EXPECT_EQ(Open(keys.k, a, t, 1000 + 10 * kLifetime), -EKEYEXPIRED);
+}
+
+// The relay: a replayed token opens a flow again only from its address and within its lifetime.
+TEST(RetryRelay, ReplayedTokenOpensFlowsOnlyWithinItsLifetimeFromItsAddress)
+{
+	const uint32_t idle = 1000; // flows (and their learned CIDs) go after 1 s idle
+	RelayRig rig(QG_CONFIG_RETRY_ON, false, 1200, idle);
+	qg_addr client = Addr("192.0.2.30:40000"), spoofed = Addr("192.0.2.31:40000");
+	uint32_t now = (uint32_t)qg_clock_ms();
+	Bytes odcid = Hex("1122334455667788"), cscid = Hex("c6c6c6c6");
+
+	rig.Send(Initial(odcid, cscid), client, now);
+	RetrySeen r = TakeRetry(rig, odcid, cscid, client);
+	Bytes second = Initial(r.scid, cscid, r.token);
+	rig.Send(second, client, now + 1);
+	ASSERT_EQ(rig.io.to_backend.size(), 1u);
+	EXPECT_EQ(rig.Ctr(QG_CTR_QUIC_RETRY_VALIDATED), 1u);
+
+	// The flow and its CIDs expire; what arrives next must pass the Retry gate again.
+	uint32_t t = now + 1 + idle + 1;
+	qg_relay_expire(rig.relay, t, 1024);
+	ASSERT_EQ(rig.Ctr(QG_CTR_FLOW_EXPIRED), 1u);
+	rig.Send(second, spoofed, t);
+	EXPECT_EQ(rig.Ctr(QG_CTR_DROP_QUIC_RETRY_TOKEN_INVALID), 1u) << "another address: refused";
+	rig.Send(second, client, t + 1);
+	EXPECT_EQ(rig.Ctr(QG_CTR_QUIC_RETRY_VALIDATED), 2u) << "its own address, within the lifetime";
+	ASSERT_EQ(rig.io.to_backend.size(), 2u);
+	EXPECT_EQ(rig.io.to_backend[1].slot, rig.io.to_backend[0].slot) << "to the same backend";
+
+	t = now + QG_RETRY_DEFAULT_LIFETIME_MS + 2;
+	qg_relay_expire(rig.relay, t, 1024);
+	ASSERT_EQ(rig.Ctr(QG_CTR_FLOW_EXPIRED), 2u);
+	rig.Send(second, client, t);
+	EXPECT_EQ(rig.Ctr(QG_CTR_DROP_QUIC_RETRY_TOKEN_INVALID), 2u) << "its own address, after the lifetime";
+	EXPECT_EQ(rig.io.to_backend.size(), 2u);
+	EXPECT_EQ(rig.Ctr(QG_CTR_FLOW_CREATED), 2u);
+	EXPECT_TRUE(rig.io.to_client.empty()) << "a token-bearing Initial never gets a second Retry";
+}
+
+// ---- no amplification (RFC 9000 Sec 8): nothing qgate originates is larger than its trigger ----
+
+// Every answer the relay sent for the last datagram: none larger than it, none for < 1200 bytes.
+struct AnswerCheck {
+	size_t answers = 0, vn = 0, retry = 0;
+	void Check(RelayRig &rig, const Bytes &dgram, const std::string &what)
+	{
+		for (const auto &a : rig.io.to_client) {
+			answers++;
+			EXPECT_LE(a.data.size(), dgram.size()) << what;
+			EXPECT_GE(dgram.size(), (size_t)QG_QUIC_MIN_INITIAL_SIZE)
+				<< what << ": answered below 1200";
+			qg_quic_hdr h;
+			if (qg_quic_parse(a.data.data(), a.data.size(), 0, &h) == 0) {
+				vn += h.type == QG_QUIC_TYPE_VERSION_NEGOTIATION;
+				retry += h.type == QG_QUIC_TYPE_RETRY;
+			}
+		}
+		rig.io.to_client.clear();
+		rig.io.to_backend.clear();
+	}
+};
+
+// A long header of any version with CIDs of any length, padded with zeros to size (at least the header).
+Bytes LongHeader(uint8_t first, uint32_t version, size_t dcid_len, size_t scid_len, size_t size)
+{
+	Bytes b{ first };
+	for (int i = 3; i >= 0; i--)
+		b.push_back((uint8_t)(version >> (8 * i)));
+	b.push_back((uint8_t)dcid_len);
+	b.insert(b.end(), dcid_len, 0xd1);
+	b.push_back((uint8_t)scid_len);
+	b.insert(b.end(), scid_len, 0x5c);
+	if (b.size() < size)
+		b.resize(size, 0);
+	return b;
+}
+
+TEST(NoAmplification, VersionNegotiationAndRetryNeverExceedTheirTrigger)
+{
+	// Versions listed (qgate answers VN for the others), Retry on, no Initial size floor: the
+	// relay itself must hold the line, not the min_initial_size filter in front of it.
+	RelayRig rig(QG_CONFIG_RETRY_ON, false, 0, 30000, { QG_QUIC_VERSION_1, QG_QUIC_VERSION_2 });
+	uint32_t now = (uint32_t)qg_clock_ms();
+	AnswerCheck c;
+	unsigned port = 1000;
+
+	// Version Negotiation: unknown versions, every CID length class, sizes around 1200. The largest
+	// VN (two 255-byte CIDs) is 7 + 510 + 8 bytes.
+	for (uint32_t version : { 0x0a0a0a0au, 0xff00001du, 0x00000003u })
+		for (size_t dl : { 0, 1, 8, 20, 21, 255 })
+			for (size_t sl : { 0, 20, 255 })
+				for (size_t size : { (size_t)0, (size_t)600, (size_t)1199, (size_t)1200,
+						     (size_t)1201, (size_t)1472 }) {
+					Bytes d = LongHeader(0xc0, version, dl, sl, size);
+					rig.Send(d,
+						 Addr(("203.0.113.1:" + std::to_string(port++ % 60000 + 1))
+							      .c_str()),
+						 now);
+					c.Check(rig, d,
+						"VN v" + std::to_string(version) + " dcid " +
+							std::to_string(dl) + " scid " + std::to_string(sl) +
+							" size " + std::to_string(d.size()));
+				}
+	EXPECT_EQ(c.vn, 3u * 6 * 3 * 3) << "one VN for each datagram of at least 1200 bytes";
+
+	// Retry: v1 and v2 Initials without a token, CIDs 0..20 (the Retry echoes the SCID and adds a
+	// token with the DCID in it: 20/20 is the largest), sizes around 1200.
+	size_t vn_before = c.vn;
+	for (uint32_t version : { QG_QUIC_VERSION_1, QG_QUIC_VERSION_2 })
+		for (size_t dl : { 0, 8, 20 })
+			for (size_t sl : { 0, 20 })
+				for (size_t size : { (size_t)60, (size_t)1199, (size_t)1200, (size_t)1350 }) {
+					Bytes d =
+						ClientPacket(version, version == QG_QUIC_VERSION_2 ? 1 : 0,
+							     Bytes(dl, 0x42), Bytes(sl, 0x24), Bytes(), size);
+					rig.Send(d,
+						 Addr(("203.0.113.2:" + std::to_string(port++ % 60000 + 1))
+							      .c_str()),
+						 now);
+					c.Check(rig, d,
+						"Retry dcid " + std::to_string(dl) + " scid " +
+							std::to_string(sl) + " size " + std::to_string(size));
+				}
+	EXPECT_EQ(c.retry, 2u * 3 * 2 * 2) << "one Retry for each Initial of at least 1200 bytes";
+	EXPECT_EQ(c.vn, vn_before) << "v1/v2 are listed: no VN for them";
+
+	// Anything at all: random datagrams of every size, long-header bit set half of the time, the
+	// version field often a listed one.
+	size_t before_random = c.answers;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	auto rnd = [&x] {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		return x;
+	};
+	for (int i = 0; i < 20000; i++) {
+		size_t size = 1 + rnd() % 1500;
+		Bytes d(size);
+		for (auto &byte : d)
+			byte = (uint8_t)rnd();
+		if (i & 1)
+			d[0] |= 0xc0;
+		if (size >= 5 && (i & 2)) {
+			uint32_t v = (i & 4) ? QG_QUIC_VERSION_1 : QG_QUIC_VERSION_2;
+			d[1] = (uint8_t)(v >> 24), d[2] = (uint8_t)(v >> 16), d[3] = (uint8_t)(v >> 8),
+			d[4] = (uint8_t)v;
+		}
+		rig.Send(d, Addr(("203.0.113.3:" + std::to_string(i % 60000 + 1)).c_str()), now);
+		c.Check(rig, d,
+			"random datagram " + std::to_string(i) + " of " + std::to_string(size) + " bytes");
+	}
+	EXPECT_GT(c.answers, before_random) << "random datagrams got no answer at all: nothing was tested";
 }
 
 } // namespace

@@ -75,11 +75,11 @@ TEST(Telemetry, SampleCarriesThePeriodsDeltas)
 	ctr.v[QG_CTR_DROP_SHED] += 2;
 	ctr.v[QG_CTR_DROP_OVERSIZE] += 1;
 	ctr.v[QG_CTR_TX_CLIENT] += 99; // not received: not counted as packets
-	// Iterations: a burst at +10 ms, relayed until +40 ms, then empty polls.
-	qg_telemetry_account(tm.t, 0, 1005 * MS);
-	qg_telemetry_account(tm.t, 4, 1010 * MS);
-	qg_telemetry_account(tm.t, 0, 1040 * MS);
-	qg_telemetry_account(tm.t, 0, 1070 * MS);
+	// Iterations: a full burst at +10 ms, relayed until +40 ms, then empty polls.
+	qg_telemetry_account(tm.t, 0, 4, 1005 * MS);
+	qg_telemetry_account(tm.t, 4, 4, 1010 * MS); // a full burst: busy until the next poll
+	qg_telemetry_account(tm.t, 0, 4, 1040 * MS);
+	qg_telemetry_account(tm.t, 0, 4, 1070 * MS);
 	qg_telemetry_publish(tm.t, &ctr, 40, 1100 * MS);
 
 	auto v = tm.Drain();
@@ -107,6 +107,22 @@ TEST(Telemetry, SampleCarriesThePeriodsDeltas)
 	EXPECT_EQ(v[0].seq, 1u);
 }
 
+TEST(Telemetry, PartialBurstsAreNotBusy)
+{
+	Tm tm(8);
+	qg_ctr_block ctr;
+
+	memset(&ctr, 0, sizeof(ctr));
+	qg_telemetry_publish(tm.t, &ctr, 0, 0);
+	// A poller that keeps up: every poll has datagrams, none is full.
+	for (uint64_t ms = 1; ms < 100; ms++)
+		qg_telemetry_account(tm.t, 7, 32, ms * MS);
+	qg_telemetry_publish(tm.t, &ctr, 0, 100 * MS);
+	auto v = tm.Drain();
+	ASSERT_EQ(v.size(), 1u);
+	EXPECT_EQ(v[0].busy_ns, 0u);
+}
+
 TEST(Telemetry, BusyNeverExceedsThePeriod)
 {
 	Tm tm(8);
@@ -114,8 +130,8 @@ TEST(Telemetry, BusyNeverExceedsThePeriod)
 
 	memset(&ctr, 0, sizeof(ctr));
 	qg_telemetry_publish(tm.t, &ctr, 0, 0);
-	qg_telemetry_account(tm.t, 32, 0);
-	qg_telemetry_account(tm.t, 32, 150 * MS); // one long burst crossing the period's end
+	qg_telemetry_account(tm.t, 32, 32, 0);
+	qg_telemetry_account(tm.t, 32, 32, 150 * MS); // one long burst crossing the period's end
 	qg_telemetry_publish(tm.t, &ctr, 0, 100 * MS);
 	auto v = tm.Drain();
 	ASSERT_EQ(v.size(), 1u);
