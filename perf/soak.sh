@@ -4,10 +4,13 @@
 # soak.sh: qgate for a long time at half its measured capacity; does anything
 # grow or drift?
 #
-#  1. Capacity: a short closed-loop qgate-loadgen run (256 flows x 16 in flight,
+#  1. Capacity: a short closed-loop qgate-loadgen run (256 flows x 4 in flight,
 #     64 bytes) through a qgate in front of two qgate-echo backends; its round
-#     trips/s is the capacity C of this setup on this machine. That qgate is
-#     stopped (the run leaves its degradation level raised for a while).
+#     trips/s is the capacity C of this setup on this machine. 4 in flight per
+#     flow because the open loop sends 4 datagrams per flow per turn: with 16 the
+#     closed loop hands the kernel 16-datagram GSO batches the open loop never
+#     makes and measures about twice what open-loop traffic of the same shape
+#     sustains (--capacity-window changes it). That qgate is then stopped.
 #  2. Soak: a fresh qgate, the same configuration; open loop at C/2 datagrams/s
 #     over 256 flows for --minutes (default 10). On top, every 10 s a churn of
 #     100 short-lived flows (2 s at 1000 datagrams/s; they expire after the 5 s
@@ -41,6 +44,7 @@ BUILD=build-release
 IO=io_uring
 MINUTES=10
 CAP_SECONDS=5
+CAP_WINDOW=4
 INTERVAL=10
 FLOWS=256
 CHURN=1
@@ -57,6 +61,7 @@ usage: perf/soak.sh [options]
   --io BACKEND       qgate I/O backend: io_uring (default) or recvmmsg
   --minutes N        soak duration (default $MINUTES)
   --capacity-seconds N  length of the closed-loop capacity run (default $CAP_SECONDS)
+  --capacity-window W  datagrams in flight per flow in the capacity run (default $CAP_WINDOW)
   --rate PPS         skip the capacity run and soak at PPS
   --no-churn         no short-lived flows every 10 s
   --reload-every S   seconds between two reloads, 0 = none (default $RELOAD_EVERY)
@@ -79,6 +84,7 @@ while [ $# -gt 0 ]; do
 	--io) IO=${2:?}; shift 2 ;;
 	--minutes) MINUTES=${2:?}; shift 2 ;;
 	--capacity-seconds) CAP_SECONDS=${2:?}; shift 2 ;;
+	--capacity-window) CAP_WINDOW=${2:?}; shift 2 ;;
 	--rate) RATE=${2:?}; shift 2 ;;
 	--no-churn) CHURN=0; shift ;;
 	--reload-every) RELOAD_EVERY=${2:?}; shift 2 ;;
@@ -91,7 +97,7 @@ while [ $# -gt 0 ]; do
 done
 case "$IO" in io_uring | recvmmsg) ;; *) die "--io wants io_uring or recvmmsg" ;; esac
 case "$DEGRADE" in on | off) ;; *) die "--degradation wants on or off" ;; esac
-for v in MINUTES CAP_SECONDS RELOAD_EVERY QGATE_CPU ${RATE:+RATE}; do
+for v in MINUTES CAP_SECONDS CAP_WINDOW RELOAD_EVERY QGATE_CPU ${RATE:+RATE}; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "--$(echo "$v" | tr 'A-Z_' 'a-z-') wants a whole number"
 done
 [ "$MINUTES" -ge 1 ] || die "--minutes wants >= 1"
@@ -186,10 +192,10 @@ stop_qgate() { # QRC = exit status
 CAP_JSON=null
 if [ -z "$RATE" ]; then
 	start_qgate "$TMP/qgate-cap.log"
-	"$LOADGEN_BIN" --target "127.0.0.1:$VIP" --flows 256 --window 16 --duration "$CAP_SECONDS" --warmup 1 \
+	"$LOADGEN_BIN" --target "127.0.0.1:$VIP" --flows "$FLOWS" --window "$CAP_WINDOW" --duration "$CAP_SECONDS" --warmup 1 \
 		--json --quiet >"$TMP/cap.json" 2>"$TMP/cap.err" || { cat "$TMP/cap.err" >&2; die "capacity run failed"; }
 	stop_qgate
-	CAP_JSON=$(jq -c '{rtt_per_s, loss_pct, p50_us, p99_us, duration_s}' "$TMP/cap.json")
+	CAP_JSON=$(jq -c '{rtt_per_s, loss_pct, p50_us, p99_us, duration_s, flows, window}' "$TMP/cap.json")
 	RATE=$(jq '.rtt_per_s / 2 | floor' "$TMP/cap.json")
 	log "capacity $(jq .rtt_per_s "$TMP/cap.json") round trips/s (closed loop); soaking at $RATE datagrams/s"
 fi
@@ -215,6 +221,9 @@ identity() {
 }
 
 start_qgate "$TMP/qgate.log"
+# UDP receive-buffer overflows, machine-wide: datagrams the kernel dropped because a socket
+# (qgate's, the echo's, the loadgen's) was full, i.e. its reader fell behind
+SNMP0=$(awk '/^Udp:/ { n++ } /^Udp:/ && n == 2 { print $6 }' /proc/net/snmp)
 SECS=$((MINUTES * 60))
 "$LOADGEN_BIN" --target "127.0.0.1:$VIP" --rate "$RATE" --flows "$FLOWS" --duration "$SECS" --warmup 1 \
 	--json >"$TMP/soak.json" 2>"$TMP/soak.err" &
@@ -259,6 +268,7 @@ for k in $(seq 1 "$n_periods"); do
 	fi
 done
 wait "$LG" || true
+SNMP1=$(awk '/^Udp:/ { n++ } /^Udp:/ && n == 2 { print $6 }' /proc/net/snmp)
 sleep 1
 QALIVE=true
 alive "$QPID" || QALIVE=false
@@ -276,7 +286,7 @@ jq -s --argjson cap "$CAP_JSON" --argjson rate "$RATE" --argjson minutes "$MINUT
 	--argjson id "$ID" --argjson final "$FINAL" --argjson alive "$QALIVE" --argjson qrc "$QRC" \
 	--argjson churn "{\"enabled\": $([ $CHURN = 1 ] && echo true || echo false), \"tx\": $churn_tx, \"rx\": $churn_rx}" \
 	--argjson reloads "{\"every_s\": $RELOAD_EVERY, \"ok\": $reloads, \"failed\": $reload_fail}" \
-	--argjson events "$EVENTS" --argjson tol "$RSS_TOL_PCT" \
+	--argjson events "$EVENTS" --argjson tol "$RSS_TOL_PCT" --argjson kdrop "$((SNMP1 - SNMP0))" \
 	--arg date "$(date -Iseconds)" --arg kernel "$(uname -r)" --argjson nproc "$(nproc)" --arg io "$IO" \
 	--arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
 	--arg loadavg "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson degrade "$([ "$DEGRADE" = on ] && echo true || echo false)" \
@@ -287,7 +297,7 @@ jq -s --argjson cap "$CAP_JSON" --argjson rate "$RATE" --argjson minutes "$MINUT
 	  setup: {io: $io, minutes: $minutes, flows: $flows, rate: $rate, capacity_run: $cap, churn: $churn,
 	          reloads: $reloads, policy: "wrr", idle_timeout: "5s", sample_interval_s: 10,
 	          degradation_applied: $degrade, controller_levels_seen: (map(.controller) | unique)},
-	  loadgen: $lg,
+	  loadgen: $lg, kernel_udp_rcvbuf_drops_machine_wide: $kdrop,
 	  rss_kb: {first: $s[0].rss_kb, last: $s[-1].rss_kb, min: (map(.rss_kb) | min), max: (map(.rss_kb) | max),
 	           first_third_mean: ($first | mean(.rss_kb) | round), last_third_mean: ($last | mean(.rss_kb) | round),
 	           change_pct: ((($last | mean(.rss_kb)) / ($first | mean(.rss_kb)) - 1) * 10000 | round / 100),

@@ -266,6 +266,44 @@ static int cmd_reload(struct qg_adm_req *r)
 	return 0;
 }
 
+/* Remove a backend's established flows on every worker (control -> worker command rings). */
+static int cmd_flush(struct qg_adm_req *r)
+{
+	const struct qg_config_service *svc;
+	char addr[QG_ADDR_STRLEN];
+	struct qg_event ev;
+	unsigned s, b;
+	long n;
+
+	if (r->argc != 3)
+		return refuse(r, "usage: flush SERVICE BACKEND");
+	if (find_backend(r, r->argv[1], r->argv[2], &s, &b))
+		return 1;
+	svc = &r->t->cfg->services[s];
+	qg_addr_format(&svc->backends[b].addr, addr, sizeof(addr));
+	n = qg_dataplane_flush_backend(r->t->dp, s, b);
+	if (n < 0)
+		return refuse(r, "cannot flush %s %s: %s", svc->name, addr, strerror((int)-n));
+	qg_event_init(&ev, QG_EVENT_ADMIN_ACTION, QG_EVENT_SEV_NOTICE);
+	ev.service = (int32_t)s;
+	ev.backend = (int32_t)b;
+	ev.arg[0] = n;
+	copy_trunc(ev.service_name, sizeof(ev.service_name), svc->name);
+	copy_trunc(ev.backend_name, sizeof(ev.backend_name), addr);
+	snprintf(ev.component, sizeof(ev.component), "admin");
+	qg_event_set_text(&ev, "flush: %ld flows removed", n);
+	if (r->t->bus)
+		qg_events_publish(r->t->bus, &ev);
+	if (r->json) {
+		qg_adm_printf(&r->body, "{\"service\":");
+		qg_adm_json_str(&r->body, svc->name);
+		qg_adm_printf(&r->body, ",\"backend\":\"%s\",\"action\":\"flush\",\"flows_removed\":%ld}\n", addr, n);
+	} else {
+		qg_adm_printf(&r->body, "%s %s: flush, %ld flows removed\n", svc->name, addr, n);
+	}
+	return 0;
+}
+
 static int cmd_drain(struct qg_adm_req *r, int undrain)
 {
 	const char *verb = undrain ? "undrain" : "drain";
@@ -337,9 +375,11 @@ static int dispatch(struct qg_adm_req *r)
 		return qg_admin_cmd_level(r);
 	if (!strcmp(cmd, "reload"))
 		return cmd_reload(r);
+	if (!strcmp(cmd, "flush"))
+		return cmd_flush(r);
 	return refuse(r,
 		      "unknown command '%.32s' (status, backends, components, events, weight, drain, "
-		      "undrain, level)",
+		      "undrain, flush, reload, level)",
 		      cmd);
 }
 

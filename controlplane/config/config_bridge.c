@@ -545,7 +545,8 @@ static void check_dpdk(struct qg_cfg_ctx *ctx, const yaml_node_t *node, const st
 		return;
 	if (node && cfg->n_bridges) {
 		qg_cfg_error(ctx, node,
-			     "bridges: the dpdk backend cannot relay Bluetooth (use backend io_uring or recvmmsg)");
+			     "bridges: the dpdk backend cannot relay Bluetooth (use backend io_uring or "
+			     "recvmmsg)");
 		return;
 	}
 	for (uint32_t i = 0; i < cfg->n_services; i++) {
@@ -558,10 +559,11 @@ static void check_dpdk(struct qg_cfg_ctx *ctx, const yaml_node_t *node, const st
 				if (bk->paths[j].kind == QG_CONFIG_PATH_UDP)
 					continue;
 				path_text(&bk->paths[j], text, sizeof(text));
-				qg_cfg_error_at(ctx->errs, bk->paths[j].line, bk->paths[j].column,
-						"%s: the dpdk backend cannot relay to Bluetooth backends (use "
-						"backend io_uring or recvmmsg)",
-						text);
+				qg_cfg_error_at(
+					ctx->errs, bk->paths[j].line, bk->paths[j].column,
+					"%s: the dpdk backend cannot relay to Bluetooth backends (use "
+					"backend io_uring or recvmmsg)",
+					text);
 				return;
 			}
 		}
@@ -579,9 +581,10 @@ int qg_cfg_bridges(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_co
 		if (ret)
 			return ret;
 	}
-	check_dpdk(ctx, node, cfg);
-	if (!node)
+	if (!node) {
+		check_dpdk(ctx, NULL, cfg);
 		return 0;
+	}
 	if (qg_cfg_expect_type(ctx, node, YAML_SEQUENCE_NODE, "bridges", " of bridges"))
 		return 0;
 	n = qg_cfg_seq_len(node);
@@ -601,5 +604,6 @@ int qg_cfg_bridges(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_co
 			psm[i] = load_bridge(ctx, item, cfg, &cfg->bridges[i]);
 	}
 	check_duplicate_listeners(ctx, cfg, psm);
+	check_dpdk(ctx, node, cfg);
 	return 0;
 }

@@ -35,6 +35,7 @@ static const struct {
 	{ "undrain", 2, " SERVICE BACKEND" },
 	{ "level", -1, " [set LEVEL | auto]" }, /* -1: qgate checks the words */
 	{ "reload", 0, "" },
+	{ "flush", 2, " SERVICE BACKEND" },
 };
 
 int qg_ctl_is_admin_command(const char *word)

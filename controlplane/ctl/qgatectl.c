@@ -40,6 +40,7 @@ static const char usage_text[] =
 	"  level                       degradation level (normal .. essential), why, since when\n"
 	"  level set LEVEL             operator floor: the controller may go higher, never lower\n"
 	"  level auto                  clear the floor: the controller alone sets the level\n"
+	"  flush SERVICE BACKEND       remove the backend's established flows now (drain first to move them)\n"
 	"  reload                      reload the configuration file (errors: FILE:LINE:COLUMN, exit 1)\n"
 	"  BACKEND is the address as configured (10.0.0.1:53, [::1]:53).\n"
 	"\n"

@@ -110,10 +110,11 @@ static void warn_unbridged(const struct qg_config *cfg)
 		for (uint32_t b = 0; b < svc->n_backends; b++) {
 			if (svc->backends[b].addr.family || !svc->backends[b].weight)
 				continue;
-			QG_LOG_WARN("service %s backend %u (line %d) has no udp path and the bridge is not "
-				    "running: flows it is chosen for are dropped (no_bridge); give it weight 0 "
-				    "or a udp path",
-				    svc->name, b, svc->backends[b].line);
+			QG_LOG_WARN(
+				"service %s backend %u (line %d) has no udp path and the bridge is not "
+				"running: flows it is chosen for are dropped (no_bridge); give it weight 0 "
+				"or a udp path",
+				svc->name, b, svc->backends[b].line);
 		}
 	}
 }
@@ -256,10 +257,47 @@ static int bridge_start(void *ctx)
 	return 0;
 }
 
+/* The bridge's totals at exit, like the dataplane's: one line per bridges[] entry and the outbound links. */
+static void bridge_report_totals(const struct qg_bridge *b, unsigned n_br, FILE *f)
+{
+	/* In the order of struct qg_bridge_stats, whose fields are all uint64_t. */
+	static const char *const names[] = {
+		"links_up",	 "links_down",	     "links_active",	"rejected_allow",
+		"rejected_full", "connect_failures", "listen_failures", "rx_sdus",
+		"rx_bytes",	 "tx_sdus",	     "tx_bytes",	"rx_oversize",
+		"tx_oversize",	 "tx_dropped",	     "ring_full",	"stale",
+		"no_link",
+	};
+	_Static_assert(sizeof(names) / sizeof(names[0]) == sizeof(struct qg_bridge_stats) / sizeof(uint64_t),
+		       "a name per counter");
+	for (unsigned i = 0; i <= n_br; i++) {
+		struct qg_bridge_stats st;
+		uint64_t v[sizeof(names) / sizeof(names[0])];
+		char line[512];
+		size_t n = 0;
+
+		if (qg_bridge_get_stats(b, i, &st))
+			continue;
+		memcpy(v, &st, sizeof(v));
+		/* links_active (index 2) is a level, 0 at exit: not a total. */
+		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]) && n < sizeof(line); k++)
+			if (v[k] && k != 2)
+				n += (size_t)snprintf(line + n, sizeof(line) - n, " %s=%llu", names[k],
+						      (unsigned long long)v[k]);
+		if (n && i < n_br)
+			fprintf(f, "qgate: total bridges[%u]:%s\n", i, line);
+		else if (n)
+			fprintf(f, "qgate: total bridge outbound:%s\n", line);
+	}
+	fflush(f);
+}
+
 static void bridge_stop(void *ctx)
 {
 	struct qg_daemon *d = ctx;
 
+	if (d->bridge)
+		bridge_report_totals(d->bridge, d->cfg->n_bridges, stderr);
 	qg_bridge_destroy(d->bridge);
 	d->bridge = NULL;
 }

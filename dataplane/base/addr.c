@@ -82,9 +82,9 @@ char *qg_addr_format(const struct qg_addr *a, char *buf, size_t len)
 	} else if (qg_addr_is_bt_link(a)) {
 		snprintf(buf, len, "bt-link:%u", qg_addr_bt_link_id(a));
 	} else if (a->family == AF_BLUETOOTH) {
-		snprintf(buf, len, "%s://%02X:%02X:%02X:%02X:%02X:%02X/0x%04x", a->ip[8] == 2 ? "bt-le" : "bt",
-			 a->ip[0], a->ip[1], a->ip[2], a->ip[3], a->ip[4], a->ip[5],
-			 (unsigned)(a->ip[6] << 8 | a->ip[7]));
+		snprintf(buf, len, "%s://%02X:%02X:%02X:%02X:%02X:%02X/0x%04x",
+			 a->ip[8] == 2 ? "bt-le" : "bt", a->ip[0], a->ip[1], a->ip[2], a->ip[3], a->ip[4],
+			 a->ip[5], (unsigned)(a->ip[6] << 8 | a->ip[7]));
 	} else {
 		snprintf(buf, len, "(none)");
 	}

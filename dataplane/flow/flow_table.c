@@ -481,6 +481,24 @@ void qg_flow_remove(struct qg_flow_table *t, uint32_t idx)
 	flow_release(t, idx, QG_FLOW_REASON_REMOVED);
 }
 
+unsigned qg_flow_remove_backend(struct qg_flow_table *t, uint16_t svc, uint32_t backend)
+{
+	unsigned n = 0;
+	uint32_t idx, next;
+
+	if (!t || svc >= t->n_services)
+		return 0;
+	/* The service's LRU list holds exactly its flows; read next before the entry is freed. */
+	for (idx = t->svcs[svc].head; idx != QG_FLOW_NONE; idx = next) {
+		next = t->flows[idx].lru_next;
+		if (t->flows[idx].backend == backend) {
+			flow_release(t, idx, QG_FLOW_REASON_REMOVED);
+			n++;
+		}
+	}
+	return n;
+}
+
 unsigned qg_flow_remove_service(struct qg_flow_table *t, uint16_t svc)
 {
 	unsigned n = 0;

@@ -84,7 +84,7 @@ struct qg_io {
 	uint32_t n_txb;
 	uint32_t *txb_free;
 	uint32_t n_txb_free;
-	int wake_fd; /* watched doorbell, -1 = none */
+	int wake_fd;	       /* watched doorbell, -1 = none */
 	uint32_t pending_adds; /* buffers re-added since the last advance */
 	uint32_t n_armed;      /* multishot receives not yet finished */
 	uint32_t n_tx;	       /* sends not yet completed */

@@ -9,6 +9,41 @@
 #include "qgate/log.h"
 #include "relay_internal.h"
 
+/*
+ * An upstream closed at once during a burst could be opened again, index and
+ * file descriptor number alike, by a new flow later in the same burst; a
+ * datagram already queued in to_backend for the removed flow (a QUIC
+ * migration or a stale 4-tuple removing another flow, an eviction) would then
+ * leave through the new flow's socket to its backend, and the answer reach the
+ * new flow's client: one client's datagram delivered to another
+ * (perf/faults/crossflow.py). So the close of an upstream this burst queued a
+ * datagram to waits, and the next burst runs it once the I/O backend has pushed
+ * out what was queued. Others (an evicted idle flow's) close at once: their
+ * index is free for the flow that evicted them.
+ */
+static void relay_upstream_close(struct qg_relay *r, uint32_t up, int reuse)
+{
+	if (unlikely(r->in_burst && up < r->max_upstreams && r->up_queued[up] == r->burst_seq) &&
+	    r->n_deferred < r->deferred_cap) {
+		r->deferred[r->n_deferred].up = up;
+		r->deferred[r->n_deferred++].reuse = reuse;
+		return;
+	}
+	r->ops->upstream_close(r->io, up, reuse);
+}
+
+static void relay_close_deferred(struct qg_relay *r)
+{
+	if (likely(!r->n_deferred))
+		return;
+	/* What was queued for them goes out on the sockets it was queued for, then they close. */
+	if (r->ops->flush)
+		r->ops->flush(r->io);
+	for (uint32_t i = 0; i < r->n_deferred; i++)
+		r->ops->upstream_close(r->io, r->deferred[i].up, r->deferred[i].reuse);
+	r->n_deferred = 0;
+}
+
 static void relay_on_remove(void *ctx, uint32_t idx, const struct qg_flow *f, enum qg_flow_reason why)
 {
 	struct qg_relay *r = ctx;
@@ -17,7 +52,7 @@ static void relay_on_remove(void *ctx, uint32_t idx, const struct qg_flow *f, en
 		qg_relay_bt_close(r, f->upstream);
 	} else if (f->upstream != QG_FLOW_NONE) {
 		r->up_flow[f->upstream] = QG_FLOW_NONE;
-		r->ops->upstream_close(r->io, f->upstream, why == QG_FLOW_REASON_EXPIRED);
+		relay_upstream_close(r, f->upstream, why == QG_FLOW_REASON_EXPIRED);
 	}
 	if (f->backend != QG_FLOW_NONE) {
 		r->slot_active[f->backend]--;
@@ -64,23 +99,14 @@ uint32_t qg_relay_select(struct qg_relay *r, uint16_t svc_idx, const struct qg_s
 	}
 }
 
-uint32_t qg_relay_new_flow_to(struct qg_relay *r, const struct qg_pkt *p, uint32_t member, uint32_t now_ms)
+/* Open a flow for p toward member, whatever the admission rules of qg_relay_new_flow_to(). */
+static uint32_t relay_flow_open(struct qg_relay *r, const struct qg_pkt *p, uint32_t member, uint32_t now_ms)
 {
 	const struct qg_svc *s = &r->table->svc[p->svc];
 	struct qg_flow *f;
 	uint32_t idx, up, slot;
 	int rc;
 
-	if (unlikely(r->table->draining)) {
-		qg_ctr_add(r->ctr, QG_CTR_DROP_DRAINING, 1);
-		return QG_FLOW_NONE;
-	}
-	/* Graceful degradation: shed refuses low-priority services, essential every new flow. */
-	if (unlikely(r->table->level >= QG_DEGRADE_SHED) &&
-	    (r->table->level >= QG_DEGRADE_ESSENTIAL || s->priority == QG_CONFIG_PRIORITY_LOW)) {
-		qg_ctr_add(r->ctr, QG_CTR_DROP_SHED, 1);
-		return QG_FLOW_NONE;
-	}
 	if (unlikely(member == QG_LB_NONE || member >= s->n_backends)) {
 		qg_ctr_add(r->ctr, QG_CTR_DROP_NO_BACKEND, 1);
 		return QG_FLOW_NONE;
@@ -118,6 +144,23 @@ uint32_t qg_relay_new_flow_to(struct qg_relay *r, const struct qg_pkt *p, uint32
 	return idx;
 }
 
+uint32_t qg_relay_new_flow_to(struct qg_relay *r, const struct qg_pkt *p, uint32_t member, uint32_t now_ms)
+{
+	const struct qg_svc *s = &r->table->svc[p->svc];
+
+	if (unlikely(r->table->draining)) {
+		qg_ctr_add(r->ctr, QG_CTR_DROP_DRAINING, 1);
+		return QG_FLOW_NONE;
+	}
+	/* Graceful degradation: shed refuses low-priority services, essential every new flow. */
+	if (unlikely(r->table->level >= QG_DEGRADE_SHED) &&
+	    (r->table->level >= QG_DEGRADE_ESSENTIAL || s->priority == QG_CONFIG_PRIORITY_LOW)) {
+		qg_ctr_add(r->ctr, QG_CTR_DROP_SHED, 1);
+		return QG_FLOW_NONE;
+	}
+	return relay_flow_open(r, p, member, now_ms);
+}
+
 /* Create the flow of a UDP client's first datagram. @return its index or QG_FLOW_NONE (counted). */
 static uint32_t relay_new_flow(struct qg_relay *r, const struct qg_pkt *p, uint32_t now_ms)
 {
@@ -150,7 +193,13 @@ static uint32_t relay_rehome(struct qg_relay *r, const struct qg_pkt *p, uint32_
 		return idx;
 	qg_flow_remove(r->flows, idx);
 	qg_ctr_add(r->ctr, QG_CTR_FLOW_REHOMED, 1);
-	return qg_relay_new_flow_to(r, p, member, now_ms);
+	/*
+	 * Not a new flow but an established one moving: draining and the
+	 * degradation levels, which refuse new flows only, do not apply (else a
+	 * backend failing at level essential or during a drain would cut its
+	 * clients off until the level falls; perf/faults.sh scenario h).
+	 */
+	return relay_flow_open(r, p, member, now_ms);
 }
 
 void qg_relay_upstream_refused(struct qg_relay *r, uint32_t up)
@@ -210,17 +259,12 @@ static inline void relay_to_client(struct qg_relay *r, struct qg_pkt *p, unsigne
 	r->to_client[(*nc)++] = *p;
 }
 
-void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_t now_ms)
+/* One burst of at most r->burst packets (the scratch arrays' size). */
+static void relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_t now_ms)
 {
 	unsigned nb = 0, nc = 0, nd = 0, from_client = 0;
 	uint64_t bytes = 0;
 
-	/* Scratch arrays are burst-sized: a larger batch is taken in slices. */
-	while (unlikely(n > r->burst)) {
-		qg_relay_burst(r, pkts, r->burst, now_ms);
-		pkts += r->burst;
-		n -= r->burst;
-	}
 	relay_prefetch(r, pkts, n);
 	for (unsigned i = 0; i < n; i++) {
 		struct qg_pkt *p = &pkts[i];
@@ -272,6 +316,7 @@ void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_
 				r->drop[nd++] = *p;
 				continue;
 			}
+			r->up_queued[p->upstream] = r->burst_seq;
 			r->to_backend[nb++] = *p;
 		} else {
 			if (unlikely(p->flags & QG_PKT_F_OVERSIZE)) {
@@ -310,6 +355,23 @@ void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_
 	}
 	if (nd)
 		r->ops->release(r->io, r->drop, nd);
+}
+
+void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_t now_ms)
+{
+	/* A larger batch is taken in slices; upstreams a slice removed close before the next. */
+	while (n) {
+		unsigned k = n < r->burst ? n : r->burst;
+
+		relay_close_deferred(r);
+		if (unlikely(++r->burst_seq == 0))
+			r->burst_seq = 1;
+		r->in_burst = 1;
+		relay_burst(r, pkts, k, now_ms);
+		r->in_burst = 0;
+		pkts += k;
+		n -= k;
+	}
 }
 
 unsigned qg_relay_expire(struct qg_relay *r, uint32_t now_ms, unsigned budget)
@@ -443,10 +505,14 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	r->to_client = calloc(p->burst, sizeof(struct qg_pkt));
 	r->drop = calloc(p->burst, sizeof(struct qg_pkt));
 	r->hash = calloc(p->burst, sizeof(*r->hash));
+	r->deferred_cap = 3 * p->burst;
+	r->deferred = calloc(r->deferred_cap, sizeof(*r->deferred));
+	r->up_queued = calloc(p->max_upstreams, sizeof(*r->up_queued));
+	r->burst_seq = 1;
 	r->quic = calloc(sc, sizeof(*r->quic));
 	if (!r->hash || !r->quic || !r->up_flow || !r->bstat || !r->slot_active || !r->svc_active ||
 	    !r->wrr || !r->lc_cursor || !r->timeouts || !r->limits || !r->to_backend || !r->to_client ||
-	    !r->drop || !r->lc_active || !r->svc_uid || !r->svc_ver)
+	    !r->drop || !r->lc_active || !r->svc_uid || !r->svc_ver || !r->deferred || !r->up_queued)
 		goto err;
 	memset(r->bstat, 0, sizeof(*r->bstat) * (kc + 1));
 	for (uint32_t i = 0; i < p->max_upstreams; i++)
@@ -505,6 +571,9 @@ void qg_relay_destroy(struct qg_relay *r)
 {
 	if (!r)
 		return;
+	/* The worker has stopped: nothing is queued for them any more. */
+	for (uint32_t i = 0; i < r->n_deferred; i++)
+		r->ops->upstream_close(r->io, r->deferred[i].up, r->deferred[i].reuse);
 	if (r->flows) {
 		qg_flow_foreach(r->flows, relay_close_upstream, r);
 		qg_flow_table_destroy(r->flows);
@@ -527,6 +596,8 @@ void qg_relay_destroy(struct qg_relay *r)
 	free(r->to_client);
 	free(r->drop);
 	free(r->hash);
+	free(r->deferred);
+	free(r->up_queued);
 	if (r->quic)
 		qg_quic_relay_fini(r);
 	free(r->quic);

@@ -56,6 +56,9 @@ void qg_relay_destroy(struct qg_relay *r);
  */
 void qg_relay_set_table(struct qg_relay *r, const struct qg_svc_table *t);
 
+/** Remove the flows of service svc toward backend slot (counted as flows_flushed). @return how many. */
+unsigned qg_relay_flush_backend(struct qg_relay *r, uint32_t svc, uint32_t slot);
+
 /** Take the QUIC CIDs other workers announced (call before each burst). */
 void qg_relay_take_peer_cids(struct qg_relay *r, uint32_t now_ms);
 

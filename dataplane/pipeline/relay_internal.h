@@ -76,6 +76,20 @@ struct qg_relay {
 	struct qg_retry_keys *retry; /* Retry token keys; NULL when no service has retry: on */
 	uint64_t tb_seed;
 	uint64_t vn_seq;
+	/*
+	 * Upstreams of flows removed during a burst while a datagram of that burst
+	 * waits to go out on them, closed when the next burst starts (relay.c,
+	 * relay_upstream_close()); up_queued: per upstream, the burst_seq of the
+	 * last burst that queued a datagram to it.
+	 */
+	struct qg_relay_deferred {
+		uint32_t up;
+		int reuse;
+	} *deferred;
+	uint32_t n_deferred, deferred_cap;
+	uint32_t *up_queued;
+	uint32_t burst_seq;
+	int in_burst;
 };
 
 /* What QUIC routing decided for a client datagram. */
@@ -142,7 +156,7 @@ void qg_relay_bt_close(struct qg_relay *r, uint32_t up);
 /** The flow of tag up (a reply's pkt->upstream), or QG_FLOW_NONE. */
 uint32_t qg_relay_bt_flow(const struct qg_relay *r, uint32_t up);
 
-/** Copy p into the ring toward the bridge: a reply to its client link, or a datagram to its backend. Counted. */
+/** Copy p into the ring toward the bridge (a reply to a client link, a datagram to a backend). Counted. */
 void qg_relay_bt_send(struct qg_relay *r, const struct qg_pkt *p, int to_client);
 
 /** Free the bridge state (after the flows are gone). */

@@ -18,6 +18,8 @@
 #include "dataplane_internal.h"
 #include "qgate/degrade.h"
 #include "qgate/log.h"
+#include "commands.h"
+#include "qgate/clock.h"
 #include "telemetry.h"
 
 /* Each upstream is a socket: make sure the open-file limit fits them, or shrink the pool. */
@@ -188,6 +190,8 @@ int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 		dp->n_workers = i + 1;
 		rc = worker_init(dp, &dp->workers[i], i, cfg, upstreams, listen);
 		if (!rc)
+			rc = qg_cmd_ring_create(64, &dp->workers[i].cmds);
+		if (!rc)
 			rc = qg_telemetry_create(i, d->flows_per_core, QG_DATAPLANE_TM_RING_SIZE,
 						 QG_DATAPLANE_TM_PERIOD_MS * 1000000ULL, &dp->workers[i].tm);
 		if (rc)
@@ -259,6 +263,7 @@ void qg_dataplane_destroy(struct qg_dataplane *dp)
 	for (unsigned i = 0; dp->workers && i < dp->n_workers; i++) {
 		qg_relay_destroy(dp->workers[i].relay);
 		qg_telemetry_destroy(dp->workers[i].tm);
+		qg_cmd_ring_destroy(dp->workers[i].cmds);
 		if (dp->workers[i].io)
 			dp->ops->destroy(dp->workers[i].io);
 	}
@@ -391,6 +396,51 @@ void qg_dataplane_counters(const struct qg_dataplane *dp, struct qg_ctr_block *o
 		for (unsigned i = 0; i < QG_CTR__COUNT; i++)
 			out->v[i] += one.v[i];
 	}
+}
+
+long qg_dataplane_flush_backend(struct qg_dataplane *dp, unsigned svc, unsigned b)
+{
+	struct qg_worker_cmd c;
+	uint64_t before = 0, after = 0, deadline;
+	long rc = 0;
+
+	pthread_mutex_lock(&dp->ctl_lock);
+	if (svc >= dp->n_cfg || b >= dp->table->svc[dp->cfg_index[svc]].n_backends) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (!dp->running) {
+		rc = -ENODEV;
+		goto out;
+	}
+	memset(&c, 0, sizeof(c));
+	c.op = QG_WORKER_CMD_FLUSH_BACKEND;
+	c.svc = dp->cfg_index[svc];
+	c.slot = dp->table->svc[c.svc].backends[b].slot;
+	c.seq = ++dp->cmd_seq;
+	for (unsigned w = 0; w < dp->n_workers; w++) {
+		before += QG_LOAD_RELAXED(&dp->workers[w].cmd_flows);
+		if (qg_cmd_ring_push(dp->workers[w].cmds, &c)) {
+			rc = -ENOBUFS;
+			goto out;
+		}
+	}
+	/* Workers run commands between bursts, or within 5 ms of waking when idle. */
+	deadline = qg_clock_ms() + 2000;
+	for (unsigned w = 0; w < dp->n_workers; w++) {
+		while (QG_LOAD_ACQUIRE(&dp->workers[w].cmd_done) < c.seq) {
+			if (qg_clock_ms() > deadline) {
+				rc = -ETIMEDOUT;
+				goto out;
+			}
+			usleep(200);
+		}
+		after += QG_LOAD_RELAXED(&dp->workers[w].cmd_flows);
+	}
+	rc = (long)(after - before);
+out:
+	pthread_mutex_unlock(&dp->ctl_lock);
+	return rc;
 }
 
 void qg_dataplane_slot_sum(const struct qg_dataplane *dp, uint32_t slot, struct qg_backend_stats *out)

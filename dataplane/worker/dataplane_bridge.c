@@ -84,8 +84,8 @@ static int same_path(const struct qg_config_path *a, const struct qg_config_path
 	return a->kind == b->kind && a->psm == b->psm && !memcmp(a->bdaddr, b->bdaddr, sizeof(a->bdaddr));
 }
 
-unsigned qg_dataplane_bt_remap(const struct qg_dataplane *dp, const struct qg_config *cfg, const uint32_t *index,
-			       struct qg_svc_table *t)
+unsigned qg_dataplane_bt_remap(const struct qg_dataplane *dp, const struct qg_config *cfg,
+			       const uint32_t *index, struct qg_svc_table *t)
 {
 	unsigned lost = 0;
 
@@ -124,8 +124,9 @@ int qg_dataplane_attach_bridge(struct qg_dataplane *dp, struct qg_bridge_rings *
 	if (dp->running || dp->bt_rings)
 		return -EALREADY;
 	if (!dp->ops->alloc_tx) {
-		QG_LOG_ERR("the %s backend cannot relay the Bluetooth bridge: use backend io_uring or recvmmsg",
-			   dp->ops->name);
+		QG_LOG_ERR(
+			"the %s backend cannot relay the Bluetooth bridge: use backend io_uring or recvmmsg",
+			dp->ops->name);
 		return -ENOTSUP;
 	}
 	if (qg_bridge_ring_workers(rings) != dp->n_workers ||

@@ -32,6 +32,7 @@ struct qg_dataplane {
 	uint32_t n_bt_paths;
 	struct qg_bridge_rings *bt_rings; /* attached bridge, NULL = none */
 	struct qg_cid_share *cid_share;	    /* QUIC CIDs between workers; NULL with one worker */
+	uint64_t cmd_seq;		    /* last command sent to the workers */
 };
 
 /* A Bluetooth backend path of the configuration qgate started with, as the bridge numbers it. */
@@ -53,8 +54,8 @@ int qg_dataplane_bt_init(struct qg_dataplane *dp, const struct qg_config *cfg);
  * index[i]) as the bridge does. @return how many Bluetooth-only backends
  * have a path the bridge does not know (unusable until a restart).
  */
-unsigned qg_dataplane_bt_remap(const struct qg_dataplane *dp, const struct qg_config *cfg, const uint32_t *index,
-			       struct qg_svc_table *t);
+unsigned qg_dataplane_bt_remap(const struct qg_dataplane *dp, const struct qg_config *cfg,
+			       const uint32_t *index, struct qg_svc_table *t);
 
 /** Swap in nt and free the table it replaces once no worker can hold it. Under ctl_lock. */
 void qg_dataplane_publish(struct qg_dataplane *dp, struct qg_svc_table *nt);

@@ -153,8 +153,7 @@ static int map_backends(struct reload *r, uint32_t i, uint32_t j)
 
 		qg_svc_backend_key(&c->backends[b], &key);
 		for (uint32_t k = 0; o && k < o->n_backends && m == QG_LB_NONE; k++)
-			if (qg_addr_equal(&o->backends[k].addr, &key) &&
-			    !r->slot_taken[o->backends[k].slot])
+			if (qg_addr_equal(&o->backends[k].addr, &key) && !r->slot_taken[o->backends[k].slot])
 				m = k;
 		if (m != QG_LB_NONE) {
 			/* Same backend: same slot, flows and counters; health keeps its verdict. */
@@ -361,8 +360,9 @@ int qg_dataplane_reload(struct qg_dataplane *dp, const struct qg_config *cfg, ch
 	}
 	bt_lost = qg_dataplane_bt_remap(dp, cfg, r.map.index, nt);
 	if (bt_lost)
-		note(&r, "%u Bluetooth-only backend(s) with a path the bridge does not know: they take effect at "
-			 "the next restart; ",
+		note(&r,
+		     "%u Bluetooth-only backend(s) with a path the bridge does not know: they take effect at "
+		     "the next restart; ",
 		     bt_lost);
 	nt->level = r.old->level;
 	nt->draining = r.old->draining;

@@ -8,6 +8,7 @@
 
 #include "qgate/clock.h"
 #include "qgate/log.h"
+#include "commands.h"
 #include "telemetry.h"
 #include "worker.h"
 
@@ -68,6 +69,18 @@ static void worker_sync_services(struct qg_worker *w, const struct qg_svc_table 
 	}
 }
 
+/* Run what the control side queued (rare: one ring load when there is nothing). */
+static inline void worker_commands(struct qg_worker *w)
+{
+	struct qg_worker_cmd c;
+
+	while (unlikely(qg_cmd_ring_pop(w->cmds, &c))) {
+		if (c.op == QG_WORKER_CMD_FLUSH_BACKEND)
+			QG_STORE_RELAXED(&w->cmd_flows, w->cmd_flows + qg_relay_flush_backend(w->relay, c.svc, c.slot));
+		QG_STORE_RELEASE(&w->cmd_done, c.seq);
+	}
+}
+
 /* Follow the published table; after a quiescent state the old one may be gone. */
 static inline void worker_sync_table(struct qg_worker *w, const struct qg_svc_table **cur)
 {
@@ -113,6 +126,7 @@ static void worker_loop(struct qg_worker *w)
 		 * reached the client is here before that client's next datagram.
 		 */
 		qg_relay_take_peer_cids(w->relay, now);
+		worker_commands(w);
 		if (n) {
 			qg_relay_burst(w->relay, pkts, n, now);
 			idle = 0;

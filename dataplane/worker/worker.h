@@ -29,6 +29,9 @@ struct qg_worker {
 	uint32_t *io_uid;	     /* per service: incarnation our I/O instance serves, 0 none */
 	uint64_t applied_gen;	     /* last table generation applied (release-stored for reloads) */
 	int reload_err;		     /* last service attach error (-errno), read after the ack */
+	struct qg_cmd_ring *cmds;    /* control -> worker commands */
+	uint64_t cmd_done;	     /* seq of the last command run (release-stored) */
+	uint64_t cmd_flows;	     /* flows the commands removed, in total (single writer) */
 	int bridge_fd;		     /* the bridge's doorbell for this worker, -1 = no bridge */
 	unsigned sleep_us;	     /* longest wait in rx_burst when idle */
 	pthread_t thread;

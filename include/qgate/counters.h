@@ -37,6 +37,8 @@ extern "C" {
 	  "oldest flows evicted because the table was full")                                                 \
 	X(FLOW_REHOMED, QG_CTR_KIND_FLOW, "flows_rehomed",                                                   \
 	  "UDP flows moved off a backend marked down (on_backend_down: rehome)")                             \
+	X(FLOW_FLUSHED, QG_CTR_KIND_FLOW, "flows_flushed",                                                 \
+	  "flows removed by an operator's flush (qgatectl flush)")                                        \
 	X(DROP_OVERSIZE, QG_CTR_KIND_DROP, "oversize", "datagram larger than max_datagram")                  \
 	X(DROP_NO_BACKEND, QG_CTR_KIND_DROP, "no_backend", "no backend can take a new flow")                 \
 	X(DROP_CLIENT_LIMIT, QG_CTR_KIND_DROP, "client_limit", "client at max_flows_per_client")             \
@@ -59,8 +61,9 @@ extern "C" {
 	X(BRIDGE_RX, QG_CTR_KIND_TRAFFIC, "bridge_rx",                                                       \
 	  "datagrams taken from the Bluetooth bridge (client links, Bluetooth backends)")                    \
 	X(BRIDGE_TX, QG_CTR_KIND_TRAFFIC, "bridge_tx",                                                       \
-	  "datagrams handed to the Bluetooth bridge (to client links, to Bluetooth backends)")                \
-	X(DROP_BRIDGE_RING_FULL, QG_CTR_KIND_DROP, "bridge_ring_full", "the ring toward the bridge was full") \
+	  "datagrams handed to the Bluetooth bridge (to client links, to Bluetooth backends)")               \
+	X(DROP_BRIDGE_RING_FULL, QG_CTR_KIND_DROP, "bridge_ring_full",                                       \
+	  "the ring toward the bridge was full")                                                             \
 	X(DROP_NO_BRIDGE, QG_CTR_KIND_DROP, "no_bridge",                                                     \
 	  "backend reachable only over Bluetooth, and no bridge relays to it")                               \
 	X(FLOW_BRIDGE_CLOSED, QG_CTR_KIND_FLOW, "flows_bridge_closed",                                       \

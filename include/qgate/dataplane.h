@@ -87,6 +87,16 @@ int qg_dataplane_set_weight(struct qg_dataplane *dp, const char *service, const 
 int qg_dataplane_set_backend_state(struct qg_dataplane *dp, unsigned svc, unsigned b, int up);
 
 /**
+ * Remove the established flows of backend b (0-based) of service svc on
+ * every worker, through the control -> worker command rings; returns once
+ * every worker ran it. Their clients' next datagrams are new flows (which
+ * selection may send elsewhere: drain first to move them off b). Counted as
+ * flows_flushed. @return flows removed, or -ENOENT, -ENODEV (not running),
+ * -ENOBUFS, -ETIMEDOUT.
+ */
+long qg_dataplane_flush_backend(struct qg_dataplane *dp, unsigned svc, unsigned b);
+
+/**
  * Hot reload: run cfg's services and backends from now on. A service that
  * keeps its name and listen address keeps its sockets and flows (a changed
  * policy, timeout or QUIC setting applies to new flows); a backend its

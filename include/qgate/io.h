@@ -57,7 +57,7 @@ struct qg_io_params {
 	uint32_t max_datagram;	      /**< largest payload relayed */
 	uint32_t max_upstreams;	      /**< cap of upstreams (sockets or NAT ports) */
 	uint32_t burst;		      /**< packets per burst */
-	uint32_t tx_buffers;	      /**< buffers alloc_tx may hand out besides rx_buffers (0: none needed) */
+	uint32_t tx_buffers;	      /**< alloc_tx buffers besides rx_buffers (0: none) */
 	int udp_gso;		      /**< batch a flow's consecutive datagrams into one UDP GSO send */
 	struct qg_ctr_block *ctr;     /**< the worker's counters */
 	/**

@@ -5,6 +5,8 @@
  *
  *   qgate-l2test server [OPTIONS]           echo every SDU back on the link it came from
  *   qgate-l2test client [OPTIONS] BDADDR    send COUNT SDUs of varied sizes, check every echo byte for byte
+ *   qgate-l2test udp [OPTIONS] HOST:PORT    the same client over UDP (e.g. through qgate to a Bluetooth echo
+ *                                           backend); it first probes until an echo comes back (-C)
  *   qgate-l2test addr hciN                  print the adapter's BD address
  *
  * Options (both modes):
@@ -32,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -413,27 +416,109 @@ static int connect_retry(const struct opts *o, const bdaddr_t *local, const bdad
 	}
 }
 
-static int client(const struct opts *o, const char *dest)
+/* ---- udp: the same exchange over a connected UDP socket ------------------------------------------ */
+
+#define L2T_PROBE_LEN 16
+
+/* A connected UDP socket to HOST:PORT ("127.0.0.1:9000", "[::1]:9000"), or -1. */
+static int udp_connect(const char *dest)
+{
+	char host[256];
+	const char *colon = strrchr(dest, ':');
+	if (!colon || (size_t)(colon - dest) >= sizeof(host))
+		return -1;
+	size_t hl = (size_t)(colon - dest);
+	const char *h = dest;
+	if (hl >= 2 && dest[0] == '[' && dest[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai)
+		return -1;
+	int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+/*
+ * Datagrams may be dropped until the path through the gateway is up (a Bluetooth backend's link still
+ * connecting): probe every 200 ms until one is echoed, within the connect timeout. @return 0 or -1.
+ */
+static int udp_warm_up(const struct opts *o, int fd, const uint8_t *probe)
+{
+	double deadline = now_s() + o->connect_timeout_s;
+	uint8_t rx[L2T_PROBE_LEN + 1];
+	int tries = 0;
+	while (now_s() < deadline && !stop) {
+		double next = now_s() + 0.2;
+		tries++;
+		/* ECONNREFUSED: nobody listens there yet (the gateway is starting). */
+		if (send(fd, probe, L2T_PROBE_LEN, 0) != L2T_PROBE_LEN && errno != ECONNREFUSED)
+			return -1;
+		for (double left; (left = next - now_s()) > 0;) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+				break;
+			ssize_t r = recv(fd, rx, sizeof(rx), MSG_DONTWAIT);
+			if (r == L2T_PROBE_LEN && memcmp(rx, probe, L2T_PROBE_LEN) == 0) {
+				if (!o->quiet)
+					printf("client: udp path echoes after %d probe(s)\n", tries);
+				return 0;
+			}
+			if (r < 0 && errno != ECONNREFUSED && errno != EAGAIN)
+				return -1;
+			if (r < 0 && errno == ECONNREFUSED)
+				usleep((useconds_t)(left * 1e6)); /* an error reported: wait out the turn */
+		}
+	}
+	return -1;
+}
+
+static int client(const struct opts *o, const char *dest, bool udp)
 {
 	bdaddr_t local, remote;
-	if (adapter_addr(o->adapter ? o->adapter : "hci0", &local) < 0)
-		die("unknown or down adapter %s", o->adapter ? o->adapter : "hci0");
-	if (str2ba(dest, &remote) < 0)
-		die("bad BD address %s", dest);
 	double t0 = now_s();
-	int err = 0;
-	int fd = connect_retry(o, &local, &remote, &err);
-	if (fd < 0) {
-		fprintf(stderr, "qgate-l2test: connect to %s %s %s 0x%04x: %s\n", dest, transport_name(o),
-			o->cid ? "cid" : "psm", o->cid ? o->cid : o->psm, strerror(err));
-		return 1;
+	int err = 0, fd;
+	unsigned omtu, imtu;
+	uint8_t probe[L2T_PROBE_LEN];
+	const char *what = udp ? "udp" : transport_name(o);
+
+	sdu_fill(o, -2, probe, sizeof(probe));
+	if (udp) {
+		fd = udp_connect(dest);
+		if (fd < 0)
+			die("bad or unreachable UDP address %s (expected HOST:PORT)", dest);
+		if (udp_warm_up(o, fd, probe) < 0) {
+			fprintf(stderr, "qgate-l2test: no echo from %s within %.0fs\n", dest,
+				o->connect_timeout_s);
+			return 1;
+		}
+		omtu = imtu = L2T_MAX_SDU;
+	} else {
+		if (adapter_addr(o->adapter ? o->adapter : "hci0", &local) < 0)
+			die("unknown or down adapter %s", o->adapter ? o->adapter : "hci0");
+		if (str2ba(dest, &remote) < 0)
+			die("bad BD address %s", dest);
+		fd = connect_retry(o, &local, &remote, &err);
+		if (fd < 0) {
+			fprintf(stderr, "qgate-l2test: connect to %s %s %s 0x%04x: %s\n", dest, what,
+				o->cid ? "cid" : "psm", o->cid ? o->cid : o->psm, strerror(err));
+			return 1;
+		}
+		link_mtus(fd, o, &omtu, &imtu);
 	}
 	double t_conn = now_s();
-	unsigned omtu, imtu;
-	link_mtus(fd, o, &omtu, &imtu);
 	if (!o->quiet)
-		printf("client: connected to %s %s in %.2fs, omtu %u imtu %u\n", dest, transport_name(o),
-		       t_conn - t0, omtu, imtu);
+		printf("client: connected to %s %s in %.2fs, omtu %u imtu %u\n", dest, what, t_conn - t0,
+		       omtu, imtu);
 	int tmo_ms = (int)(o->timeout_s * 1000);
 	struct timeval tv = { .tv_sec = (time_t)o->timeout_s,
 			      .tv_usec = (suseconds_t)((o->timeout_s - (double)(time_t)o->timeout_s) * 1e6) };
@@ -443,7 +528,7 @@ static int client(const struct opts *o, const char *dest)
 	int failures = 0;
 
 	/* An SDU over the peer's MTU must be refused whole, never truncated or split. */
-	if (o->oversize && omtu < L2T_MAX_SDU) {
+	if (!udp && o->oversize && omtu < L2T_MAX_SDU) {
 		sdu_fill(o, -1, tx, omtu + 1);
 		ssize_t r = send(fd, tx, omtu + 1, MSG_DONTWAIT);
 		if (r >= 0) {
@@ -509,6 +594,9 @@ static int client(const struct opts *o, const char *dest)
 			failures++;
 			break;
 		}
+		/* A late echo of a warm-up probe is not an SDU. */
+		if (udp && r == L2T_PROBE_LEN && memcmp(rx, probe, L2T_PROBE_LEN) == 0)
+			continue;
 		double rtt = now_s() - sent_at[got % L2T_MAX_WIN];
 		size_t n = sdu_size(o, got, lo, hi);
 		sdu_fill(o, got, want, n);
@@ -541,9 +629,8 @@ static int client(const struct opts *o, const char *dest)
 	}
 	printf("client: %s %s: %ld/%ld SDUs echoed intact, %llu bytes each way, sizes %zu..%zu, window %ld, "
 	       "rtt avg %.1f ms max %.1f ms, %.2fs: %s\n",
-	       dest, transport_name(o), got, o->count, (unsigned long long)bytes, got ? smin : 0, smax,
-	       window, got ? rtt_sum / (double)got * 1e3 : 0.0, rtt_max * 1e3, t1 - t_conn,
-	       failures ? "FAIL" : "ok");
+	       dest, what, got, o->count, (unsigned long long)bytes, got ? smin : 0, smax, window,
+	       got ? rtt_sum / (double)got * 1e3 : 0.0, rtt_max * 1e3, t1 - t_conn, failures ? "FAIL" : "ok");
 	return failures ? 1 : 0;
 }
 
@@ -557,6 +644,8 @@ static void usage(void)
 	      "       qgate-l2test client [-i hciN|BDADDR] [-t bredr|le] [-p PSM|-c CID] [-m MTU]\n"
 	      "                           [-s LEVEL] [-n COUNT] [-w WINDOW] [--min N] [--max N]\n"
 	      "                           [-T SECS] [-C SECS] [--seed N] [--no-oversize] [-q] BDADDR\n"
+	      "       qgate-l2test udp [-n COUNT] [-w WINDOW] [--min N] [--max N] [-T SECS] [-C SECS]\n"
+	      "                        [--seed N] [-q] HOST:PORT\n"
 	      "       qgate-l2test addr hciN\n",
 	      stderr);
 	exit(2);
@@ -579,7 +668,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	bool is_server = strcmp(mode, "server") == 0;
-	if (!is_server && strcmp(mode, "client") != 0)
+	bool is_udp = strcmp(mode, "udp") == 0;
+	if (!is_server && !is_udp && strcmp(mode, "client") != 0)
 		usage();
 
 	struct opts o = { .mtu = 4096,
@@ -718,5 +808,5 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		usage();
-	return client(&o, argv[optind]);
+	return client(&o, argv[optind], is_udp);
 }

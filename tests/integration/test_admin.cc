@@ -172,13 +172,16 @@ class Admin : public ::testing::Test
 		args.insert(args.begin(), { "-s", sock_ });
 		return RunCtl(args);
 	}
-	// Send one datagram from each of n new clients (ids from first) and wait for the echoes.
+	// Send one datagram from each of n new clients (ids from first) and wait for the echoes. The
+	// clients stay open until the test ends: a port the kernel handed out again would reach the
+	// flow (and backend) of an earlier client.
 	void Traffic(uint32_t first, uint32_t n)
 	{
 		qg_addr to = qgt::Addr(listen_);
 		for (uint32_t id = first; id < first + n; id++) {
-			Client c;
-			ASSERT_TRUE(qgt::RoundTrip(c, to, qgt::Payload(id, 0, 64))) << "client " << id;
+			clients_.emplace_back(new Client());
+			ASSERT_TRUE(qgt::RoundTrip(*clients_.back(), to, qgt::Payload(id, 0, 64)))
+				<< "client " << id;
 		}
 	}
 	uint32_t Served(EchoServer &s, uint32_t first, uint32_t n)
@@ -194,6 +197,7 @@ class Admin : public ::testing::Test
 	std::string sock_, cfg_, listen_;
 	uint16_t metrics_port_ = 0;
 	std::unique_ptr<Qgate> q_;
+	std::vector<std::unique_ptr<Client>> clients_;
 };
 
 TEST_F(Admin, ReadCommandsTextAndJson)
@@ -275,6 +279,31 @@ TEST_F(Admin, DrainMovesNewFlowsAndUndrainRestores)
 	EXPECT_NE(r.out.find("admin_action"), std::string::npos) << r.out;
 	EXPECT_NE(r.out.find("drain: weight 1 -> 0"), std::string::npos) << r.out;
 	EXPECT_NE(r.out.find("undrain: weight 0 -> 1"), std::string::npos) << r.out;
+}
+
+// flush: the workers remove a backend's established flows (control -> worker command rings).
+TEST_F(Admin, FlushRemovesOnlyThatBackendsFlows)
+{
+	Start();
+	Traffic(1, 24);
+	uint32_t on_b = Served(b_, 1, 24), on_a = Served(a_, 1, 24);
+	ASSERT_GT(on_b, 0u) << "maglev sent none of 24 clients to b";
+	ASSERT_EQ(on_a + on_b, 24u);
+	Result r = Ctl({ "flush", "echo", b_.addr_str(), "--json" });
+	ASSERT_EQ(r.status, 0) << r.err;
+	EXPECT_TRUE(LooksLikeJson(r.out)) << r.out;
+	EXPECT_NE(r.out.find("\"flows_removed\":" + std::to_string(on_b)), std::string::npos)
+		<< "expected " << on_b << " flows removed: " << r.out;
+	// What is left is a's flows only; flushing again finds nothing.
+	r = Ctl({ "flush", "echo", b_.addr_str() });
+	EXPECT_NE(r.out.find("0 flows removed"), std::string::npos) << r.out;
+	r = Ctl({ "flush", "echo", a_.addr_str() });
+	EXPECT_NE(r.out.find(std::to_string(on_a) + " flows removed"), std::string::npos) << r.out;
+	r = Ctl({ "events" });
+	EXPECT_NE(r.out.find("flush: " + std::to_string(on_b) + " flows removed"), std::string::npos) << r.out;
+	r = Ctl({ "flush", "echo", "10.9.9.9:1" });
+	EXPECT_EQ(r.status, 1);
+	EXPECT_NE(r.err.find("has no backend 10.9.9.9:1"), std::string::npos) << r.err;
 }
 
 TEST_F(Admin, RefusalsExitOneWithClearMessage)

@@ -404,6 +404,28 @@ TEST(Hash, BytesReadsOnlyLen)
 	EXPECT_EQ(qg_hash_ip(q, 1), qg_hash_ip(&a, 1));
 }
 
+// The bridge's Bluetooth endpoints: distinct keys, readable in logs.
+TEST(Addr, BluetoothEndpoints)
+{
+	const uint8_t dev[6] = { 0x00, 0x1A, 0x7D, 0xDA, 0x71, 0x14 };
+	qg_addr a, b, c, le;
+	char buf[QG_ADDR_STRLEN];
+
+	qg_addr_bt_link(42, &a);
+	qg_addr_bt_link(43, &b);
+	EXPECT_TRUE(qg_addr_is_bt_link(&a));
+	EXPECT_EQ(qg_addr_bt_link_id(&a), 42u);
+	EXPECT_FALSE(qg_addr_equal(&a, &b));
+	EXPECT_STREQ(qg_addr_format(&a, buf, sizeof(buf)), "bt-link:42");
+	qg_addr_bt_path(dev, 0x1001, 1, &c);
+	qg_addr_bt_path(dev, 0x0081, 2, &le);
+	EXPECT_FALSE(qg_addr_is_bt_link(&c));
+	EXPECT_EQ(c.family, AF_BLUETOOTH);
+	EXPECT_STREQ(qg_addr_format(&c, buf, sizeof(buf)), "bt://00:1A:7D:DA:71:14/0x1001");
+	EXPECT_STREQ(qg_addr_format(&le, buf, sizeof(buf)), "bt-le://00:1A:7D:DA:71:14/0x0081");
+	EXPECT_EQ(c.pad, 0);
+}
+
 TEST(Hash, Mix64Avalanche)
 {
 	// Flipping one input bit flips roughly half the output bits on average.

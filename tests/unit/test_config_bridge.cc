@@ -288,3 +288,26 @@ TEST(ConfigBridgeErrors, BridgesSection)
 		many += "  - {type: bluetooth, psm: " + std::to_string(0x1001 + 2 * i) + ", service: echo}\n";
 	ExpectOneError(many, 7, 3, "bridges: 17 entries, max 16");
 }
+
+#ifdef QGATE_HAVE_DPDK
+// The dpdk backend has no buffer of its own for the bridge's datagrams (io alloc_tx): refused at load.
+TEST(ConfigBridgeErrors, RefusedWithTheDpdkBackend)
+{
+	const std::string dp = "dataplane:\n"
+			       "  backend: dpdk\n"
+			       "  dpdk: {ports: [{name: net_null0, addresses: [192.0.2.1/24]}]}\n";
+	ExpectOneError(
+		dp + "services:\n"
+		     "  - name: echo\n"
+		     "    listen: 127.0.0.1:4433\n"
+		     "    backends:\n"
+		     "      - address: 127.0.0.1:5001\n"
+		     "      - address: bt://00:1A:7D:DA:71:13/0x1001\n",
+		9, 18,
+		"bt://00:1A:7D:DA:71:13/0x1001: the dpdk backend cannot relay to Bluetooth backends (use "
+		"backend io_uring or recvmmsg)");
+	ExpectOneError(dp + kServices + "bridges:\n  - {type: bluetooth, psm: 0x1001, service: echo}\n", 10,
+		       3,
+		       "bridges: the dpdk backend cannot relay Bluetooth (use backend io_uring or recvmmsg)");
+}
+#endif
