@@ -15,14 +15,15 @@
 namespace
 {
 
+// Ports below the ephemeral range (32768..): no client socket of a concurrent test can hold them.
 const char kConfig[] = "dataplane:\n"
 		       "  backend: recvmmsg\n"
 		       "services:\n"
 		       "  - name: sensors\n"
-		       "    listen: 127.0.0.1:47531\n"
+		       "    listen: 127.0.0.1:29531\n"
 		       "    backends:\n"
-		       "      - address: 127.0.0.1:47532\n"
-		       "      - paths: [127.0.0.1:47533, bt://00:11:22:33:44:55/0x1001]\n"
+		       "      - address: 127.0.0.1:29532\n"
+		       "      - paths: [127.0.0.1:29533, bt://00:11:22:33:44:55/0x1001]\n"
 		       "      - address: bt-le://00:11:22:33:44:56/0x0081\n"
 		       "bridges:\n"
 		       "  - type: bluetooth\n"

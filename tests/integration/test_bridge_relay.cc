@@ -255,7 +255,7 @@ void LinkEcho(int fd, uint32_t id, unsigned count, size_t max)
 
 TEST_P(BridgeRelay, BluetoothClientReachesUdpBackend)
 {
-	Start();
+	ASSERT_NO_FATAL_FAILURE(Start());
 	int a = Dial(kDevA), b = Dial(kDevB);
 	ASSERT_GE(a, 0);
 	ASSERT_GE(b, 0);
@@ -292,7 +292,7 @@ TEST_P(BridgeRelay, BluetoothClientReachesUdpBackend)
 
 TEST_P(BridgeRelay, UdpClientReachesBluetoothBackend)
 {
-	Start();
+	ASSERT_NO_FATAL_FAILURE(Start());
 	ASSERT_TRUE(WaitFor([&] { return PathConnected(); }, 3000)) << "the pool keeps a link ready";
 	qg_addr vip = qgt::Addr(bt_vip_);
 	Client c;
@@ -335,7 +335,7 @@ TEST_P(BridgeRelay, UdpClientReachesBluetoothBackend)
 
 TEST_P(BridgeRelay, OversizeIsDroppedAndCounted)
 {
-	Start();
+	ASSERT_NO_FATAL_FAILURE(Start());
 	ASSERT_TRUE(WaitFor([&] { return PathConnected(); }, 3000));
 	// From a Bluetooth client: an SDU over max_datagram never reaches a worker (the bridge counts it).
 	int a = Dial(kDevA);
@@ -368,7 +368,7 @@ TEST_P(BridgeRelay, OversizeIsDroppedAndCounted)
 
 TEST_P(BridgeRelay, TwoWorkersShareTheLinks)
 {
-	Start("[0, 1]", 2);
+	ASSERT_NO_FATAL_FAILURE(Start("[0, 1]", 2));
 	std::vector<int> fds;
 	for (uint8_t i = 0; i < 4; i++) {
 		uint8_t dev[6] = { 0xAA, 0, 0, 0, 1, i };
@@ -392,7 +392,7 @@ TEST_P(BridgeRelay, TwoWorkersShareTheLinks)
 // checked is loose, for loaded machines.
 TEST_P(BridgeRelay, IdleWorkerIsWokenByTheDoorbell)
 {
-	Start();
+	ASSERT_NO_FATAL_FAILURE(Start());
 	int a = Dial(kDevA);
 	ASSERT_GE(a, 0);
 	LinkEcho(a, 5, 1, 10); // the flow exists

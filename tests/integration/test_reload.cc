@@ -259,12 +259,13 @@ TEST_P(Reload, BindFailureRefusesTheWholeReload)
 	Start({ A });
 	// Someone else holds the new service's port (no SO_REUSEPORT: qgate cannot join it).
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	qg_addr busy = qgt::Addr(lb_);
 	sockaddr_in sin{};
+	socklen_t sl = sizeof(sin);
 	sin.sin_family = AF_INET;
-	sin.sin_port = busy.port; /* qg_addr keeps network order */
 	sin.sin_addr.s_addr = htonl(0x7f000001);
 	ASSERT_EQ(bind(fd, (sockaddr *)&sin, sizeof(sin)), 0);
+	ASSERT_EQ(getsockname(fd, (sockaddr *)&sin, &sl), 0);
+	lb_ = "127.0.0.1:" + std::to_string(ntohs(sin.sin_port));
 	Svc A2{ "alpha", la_, { a_.addr_str(), b_.addr_str() }, "" };
 	Svc B{ "beta", lb_, { c_.addr_str() }, "" };
 	Result r = ReloadWith({ A2, B });
