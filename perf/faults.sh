@@ -213,7 +213,7 @@ drops_by_reason() {
 
 # ---- processes ---------------------------------------------------------------
 
-declare -a ECHO_PORT ECHO_PID ECHO_KIND
+declare -a ECHO_PORT ECHO_PID
 N_ECHO=4
 for i in $(seq 0 $((N_ECHO - 1))); do ECHO_PORT[$i]=$(free_port); done
 VIP_PORT=$(free_port)
@@ -230,7 +230,6 @@ start_echo() {
 		"$ECHO_BIN" -l "127.0.0.1:${ECHO_PORT[$i]}" -q 2>"$TMP/echo$i.err" &
 	fi
 	ECHO_PID[$i]=$!
-	ECHO_KIND[$i]=$kind
 	PIDS+=("${ECHO_PID[$i]}")
 	wait_line "$TMP/echo$i.err" "listening on" 10 || { cat "$TMP/echo$i.err" >&2; die "backend $i did not start"; }
 }
@@ -420,7 +419,7 @@ backend_fault() {
 	local lg=$LG_PID t_start
 	t_start=$(now)
 	sleep_until "$(plus "$t_start" 2.5)"
-	local k tot0 t0 t1 t_ready=null detect down open up closed ready newflows alive_during=true
+	local k tot0 t0 t1 t_ready=null detect down open up closed newflows alive_during=true
 	k=$(backend_field "$victim" flows_active)
 	[ -z "$floor" ] || ctl level set "$floor" >/dev/null
 	tot0=$(totals)
@@ -627,7 +626,7 @@ stop_and_restart() {
 		set_offset
 		probe_once "$VIP_PORT" 5 && newclient=true
 	fi
-	local st up fc
+	local st
 	st=$(ctl status --json 2>/dev/null || echo '{}')
 	wait "$lg" || true
 	local last_rx
