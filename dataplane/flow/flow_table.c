@@ -481,6 +481,21 @@ void qg_flow_remove(struct qg_flow_table *t, uint32_t idx)
 	flow_release(t, idx, QG_FLOW_REASON_REMOVED);
 }
 
+int qg_flow_evict_oldest(struct qg_flow_table *t, uint16_t svc, uint32_t keep)
+{
+	uint32_t idx;
+
+	if (!t || svc >= t->n_services)
+		return -ENOENT;
+	idx = t->svcs[svc].head;
+	if (idx == keep && idx != QG_FLOW_NONE)
+		idx = t->flows[idx].lru_next;
+	if (idx == QG_FLOW_NONE)
+		return -ENOENT;
+	flow_release(t, idx, QG_FLOW_REASON_EVICTED);
+	return 0;
+}
+
 unsigned qg_flow_remove_backend(struct qg_flow_table *t, uint16_t svc, uint32_t backend)
 {
 	unsigned n = 0;

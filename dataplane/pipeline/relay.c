@@ -124,6 +124,15 @@ static uint32_t relay_flow_open(struct qg_relay *r, const struct qg_pkt *p, uint
 		rc = qg_relay_bt_open(r, p->svc, member, idx, &up);
 	else
 		rc = r->ops->upstream_open(r->io, slot, &s->backends[member].addr, &up);
+	/*
+	 * Every upstream is held by a live flow (a flood of new sources with
+	 * fewer upstreams than flow entries): the service's least recent flow
+	 * gives its up, as a full flow table would evict it, rather than every
+	 * new client being refused until the flood's flows expire.
+	 */
+	if (unlikely(rc == -ENOSPC) && s->backends[member].addr.family != AF_BLUETOOTH &&
+	    qg_flow_evict_oldest(r->flows, p->svc, idx) == 0)
+		rc = r->ops->upstream_open(r->io, slot, &s->backends[member].addr, &up);
 	if (unlikely(rc || (up >= r->max_upstreams && !qg_relay_up_is_bt(up)))) {
 		qg_ctr_add(r->ctr,
 			   rc == -ENOSPC     ? QG_CTR_DROP_UPSTREAM_EXHAUSTED

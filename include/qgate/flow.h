@@ -105,6 +105,13 @@ int qg_flow_insert(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *
 /** Remove a flow (the callback runs with QG_FLOW_REASON_REMOVED). */
 void qg_flow_remove(struct qg_flow_table *t, uint32_t idx);
 
+/**
+ * Evict the least recently used flow of service svc other than keep (the
+ * callback runs with QG_FLOW_REASON_EVICTED). @return 0, or -ENOENT when
+ * there is none.
+ */
+int qg_flow_evict_oldest(struct qg_flow_table *t, uint16_t svc, uint32_t keep);
+
 /** Remove every flow of service svc toward backend (an operator's flush). @return how many. */
 unsigned qg_flow_remove_backend(struct qg_flow_table *t, uint16_t svc, uint32_t backend);
 

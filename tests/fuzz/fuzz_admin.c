@@ -179,6 +179,14 @@ int qg_dataplane_set_level(struct qg_dataplane *dp, unsigned level)
 	return 0;
 }
 
+long qg_dataplane_flush_backend(struct qg_dataplane *dp, unsigned svc, unsigned b)
+{
+	CHECK(dp == &stub_dp && svc < cfg->n_services && b < cfg->services[svc].n_backends);
+	if (stub_fails())
+		return -ETIMEDOUT;
+	return (long)(svc * 10 + b);
+}
+
 unsigned qg_dataplane_telemetry_poll(struct qg_dataplane *dp, qg_dataplane_tm_fn fn, void *ctx)
 {
 	CHECK(dp == &stub_dp);

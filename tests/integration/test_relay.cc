@@ -45,7 +45,7 @@ std::string Yaml(const std::string &io, const std::vector<ServiceSpec> &svcs,
 {
 	std::ostringstream y;
 	y << "dataplane:\n  backend: " << io << "\n  cores: " << cores << "\n  flows_per_core: 65536\n"
-	  << "  upstream_sockets_per_core: 4096\n"
+	  << (dp_extra.find("upstream_sockets") == std::string::npos ? "  upstream_sockets_per_core: 4096\n" : "")
 	  << (dp_extra.find("rx_buffers") == std::string::npos ? "  rx_buffers: 1024\n" : "") << dp_extra
 	  << "services:\n";
 	for (const auto &s : svcs) {
@@ -386,6 +386,30 @@ TEST_P(Relay, PerClientFlowLimit)
 	// Every client socket shares 127.0.0.1: the first three flows pass, the rest are refused and counted.
 	EXPECT_EQ(ok, 3);
 	EXPECT_EQ(Ctr(QG_CTR_DROP_CLIENT_LIMIT), 2u);
+}
+
+// More sources than upstreams (a flood of new clients): each new client still
+// gets through; the service's least recent flows give their upstreams up and
+// are counted as evicted, instead of every new client being refused.
+TEST_P(Relay, MoreSourcesThanUpstreamsEvictTheOldest)
+{
+	EchoServer b;
+	ServiceSpec s;
+	s.listen = Listen();
+	s.backends = { { b.addr_str(), 1 } };
+	ASSERT_NO_FATAL_FAILURE(Start(Yaml(GetParam(), { s }, "  upstream_sockets_per_core: 16\n")));
+	qg_addr vip = qgt::Addr(s.listen);
+	std::vector<std::unique_ptr<Client>> cs;
+	int ok = 0;
+	for (int i = 0; i < 48; i++) {
+		cs.emplace_back(new Client());
+		ok += qgt::RoundTrip(*cs.back(), vip, qgt::Payload(i, 0, 32), 500, 2);
+	}
+	EXPECT_EQ(ok, 48);
+	EXPECT_EQ(Ctr(QG_CTR_DROP_UPSTREAM_EXHAUSTED), 0u);
+	EXPECT_GE(Ctr(QG_CTR_FLOW_EVICTED), 48u - 16u);
+	// The newest flows are the ones left, and they still work.
+	EXPECT_TRUE(qgt::RoundTrip(*cs.back(), vip, qgt::Payload(47, 1, 32)));
 }
 
 // A client's back-to-back datagrams leave qgate batched (UDP GSO) and must
