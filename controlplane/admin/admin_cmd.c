@@ -297,7 +297,8 @@ static int cmd_flush(struct qg_adm_req *r)
 	if (r->json) {
 		qg_adm_printf(&r->body, "{\"service\":");
 		qg_adm_json_str(&r->body, svc->name);
-		qg_adm_printf(&r->body, ",\"backend\":\"%s\",\"action\":\"flush\",\"flows_removed\":%ld}\n", addr, n);
+		qg_adm_printf(&r->body, ",\"backend\":\"%s\",\"action\":\"flush\",\"flows_removed\":%ld}\n",
+			      addr, n);
 	} else {
 		qg_adm_printf(&r->body, "%s %s: flush, %ld flows removed\n", svc->name, addr, n);
 	}

@@ -593,9 +593,8 @@ static int load_service(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct 
 	    !qg_cfg_enum(ctx, f.val[SVC_ON_DOWN], "on_backend_down", qg_cfg_on_down_values,
 			 QG_CFG_NELEM(qg_cfg_on_down_values), &val))
 		svc->on_backend_down = (enum qg_config_on_down)val;
-	if (f.val[SVC_PRIORITY] &&
-	    !qg_cfg_enum(ctx, f.val[SVC_PRIORITY], "priority", qg_cfg_priority_values,
-			 QG_CFG_NELEM(qg_cfg_priority_values), &val))
+	if (f.val[SVC_PRIORITY] && !qg_cfg_enum(ctx, f.val[SVC_PRIORITY], "priority", qg_cfg_priority_values,
+						QG_CFG_NELEM(qg_cfg_priority_values), &val))
 		svc->priority = (enum qg_config_priority)val;
 	if (!f.val[SVC_BACKENDS]) {
 		qg_cfg_error_missing(ctx, node, &svc_section, "backends");

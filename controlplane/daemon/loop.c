@@ -106,7 +106,8 @@ void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
 			char msg[4096];
 
 			*d->reload_requested = 0;
-			QG_LOG_INFO("SIGHUP: reloading %s", d->cfg_path ? d->cfg_path : "(built-in configuration)");
+			QG_LOG_INFO("SIGHUP: reloading %s",
+				    d->cfg_path ? d->cfg_path : "(built-in configuration)");
 			(void)qg_daemon_reload(d, msg, sizeof(msg)); /* logged either way */
 			every = d->cfg->stats_interval_ms;
 		}

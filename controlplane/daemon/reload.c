@@ -108,7 +108,8 @@ static int reload(struct qg_daemon *d, char *msg, size_t len)
 
 	msg[0] = '\0';
 	if (!d->cfg_path) {
-		snprintf(msg, len, "qgate runs the built-in configuration (no --config FILE): nothing to reload");
+		snprintf(msg, len,
+			 "qgate runs the built-in configuration (no --config FILE): nothing to reload");
 		publish(d, 0, d->generation, msg);
 		return -ENOENT;
 	}
@@ -149,7 +150,8 @@ static int reload(struct qg_daemon *d, char *msg, size_t len)
 	d->generation++;
 	note_restart_only(old, cfg, msg, len);
 	if (follow(d, cfg) != 0)
-		QG_LOG_ERR("reload: the health checker or admin state could not follow the new configuration");
+		QG_LOG_ERR(
+			"reload: the health checker or admin state could not follow the new configuration");
 	publish(d, 1, d->generation, msg);
 	qg_config_free(old);
 	return rc;

@@ -211,7 +211,8 @@ int qg_health_create_udp(const struct qg_config *cfg, struct qg_dataplane *dp, s
 			struct epoll_event ev = { .events = EPOLLIN, .data.u32 = id };
 
 			if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->fd[id], &ev) < 0) {
-				QG_LOG_WARN("health: service %s backend %u: %s", svc->name, b, strerror(errno));
+				QG_LOG_WARN("health: service %s backend %u: %s", svc->name, b,
+					    strerror(errno));
 				close(c->fd[id]);
 				c->fd[id] = -1;
 			}

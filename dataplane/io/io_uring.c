@@ -572,7 +572,8 @@ static unsigned uring_rx_burst(struct qg_io *io, struct qg_pkt *pkts, unsigned n
 	return uring_reap(io, pkts, n);
 }
 
-static int uring_svc_attach(struct qg_io *io, unsigned svc, const struct qg_addr *listen, int fd, uint32_t uid)
+static int uring_svc_attach(struct qg_io *io, unsigned svc, const struct qg_addr *listen, int fd,
+			    uint32_t uid)
 {
 	int rc;
 

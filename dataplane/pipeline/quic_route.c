@@ -465,7 +465,8 @@ int qg_quic_route_client(struct qg_relay *r, struct qg_pkt *p, uint32_t hash, ui
 		 * No age limit: the announcing flow may live on for any time, and a
 		 * stale entry names a dead connection's CID that nobody sends.
 		 */
-		uint32_t slot = qg_cid_cache_get(r->peer_cids, p->svc, h.dcid, h.dcid_len, now_ms, UINT32_MAX);
+		uint32_t slot =
+			qg_cid_cache_get(r->peer_cids, p->svc, h.dcid, h.dcid_len, now_ms, UINT32_MAX);
 
 		if (slot != UINT32_MAX) {
 			member = qg_svc_slot_member(r->table, s, slot);

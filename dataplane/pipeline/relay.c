@@ -499,8 +499,8 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	r->max_upstreams = p->max_upstreams;
 	r->burst = p->burst;
 	r->up_flow = malloc(sizeof(*r->up_flow) * p->max_upstreams);
-	r->bstat = aligned_alloc(QG_CACHE_LINE,
-				 (sizeof(*r->bstat) * (kc + 1) + QG_CACHE_LINE - 1) / QG_CACHE_LINE * QG_CACHE_LINE);
+	r->bstat = aligned_alloc(QG_CACHE_LINE, (sizeof(*r->bstat) * (kc + 1) + QG_CACHE_LINE - 1) /
+							QG_CACHE_LINE * QG_CACHE_LINE);
 	r->slot_active = calloc(kc + 1, sizeof(*r->slot_active));
 	r->lc_active = calloc(QG_CONFIG_MAX_BACKENDS, sizeof(*r->lc_active));
 	r->svc_active = calloc(sc, sizeof(*r->svc_active));

@@ -34,10 +34,10 @@ struct qg_relay_params {
 	uint32_t flows;			  /* flow-table capacity */
 	uint32_t max_upstreams;		  /* size of the upstream -> flow map */
 	uint32_t burst;
-	uint32_t slot_cap; /* backend slots any table may use (reloads add slots up to this) */
+	uint32_t slot_cap;	    /* backend slots any table may use (reloads add slots up to this) */
 	struct qg_cid_share *share; /* QUIC CIDs shared between workers; NULL with one worker */
 	unsigned worker;
-	uint64_t seed;	   /* flow-table hash seed */
+	uint64_t seed; /* flow-table hash seed */
 };
 
 struct qg_relay;

@@ -51,9 +51,9 @@ struct qg_relay {
 	uint32_t slot_cap; /* per-slot arrays */
 	uint32_t flow_cap;
 	uint32_t burst;
-	uint32_t *svc_uid;   /* per service: incarnation whose state this worker holds, 0 none */
-	uint32_t *svc_ver;   /* per service: settings version of that state */
-	uint32_t *lc_active; /* least_conn scratch: a service's slot counts, gathered */
+	uint32_t *svc_uid;	      /* per service: incarnation whose state this worker holds, 0 none */
+	uint32_t *svc_ver;	      /* per service: settings version of that state */
+	uint32_t *lc_active;	      /* least_conn scratch: a service's slot counts, gathered */
 	struct qg_relay_bstat *bstat; /* per backend slot */
 	uint32_t *slot_active;	      /* per backend slot: what least_conn compares */
 	uint64_t *svc_active;	      /* per service */
@@ -64,13 +64,13 @@ struct qg_relay {
 	struct qg_pkt *to_backend;
 	struct qg_pkt *to_client;
 	struct qg_pkt *drop;
-	uint32_t *hash;		     /* per packet of a burst: flow-key hash from the prefetch pass */
-	struct qg_relay_quic *quic;  /* per service */
-	struct qg_cid_table *cids;   /* NULL when no service speaks QUIC */
-	struct qg_cid_share *share;  /* CIDs told to / heard from the other workers; NULL with one */
+	uint32_t *hash;			/* per packet of a burst: flow-key hash from the prefetch pass */
+	struct qg_relay_quic *quic;	/* per service */
+	struct qg_cid_table *cids;	/* NULL when no service speaks QUIC */
+	struct qg_cid_share *share;	/* CIDs told to / heard from the other workers; NULL with one */
 	struct qg_cid_cache *peer_cids; /* what the other workers learned; NULL without share or QUIC */
 	unsigned worker;
-	uint32_t now_ms; /* for callbacks that take no clock */
+	uint32_t now_ms;	     /* for callbacks that take no clock */
 	struct qg_relay_bt *bt;	     /* the Bluetooth bridge's rings and tags; NULL without a bridge */
 	struct qg_relay_tb *tb;	     /* NULL when no service limits new connections */
 	struct qg_retry_keys *retry; /* Retry token keys; NULL when no service has retry: on */
@@ -85,7 +85,7 @@ struct qg_relay {
 	struct qg_relay_deferred {
 		uint32_t up;
 		int reuse;
-	} *deferred;
+	} * deferred;
 	uint32_t n_deferred, deferred_cap;
 	uint32_t *up_queued;
 	uint32_t burst_seq;

@@ -46,7 +46,7 @@ struct qg_svc_backend {
 	 * UDP flows move on their next datagram.
 	 */
 	uint8_t up;
-	uint32_t slot; /* its index in per-slot arrays */
+	uint32_t slot;	       /* its index in per-slot arrays */
 	uint8_t server_id_len; /* QUIC-LB server ID (quic services with quic.lb) */
 	uint8_t server_id[QG_CONFIG_QUIC_SID_MAX];
 };
@@ -74,10 +74,10 @@ struct qg_svc {
 
 struct qg_svc_table {
 	uint64_t generation;
-	uint8_t draining; /* shutting down: no new flow, established ones carry on */
-	uint8_t level;	  /* enum qg_degrade_level: protect, shed, essential restrict new flows */
-	uint32_t n_services; /* indexes in use, holes included */
-	uint32_t n_slots;    /* slots in use or retired: every flow's slot is below */
+	uint8_t draining;      /* shutting down: no new flow, established ones carry on */
+	uint8_t level;	       /* enum qg_degrade_level: protect, shed, essential restrict new flows */
+	uint32_t n_services;   /* indexes in use, holes included */
+	uint32_t n_slots;      /* slots in use or retired: every flow's slot is below */
 	uint32_t *slot_member; /* per slot: member index in its service, QG_LB_NONE when removed */
 	struct qg_svc *svc;
 };

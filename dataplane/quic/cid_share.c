@@ -74,8 +74,8 @@ unsigned qg_cid_share_announce(struct qg_cid_share *s, unsigned from, const stru
 	return full;
 }
 
-unsigned qg_cid_share_drain(struct qg_cid_share *s, unsigned to, void (*fn)(void *ctx, const struct qg_cid_note *n),
-			    void *ctx)
+unsigned qg_cid_share_drain(struct qg_cid_share *s, unsigned to,
+			    void (*fn)(void *ctx, const struct qg_cid_note *n), void *ctx)
 {
 	struct qg_cid_note n;
 	unsigned got = 0;

@@ -26,7 +26,7 @@ void qg_cid_share_destroy(struct qg_cid_share *s);
 unsigned qg_cid_share_announce(struct qg_cid_share *s, unsigned from, const struct qg_cid_note *n);
 
 /** Worker to takes every note waiting for it, calling fn(ctx, note) for each. @return how many. */
-unsigned qg_cid_share_drain(struct qg_cid_share *s, unsigned to, void (*fn)(void *ctx, const struct qg_cid_note *n),
-			    void *ctx);
+unsigned qg_cid_share_drain(struct qg_cid_share *s, unsigned to,
+			    void (*fn)(void *ctx, const struct qg_cid_note *n), void *ctx);
 
 #endif /* QG_CID_SHARE_H */

@@ -141,7 +141,7 @@ int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 	rc = -ENOMEM;
 	/* Reloads add backends: room for twice today's, at least 1024 more, within what I/O can number. */
 	dp->slot_cap = dp->table->n_slots * 2 > dp->table->n_slots + 1024 ? dp->table->n_slots * 2
-									    : dp->table->n_slots + 1024;
+									  : dp->table->n_slots + 1024;
 	if (dp->slot_cap > QG_IO_MAX_BACKEND_SLOTS)
 		dp->slot_cap = QG_IO_MAX_BACKEND_SLOTS;
 	dp->dcfg = cfg->dataplane;

@@ -19,20 +19,20 @@ struct qg_dataplane {
 	int running;
 	int setup_done; /* the backend's process-wide setup ran: tear it down last */
 	/* Reloads */
-	struct qg_config_dataplane dcfg; /* what only a restart changes */
-	uint32_t slot_cap;		 /* backend slots the workers' arrays hold */
-	uint32_t next_uid;		 /* next service incarnation id */
-	uint32_t n_cfg;			 /* services of the running configuration */
+	struct qg_config_dataplane dcfg;	    /* what only a restart changes */
+	uint32_t slot_cap;			    /* backend slots the workers' arrays hold */
+	uint32_t next_uid;			    /* next service incarnation id */
+	uint32_t n_cfg;				    /* services of the running configuration */
 	uint32_t cfg_index[QG_CONFIG_MAX_SERVICES]; /* configured service -> table index */
-	struct qg_config_service *svc_cfg; /* per table index: its settings (backends not kept) */
-	int *handoff;			   /* [service][worker]: sockets opened for a reload */
-	struct qg_backend_stats *slot_base; /* per slot: its figures when it last changed hands */
-	uint32_t *io_uid;		    /* [worker][service]: what each worker's I/O serves */
-	struct qg_dp_bt_path *bt_paths;	    /* the starting configuration's Bluetooth paths */
+	struct qg_config_service *svc_cfg;	    /* per table index: its settings (backends not kept) */
+	int *handoff;				    /* [service][worker]: sockets opened for a reload */
+	struct qg_backend_stats *slot_base;	    /* per slot: its figures when it last changed hands */
+	uint32_t *io_uid;			    /* [worker][service]: what each worker's I/O serves */
+	struct qg_dp_bt_path *bt_paths;		    /* the starting configuration's Bluetooth paths */
 	uint32_t n_bt_paths;
 	struct qg_bridge_rings *bt_rings; /* attached bridge, NULL = none */
-	struct qg_cid_share *cid_share;	    /* QUIC CIDs between workers; NULL with one worker */
-	uint64_t cmd_seq;		    /* last command sent to the workers */
+	struct qg_cid_share *cid_share;	  /* QUIC CIDs between workers; NULL with one worker */
+	uint64_t cmd_seq;		  /* last command sent to the workers */
 };
 
 /* A Bluetooth backend path of the configuration qgate started with, as the bridge numbers it. */

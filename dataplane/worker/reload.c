@@ -56,10 +56,10 @@ static void check_restart_only(struct reload *r)
 {
 	const struct qg_config_dataplane *o = &r->dp->dcfg, *n = &r->cfg->dataplane;
 
-#define RESTART_ONLY(cond, what)                                                                      \
-	do {                                                                                          \
-		if (cond)                                                                             \
-			note(r, "%s changed: it takes effect at the next restart; ", what);           \
+#define RESTART_ONLY(cond, what)                                                            \
+	do {                                                                                \
+		if (cond)                                                                   \
+			note(r, "%s changed: it takes effect at the next restart; ", what); \
 	} while (0)
 	RESTART_ONLY(o->io != n->io, "dataplane.backend");
 	RESTART_ONLY(o->n_cores != n->n_cores || memcmp(o->cores, n->cores, sizeof(o->cores)) != 0,
@@ -79,7 +79,8 @@ static void check_restart_only(struct reload *r)
 static int svc_settings_differ(const struct qg_config_service *a, const struct qg_config_service *b)
 {
 	return a->protocol != b->protocol || a->policy != b->policy || a->hash != b->hash ||
-	       a->idle_timeout_ms != b->idle_timeout_ms || a->max_flows_per_client != b->max_flows_per_client ||
+	       a->idle_timeout_ms != b->idle_timeout_ms ||
+	       a->max_flows_per_client != b->max_flows_per_client ||
 	       a->maglev_table_size != b->maglev_table_size || a->on_backend_down != b->on_backend_down ||
 	       a->priority != b->priority || memcmp(&a->quic, &b->quic, sizeof(a->quic)) != 0;
 }
@@ -165,7 +166,9 @@ static int map_backends(struct reload *r, uint32_t i, uint32_t j)
 		}
 		rc = take_slot(r, &r->map.slot[i][b]);
 		if (rc) {
-			note(r, "service %s: no room for backend %u (%u backend slots; restart qgate to add more)",
+			note(r,
+			     "service %s: no room for backend %u (%u backend slots; restart qgate to add "
+			     "more)",
 			     c->name, b + 1, r->dp->slot_cap);
 			return rc;
 		}

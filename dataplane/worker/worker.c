@@ -25,7 +25,7 @@
  * this instead, which then bounds their latency on an idle worker.
  */
 #define QG_WORKER_BRIDGE_SLEEP_US 1000
-#define QG_WORKER_EXPIRE_MAX 1024 /* flows expired per millisecond at most */
+#define QG_WORKER_EXPIRE_MAX	  1024 /* flows expired per millisecond at most */
 
 static void worker_pin(struct qg_worker *w)
 {
@@ -61,7 +61,8 @@ static void worker_sync_services(struct qg_worker *w, const struct qg_svc_table 
 		w->handoff[i] = -1;
 		rc = w->ops->svc_attach(w->io, i, &t->svc[i].listen, fd, uid);
 		if (rc) {
-			QG_LOG_ERR("worker %u: cannot serve service %s: %s", w->idx, t->svc[i].name, strerror(-rc));
+			QG_LOG_ERR("worker %u: cannot serve service %s: %s", w->idx, t->svc[i].name,
+				   strerror(-rc));
 			w->reload_err = rc;
 			continue;
 		}
@@ -76,7 +77,8 @@ static inline void worker_commands(struct qg_worker *w)
 
 	while (unlikely(qg_cmd_ring_pop(w->cmds, &c))) {
 		if (c.op == QG_WORKER_CMD_FLUSH_BACKEND)
-			QG_STORE_RELAXED(&w->cmd_flows, w->cmd_flows + qg_relay_flush_backend(w->relay, c.svc, c.slot));
+			QG_STORE_RELAXED(&w->cmd_flows,
+					 w->cmd_flows + qg_relay_flush_backend(w->relay, c.svc, c.slot));
 		QG_STORE_RELEASE(&w->cmd_done, c.seq);
 	}
 }

@@ -37,8 +37,8 @@ extern "C" {
 	  "oldest flows evicted because the table was full")                                                 \
 	X(FLOW_REHOMED, QG_CTR_KIND_FLOW, "flows_rehomed",                                                   \
 	  "UDP flows moved off a backend marked down (on_backend_down: rehome)")                             \
-	X(FLOW_FLUSHED, QG_CTR_KIND_FLOW, "flows_flushed",                                                 \
-	  "flows removed by an operator's flush (qgatectl flush)")                                        \
+	X(FLOW_FLUSHED, QG_CTR_KIND_FLOW, "flows_flushed",                                                   \
+	  "flows removed by an operator's flush (qgatectl flush)")                                           \
 	X(DROP_OVERSIZE, QG_CTR_KIND_DROP, "oversize", "datagram larger than max_datagram")                  \
 	X(DROP_NO_BACKEND, QG_CTR_KIND_DROP, "no_backend", "no backend can take a new flow")                 \
 	X(DROP_CLIENT_LIMIT, QG_CTR_KIND_DROP, "client_limit", "client at max_flows_per_client")             \
@@ -122,10 +122,10 @@ extern "C" {
 	X(QUIC_LB_ROUTED, QG_CTR_KIND_FLOW, "quic_lb_routed", "new flows routed by a QUIC-LB server ID")     \
 	X(QUIC_CID_ROUTED, QG_CTR_KIND_FLOW, "quic_cid_routed",                                              \
 	  "datagrams routed by a learned connection ID")                                                     \
-	X(QUIC_CID_PEER_ROUTED, QG_CTR_KIND_FLOW, "quic_cid_peer_routed",                                   \
-	  "new flows for connections another worker learned (a client rebound across workers)")           \
+	X(QUIC_CID_PEER_ROUTED, QG_CTR_KIND_FLOW, "quic_cid_peer_routed",                                    \
+	  "new flows for connections another worker learned (a client rebound across workers)")              \
 	X(ERR_CID_SHARE_FULL, QG_CTR_KIND_ERROR, "cid_share_full",                                           \
-	  "connection IDs not told to another worker: its ring was full")                                 \
+	  "connection IDs not told to another worker: its ring was full")                                    \
 	X(QUIC_MIGRATED, QG_CTR_KIND_FLOW, "quic_migrations",                                                \
 	  "connections that moved to a new client address")                                                  \
 	X(QUIC_CID_LEARNED, QG_CTR_KIND_FLOW, "quic_cids_learned",                                           \

@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BATCH 64
+#define BATCH  64
 #define MAXPKT 1500
 
 static uint64_t now_ns(void)
@@ -78,15 +78,32 @@ int main(int argc, char **argv)
 				return usage();
 			dst.sin_port = htons((uint16_t)atoi(colon + 1));
 			break;
-		case 'n': count = strtoull(optarg, NULL, 10); break;
-		case 'r': rate = strtoull(optarg, NULL, 10); break;
-		case 'q': quic = 1; break;
-		case 's': size = (unsigned)atoi(optarg); break;
-		case 'N': net = (unsigned)atoi(optarg); break;
-		case 'p': first_port = (unsigned)atoi(optarg); break;
-		case 'k': per_ip = (unsigned)atoi(optarg); break;
-		case 'x': salt = strtoull(optarg, NULL, 0); break;
-		default: return usage();
+		case 'n':
+			count = strtoull(optarg, NULL, 10);
+			break;
+		case 'r':
+			rate = strtoull(optarg, NULL, 10);
+			break;
+		case 'q':
+			quic = 1;
+			break;
+		case 's':
+			size = (unsigned)atoi(optarg);
+			break;
+		case 'N':
+			net = (unsigned)atoi(optarg);
+			break;
+		case 'p':
+			first_port = (unsigned)atoi(optarg);
+			break;
+		case 'k':
+			per_ip = (unsigned)atoi(optarg);
+			break;
+		case 'x':
+			salt = strtoull(optarg, NULL, 0);
+			break;
+		default:
+			return usage();
 		}
 	}
 	if (!dst.sin_port || !count || net > 255 || !per_ip || first_port + per_ip > 65536)
@@ -157,9 +174,10 @@ int main(int argc, char **argv)
 			u->len = htons((uint16_t)(8 + size));
 			u->check = 0; /* IPv4: no checksum */
 			if (quic) {
-				unsigned len = size - 7 - 9 - 9 - 1 - 2; /* Length covers the pn and the rest */
+				unsigned len =
+					size - 7 - 9 - 9 - 1 - 2; /* Length covers the pn and the rest */
 
-				d[0] = 0xc0;			/* long header, Initial, 1-byte pn */
+				d[0] = 0xc0;				/* long header, Initial, 1-byte pn */
 				d[1] = 0, d[2] = 0, d[3] = 0, d[4] = 1; /* version 1 */
 				d[5] = 8;
 				memcpy(d + 6, &cid, 8);
