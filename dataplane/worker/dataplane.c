@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -398,10 +399,27 @@ void qg_dataplane_counters(const struct qg_dataplane *dp, struct qg_ctr_block *o
 	}
 }
 
+int qg_dataplane_wait_acks(const struct qg_dataplane *dp, size_t field, uint64_t target, uint32_t timeout_ms)
+{
+	uint64_t deadline = qg_clock_ms() + timeout_ms;
+
+	/* Workers apply between bursts, or within 5 ms of waking when idle. */
+	for (unsigned w = 0; w < dp->n_workers; w++) {
+		const uint64_t *ack = (const uint64_t *)((const char *)&dp->workers[w] + field);
+
+		while (QG_LOAD_ACQUIRE(ack) < target) {
+			if (qg_clock_ms() > deadline)
+				return -ETIMEDOUT;
+			usleep(200);
+		}
+	}
+	return 0;
+}
+
 long qg_dataplane_flush_backend(struct qg_dataplane *dp, unsigned svc, unsigned b)
 {
 	struct qg_worker_cmd c;
-	uint64_t before = 0, after = 0, deadline;
+	uint64_t before = 0, after = 0;
 	long rc = 0;
 
 	pthread_mutex_lock(&dp->ctl_lock);
@@ -425,18 +443,11 @@ long qg_dataplane_flush_backend(struct qg_dataplane *dp, unsigned svc, unsigned 
 			goto out;
 		}
 	}
-	/* Workers run commands between bursts, or within 5 ms of waking when idle. */
-	deadline = qg_clock_ms() + 2000;
-	for (unsigned w = 0; w < dp->n_workers; w++) {
-		while (QG_LOAD_ACQUIRE(&dp->workers[w].cmd_done) < c.seq) {
-			if (qg_clock_ms() > deadline) {
-				rc = -ETIMEDOUT;
-				goto out;
-			}
-			usleep(200);
-		}
+	rc = qg_dataplane_wait_acks(dp, offsetof(struct qg_worker, cmd_done), c.seq, 2000);
+	if (rc)
+		goto out;
+	for (unsigned w = 0; w < dp->n_workers; w++)
 		after += QG_LOAD_RELAXED(&dp->workers[w].cmd_flows);
-	}
 	rc = (long)(after - before);
 out:
 	pthread_mutex_unlock(&dp->ctl_lock);

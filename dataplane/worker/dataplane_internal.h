@@ -60,6 +60,13 @@ unsigned qg_dataplane_bt_remap(const struct qg_dataplane *dp, const struct qg_co
 /** Swap in nt and free the table it replaces once no worker can hold it. Under ctl_lock. */
 void qg_dataplane_publish(struct qg_dataplane *dp, struct qg_svc_table *nt);
 
+/**
+ * Wait until every worker's acknowledgement (the uint64_t at byte offset
+ * field of struct qg_worker, release-stored by the worker) reaches target,
+ * polling every 200 us for at most timeout_ms. 0 or -ETIMEDOUT.
+ */
+int qg_dataplane_wait_acks(const struct qg_dataplane *dp, size_t field, uint64_t target, uint32_t timeout_ms);
+
 /** Sum of every worker's figures for one slot (no baseline subtracted). */
 void qg_dataplane_slot_sum(const struct qg_dataplane *dp, uint32_t slot, struct qg_backend_stats *out);
 

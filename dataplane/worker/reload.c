@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,18 +293,10 @@ out:
 /* Wait until every running worker applied generation gen. 0 or -ETIMEDOUT. */
 static int wait_workers(struct qg_dataplane *dp, uint64_t gen)
 {
-	uint64_t deadline = qg_clock_ms() + RELOAD_ACK_TIMEOUT_MS;
-
 	if (!dp->running)
 		return 0; /* they apply it when they start */
-	for (unsigned w = 0; w < dp->n_workers; w++) {
-		while (QG_LOAD_ACQUIRE(&dp->workers[w].applied_gen) < gen) {
-			if (qg_clock_ms() > deadline)
-				return -ETIMEDOUT;
-			usleep(200);
-		}
-	}
-	return 0;
+	return qg_dataplane_wait_acks(dp, offsetof(struct qg_worker, applied_gen), gen,
+				      RELOAD_ACK_TIMEOUT_MS);
 }
 
 static void reload_free(struct reload *r)
