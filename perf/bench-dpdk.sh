@@ -24,6 +24,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=perf/lib.sh
+. "$ROOT/perf/lib.sh"
 BUILD=build-release
 DURATION=10
 WARMUP=2
@@ -124,15 +126,7 @@ HUGE_ORIG=
 
 # shellcheck disable=SC2317 # called through trap
 cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	sleep 0.3
-	for p in "${PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
+	kill_pids "${PIDS[@]}"
 	if [ -n "${HUGE_MNT:-}" ]; then
 		umount "$HUGE_MNT" 2>/dev/null || true
 	fi
@@ -145,17 +139,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-stop_pid() {
-	local pid=$1
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
 
 # ---- memory: hugepages when we can have them, else --no-huge ----------------
 
@@ -444,7 +427,7 @@ done
 jq -n --argjson legs "$legs_json" --argjson qt "$R_QT" --argjson ls "$R_LS" \
 	--argjson qs "$R_QS" --argjson qf "$R_QF" --argjson qtarget "$QUIC_TARGET" --arg key_note "QUIC-LB key $QLB_KEY" \
 	--arg date "$(date -Iseconds)" --arg kernel "$(uname -r)" --argjson nproc "$NCPU" \
-	--arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+	--arg cpu "$(cpu_model)" \
 	--arg loadavg "$LOADAVG" --argjson lg_cpu "$LG_CPU" --argjson dut_cpu "$DUT_CPU" \
 	--argjson duration "$DURATION" --argjson warmup "$WARMUP" --argjson repeat "$REPEAT" \
 	--argjson size "$SIZE" --argjson fs "$FLOWS_SMALL" --argjson fl "$FLOWS_LARGE" \

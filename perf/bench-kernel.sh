@@ -20,6 +20,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=perf/lib.sh
+. "$ROOT/perf/lib.sh"
 BUILD=build-release
 DURATION=10
 WARMUP=1
@@ -106,24 +108,11 @@ PIDS=()
 
 # shellcheck disable=SC2317 # called through trap
 cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	sleep 0.3
-	for p in "${PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
+	kill_pids "${PIDS[@]}"
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# A free UDP port on 127.0.0.1 (the kernel picks it; tiny race, fine for a bench).
-free_port() {
-	python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # Wait until a datagram to 127.0.0.1:$1 is echoed back (through a relay too), at most $2 s.
 probe() {
@@ -142,17 +131,6 @@ while time.monotonic() < end:
         time.sleep(0.1)
 sys.exit(1)
 EOF
-}
-
-stop_pid() {
-	local pid=$1
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
 }
 
 # ---- echo backends -------------------------------------------------------
@@ -316,7 +294,7 @@ done
 
 jq -n --argjson legs "$legs_json" --argjson qn "$R_QN" --argjson qd "$R_QD" --argjson rn "$R_RN" \
 	--arg date "$(date -Iseconds)" --arg kernel "$(uname -r)" --argjson nproc "$NCPU" \
-	--arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+	--arg cpu "$(cpu_model)" \
 	--arg loadavg "$LOADAVG" --argjson echo_cpu "$ECHO_CPU" --argjson relay_cpu "$RELAY_CPU" \
 	--argjson duration "$DURATION" --argjson warmup "$WARMUP" --argjson repeat "$REPEAT" \
 	--argjson flows "$FLOWS" --argjson window "$WINDOW" --argjson size "$SIZE" \

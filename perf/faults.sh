@@ -43,6 +43,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=perf/lib.sh
+. "$ROOT/perf/lib.sh"
 BUILD=build-release
 IO=io_uring
 SCENARIOS=a,b,c,h,d,e,f,g,i
@@ -132,16 +134,7 @@ FAILED=0
 
 # shellcheck disable=SC2317 # called through trap
 cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill -CONT "$p" 2>/dev/null || true
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	sleep 0.3
-	for p in "${PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
+	kill_pids "${PIDS[@]}"
 	if [ "$KEEP" = 1 ]; then
 		echo "faults: kept $TMP" >&2
 	else
@@ -164,25 +157,6 @@ sleep_until() {
 }
 plus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a + b }'; }
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_line FILE TEXT SECONDS: until FILE holds TEXT
-wait_line() {
-	local i
-	for i in $(seq 1 $(($3 * 20))); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# alive PID: running and not a zombie (a crashed child stays a zombie until reaped)
-alive() {
-	[ -r "/proc/$1/status" ] && ! grep -qs '^State:[[:space:]]*Z' "/proc/$1/status"
-}
-
 ctl() { "$CTL_BIN" -s "$SOCK" "$@"; }
 totals() { ctl status --json | jq -c .totals; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
@@ -190,8 +164,7 @@ nfds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 # The drop counters (every QG_CTR_KIND_DROP name of counters.h) but the two counted
 # after a send already counted the datagram as forwarded: the relay's drop reasons.
-DROP_REASONS=$(grep -o 'QG_CTR_KIND_DROP, "[a-z0-9_]*"' "$ROOT/include/qgate/counters.h" |
-	sed 's/.*"\(.*\)"/\1/' | jq -R . | jq -sc .)
+DROP_REASONS=$(drop_reasons "$ROOT/include/qgate/counters.h")
 # identity TOTALS_JSON: {received, forwarded, dropped, failed_sends, holds}
 identity() {
 	jq -c --argjson drops "$DROP_REASONS" '. as $t
@@ -680,8 +653,9 @@ stop_and_restart() {
 #             the full table evicts its least recently used flows
 #   protect   controller on, FLOOD_RATE_HIGH: an overload; the degradation controller
 #             refuses new flows (level essential) and the established ones carry on
-#   overload  controller off, FLOOD_RATE_HIGH: the same overload unprotected (reported,
-#             only crash and memory are checked: the kernel drops what qgate cannot read)
+#   overload  controller off, FLOOD_RATE_HIGH: the same overload without the controller
+#             (reported, only crash and memory are checked): the worker, behind, refuses
+#             new flows itself (overload), else the kernel drops what qgate cannot read
 flood() {
 	if [ "$(id -u)" != 0 ]; then
 		skip f "flow flood" "needs root (raw socket)"
@@ -713,7 +687,7 @@ flood() {
 		rss0=$(rss_kb "$QPID")
 		fd0=$(nfds "$QPID")
 		tot0=$(totals)
-		snmp0=$(awk '/^Udp:/ { n++ } /^Udp:/ && n == 2 { print $6 }' /proc/net/snmp)
+		snmp0=$(udp_rcvbuf_errors)
 		f1=$("$FLOOD_BIN" --target "127.0.0.1:$VIP_PORT" --count "$half" --rate "$rate" --net "$net")
 		rss1=$(rss_kb "$QPID")
 		fd1=$(nfds "$QPID")
@@ -721,7 +695,7 @@ flood() {
 		sleep 0.5
 		rss2=$(rss_kb "$QPID")
 		fd2=$(nfds "$QPID")
-		snmp1=$(awk '/^Udp:/ { n++ } /^Udp:/ && n == 2 { print $6 }' /proc/net/snmp)
+		snmp1=$(udp_rcvbuf_errors)
 		levels=$(ctl events --json | jq -c '[.events[] | select(.type == "level_change") | .text]')
 		wait "$lg" || true
 		tot1=$(totals)
@@ -747,7 +721,7 @@ flood() {
 			  fds: {before_flood: $fd_pre, before: $fd0, after_half: $fd1, after: $fd2},
 			  flows: {created: ($d.flows_created // 0), evicted: ($d.flows_evicted // 0), expired: ($d.flows_expired // 0)},
 			  received_from_clients: ($d.rx_client // 0), kernel_rcvbuf_drops_machine_wide: $kdrop,
-			  drops: ($d | with_entries(select(.key | test("^(shed|flow_table_full|upstream_exhausted|upstream_open|no_backend|stale_reply|tx_client_failed|tx_backend_failed)$")))),
+			  drops: ($d | with_entries(select(.key | test("^(shed|overload|flow_table_full|upstream_exhausted|upstream_open|no_backend|stale_reply|tx_client_failed|tx_backend_failed)$")))),
 			  errors: ($d | with_entries(select(.key | test("^(rx_errors|rx_nobufs|sq_full)$")))),
 			  levels: $levels, new_clients_after: $newc, qgate_alive: $alive, qgate_exit: $qrc}')")
 	done
@@ -887,7 +861,7 @@ mkdir -p "$RESULTS"
 JSON_OUT="$RESULTS/faults-$(date +%Y%m%d-%H%M%S).json"
 for id in "${ORDER[@]}"; do echo "${RESULT[$id]}"; done | jq -s \
 	--arg date "$(date -Iseconds)" --arg kernel "$(uname -r)" --argjson nproc "$(nproc)" \
-	--arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+	--arg cpu "$(cpu_model)" \
 	--arg loadavg "$(cut -d' ' -f1-3 /proc/loadavg)" --arg io "$IO" --argjson rate "$RATE" --argjson flows "$FLOWS" \
 	--argjson cpu_q "$QGATE_CPU" --arg rev "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
 	'{date: $date, machine: {nproc: $nproc, cpu_model: $cpu, kernel: $kernel, loadavg_at_end: $loadavg},

@@ -40,6 +40,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=perf/lib.sh
+. "$ROOT/perf/lib.sh"
 BUILD=build-release
 IO=io_uring
 MINUTES=10
@@ -120,23 +122,13 @@ PIDS=()
 
 # shellcheck disable=SC2317 # called through trap
 cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	sleep 0.3
-	for p in "${PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
+	kill_pids "${PIDS[@]}"
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log() { echo "soak: $*" >&2; }
-free_port() {
-	python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-alive() { [ -r "/proc/$1/status" ] && ! grep -qs '^State:[[:space:]]*Z' "/proc/$1/status"; }
 ctl() { "$CTL_BIN" -s "$SOCK" "$@"; }
 
 P1=$(free_port)
@@ -203,9 +195,10 @@ fi
 
 # ---- 2. soak -----------------------------------------------------------------
 
-DROP_REASONS=$(grep -o 'QG_CTR_KIND_DROP, "[a-z0-9_]*"' "$ROOT/include/qgate/counters.h" |
-	sed 's/.*"\(.*\)"/\1/' | jq -R . | jq -sc .)
-# identity TOTALS: received, forwarded, dropped (relay reasons), failed sends, difference
+DROP_REASONS=$(drop_reasons "$ROOT/include/qgate/counters.h")
+# identity TOTALS: received, forwarded, dropped (relay reasons), failed sends, difference;
+# bytes: rx_bytes and tx_bytes, equal when nothing was dropped, no send failed and qgate
+# answered nothing itself (an echo backend returns every datagram at its size); null otherwise
 identity() {
 	jq -c --argjson drops "$DROP_REASONS" '. as $t
 		| ($drops | map(select(. != "tx_backend_failed" and . != "tx_client_failed")) | map({(.): ($t[.] // 0)}) | add
@@ -217,13 +210,16 @@ identity() {
 		                                  answered_by_qgate: ($t.quic_vn_sent + $t.quic_retry_sent)},
 		                   from_backends: {received: $t.rx_backend,
 		                                   to_clients: ($t.tx_client - $t.quic_vn_sent - $t.quic_retry_sent)}}}
-		| .difference = (.received - .forwarded - .dropped) | .holds = (.difference == 0)' <<<"$1"
+		| .difference = (.received - .forwarded - .dropped) | .holds = (.difference == 0)
+		| .bytes = {received: $t.rx_bytes, sent: $t.tx_bytes}
+		| .bytes.holds = (if .dropped == 0 and .failed_sends == 0 and .per_direction.from_clients.answered_by_qgate == 0
+		                  then .bytes.received == .bytes.sent else null end)' <<<"$1"
 }
 
 start_qgate "$TMP/qgate.log"
 # UDP receive-buffer overflows, machine-wide: datagrams the kernel dropped because a socket
 # (qgate's, the echo's, the loadgen's) was full, i.e. its reader fell behind
-SNMP0=$(awk '/^Udp:/ { n++ } /^Udp:/ && n == 2 { print $6 }' /proc/net/snmp)
+SNMP0=$(udp_rcvbuf_errors)
 SECS=$((MINUTES * 60))
 "$LOADGEN_BIN" --target "127.0.0.1:$VIP" --rate "$RATE" --flows "$FLOWS" --duration "$SECS" --warmup 1 \
 	--json >"$TMP/soak.json" 2>"$TMP/soak.err" &
@@ -268,7 +264,7 @@ for k in $(seq 1 "$n_periods"); do
 	fi
 done
 wait "$LG" || true
-SNMP1=$(awk '/^Udp:/ { n++ } /^Udp:/ && n == 2 { print $6 }' /proc/net/snmp)
+SNMP1=$(udp_rcvbuf_errors)
 sleep 1
 QALIVE=true
 alive "$QPID" || QALIVE=false
@@ -288,7 +284,7 @@ jq -s --argjson cap "$CAP_JSON" --argjson rate "$RATE" --argjson minutes "$MINUT
 	--argjson reloads "{\"every_s\": $RELOAD_EVERY, \"ok\": $reloads, \"failed\": $reload_fail}" \
 	--argjson events "$EVENTS" --argjson tol "$RSS_TOL_PCT" --argjson kdrop "$((SNMP1 - SNMP0))" \
 	--arg date "$(date -Iseconds)" --arg kernel "$(uname -r)" --argjson nproc "$(nproc)" --arg io "$IO" \
-	--arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+	--arg cpu "$(cpu_model)" \
 	--arg loadavg "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson degrade "$([ "$DEGRADE" = on ] && echo true || echo false)" \
 	'. as $s | ($s | length) as $n | ($n / 3 | floor) as $third
 	 | ($s[:$third]) as $first | ($s[$n - $third:]) as $last
@@ -315,6 +311,8 @@ jq -s --argjson cap "$CAP_JSON" --argjson rate "$RATE" --argjson minutes "$MINUT
 	      ok: (.fds.last_third == [.fds.end_of_first_third])},
 	     {check: "received = forwarded + dropped by reason, exactly (\(.counters.identity.received) = \(.counters.identity.forwarded) + \(.counters.identity.dropped))",
 	      ok: .counters.identity.holds},
+	     {check: "bytes sent = bytes received when nothing was dropped (\(.counters.identity.bytes.sent) = \(.counters.identity.bytes.received)\(if .counters.identity.bytes.holds == null then ", not applicable: drops" else "" end))",
+	      ok: (.counters.identity.bytes.holds != false)},
 	     {check: "no reload failed", ok: ($reloads.failed == 0)},
 	     {check: "loadgen ran (tx > 0) and nothing mismatched", ok: (.loadgen != null and .loadgen.tx > 0 and .loadgen.mismatched == 0)}]
 	 | .pass = all(.checks[]; .ok)' "$SAMPLES" >"$JSON_OUT"

@@ -41,7 +41,7 @@ static void reply_send(struct qg_io *io, unsigned p, struct rte_mbuf *m, uint32_
 	m->data_len = (uint16_t)len;
 	m->pkt_len = len;
 	m->ol_flags = 0;
-	qg_dpdk_tx_queue(io, p, m);
+	qg_dpdk_tx_queue(io, p, m, 0); /* no UDP payload: not in tx_bytes */
 	qg_ctr_add(io->ctr, ctr, 1);
 }
 

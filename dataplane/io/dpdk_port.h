@@ -79,6 +79,7 @@ struct qg_dpdk_up {
 struct qg_dpdk_txq {
 	uint32_t n;
 	struct rte_mbuf *m[QG_DPDK_TXBUF];
+	uint16_t len[QG_DPDK_TXBUF]; /**< UDP payload bytes of each (0: ARP/ND), for tx_bytes */
 };
 
 /** A worker's instance. */
@@ -152,7 +153,10 @@ void qg_dpdk_nd_input(struct qg_io *io, unsigned p, struct rte_mbuf *m);
 /** Ask for nexthop's MAC on port p (ARP request or NS), at most once per QG_DPDK_SOLICIT_MS. */
 void qg_dpdk_solicit(struct qg_io *io, unsigned p, const struct qg_addr *nexthop);
 
-/** Queue a frame on port p's TX buffer (flushing it when full). */
-void qg_dpdk_tx_queue(struct qg_io *io, unsigned p, struct rte_mbuf *m);
+/**
+ * Queue a frame on port p's TX buffer (flushing it when full); payload_len:
+ * its UDP payload bytes, counted in tx_bytes once the NIC took the frame.
+ */
+void qg_dpdk_tx_queue(struct qg_io *io, unsigned p, struct rte_mbuf *m, uint32_t payload_len);
 
 #endif /* QG_DPDK_PORT_H */

@@ -77,14 +77,22 @@ static uint32_t dpdk_max_upstreams(const struct qg_io *io)
 
 /* ---- transmit ---- */
 
+/*
+ * tx_bytes is counted here, for the frames the TX ring took (the first `sent`):
+ * a frame only queued in q may still be dropped as tx_full.
+ */
 static void txq_flush(struct qg_io *io, unsigned p)
 {
 	struct qg_dpdk_txq *q = &io->txq[p];
+	uint64_t bytes = 0;
 	uint16_t sent;
 
 	if (!q->n)
 		return;
 	sent = rte_eth_tx_burst(qg_dpdk.ports[p].port_id, io->queue, q->m, (uint16_t)q->n);
+	for (uint16_t i = 0; i < sent; i++)
+		bytes += q->len[i];
+	qg_ctr_add(io->ctr, QG_CTR_TX_BYTES, bytes);
 	if (unlikely(sent < q->n)) {
 		qg_ctr_add(io->ctr, QG_CTR_DROP_TX_FULL, q->n - sent);
 		rte_pktmbuf_free_bulk(q->m + sent, q->n - sent);
@@ -92,12 +100,13 @@ static void txq_flush(struct qg_io *io, unsigned p)
 	q->n = 0;
 }
 
-void qg_dpdk_tx_queue(struct qg_io *io, unsigned p, struct rte_mbuf *m)
+void qg_dpdk_tx_queue(struct qg_io *io, unsigned p, struct rte_mbuf *m, uint32_t payload_len)
 {
 	struct qg_dpdk_txq *q = &io->txq[p];
 
 	if (unlikely(q->n == QG_DPDK_TXBUF))
 		txq_flush(io, p);
+	q->len[q->n] = (uint16_t)payload_len;
 	q->m[q->n++] = m;
 }
 
@@ -172,7 +181,7 @@ static void egress(struct qg_io *io, struct rte_mbuf *m, const struct qg_addr *s
 	}
 	if (qg_dpdk.ports[p].csum_offload)
 		csum_offload(m, np, frame);
-	qg_dpdk_tx_queue(io, p, m);
+	qg_dpdk_tx_queue(io, p, m, np->payload_len);
 }
 
 static void dpdk_tx_backend(struct qg_io *io, struct qg_pkt *pkts, unsigned n)

@@ -292,6 +292,7 @@ static unsigned mm_rx_burst(struct qg_io *io, struct qg_pkt *pkts, unsigned n, u
 static void mm_send(struct qg_io *io, int fd, struct qg_pkt *pkts, unsigned n, int named, enum qg_ctr_id fail)
 {
 	unsigned nmsg = 0, done = 0;
+	uint64_t bytes = 0;
 
 	for (unsigned i = 0; i < n;) {
 		unsigned run = io->udp_gso ? qg_io_gso_run(pkts + i, n - i, named) : 1;
@@ -325,8 +326,12 @@ static void mm_send(struct qg_io *io, int fd, struct qg_pkt *pkts, unsigned n, i
 			done++;
 			continue;
 		}
+		/* Sent (synchronously): msg_len is what the kernel took of each message, a batch's sum. */
+		for (unsigned k = done; k < done + (unsigned)r; k++)
+			bytes += io->mm[k].msg_len;
 		done += (unsigned)r;
 	}
+	qg_ctr_add(io->ctr, QG_CTR_TX_BYTES, bytes);
 	for (unsigned i = 0; i < n; i++)
 		buf_put(io, pkts[i].buf);
 }

@@ -168,7 +168,25 @@ uint32_t qg_relay_new_flow_to(struct qg_relay *r, const struct qg_pkt *p, uint32
 		qg_ctr_add(r->ctr, QG_CTR_DROP_SHED, 1);
 		return QG_FLOW_NONE;
 	}
+	/*
+	 * A worker behind its receive queue serves the flows it has first: a new
+	 * flow's first datagram costs an upstream (a socket, its connect and
+	 * armed receive; under a flood also the evicted flow's close and
+	 * cancel), and every datagram queued behind it waits for that work. The
+	 * degradation controller refuses new flows too, but only after its next
+	 * sample, and not at all when it only observes (perf/faults.sh f,
+	 * docs/RELIABILITY.md).
+	 */
+	if (unlikely(r->behind)) {
+		qg_ctr_add(r->ctr, QG_CTR_DROP_OVERLOAD, 1);
+		return QG_FLOW_NONE;
+	}
 	return relay_flow_open(r, p, member, now_ms);
+}
+
+void qg_relay_set_behind(struct qg_relay *r, int behind)
+{
+	r->behind = behind;
 }
 
 /* Create the flow of a UDP client's first datagram. @return its index or QG_FLOW_NONE (counted). */

@@ -79,6 +79,15 @@ int qg_relay_attach_bridge(struct qg_relay *r, struct qg_bridge_rings *rings, un
  */
 unsigned qg_relay_bridge_rx(struct qg_relay *r, uint32_t now_ms);
 
+/**
+ * The worker is behind (behind != 0): its receive polls keep coming back
+ * full, so datagrams queue in the kernel and each waits for all before it.
+ * Until cleared, new flows are refused (counted overload) before any
+ * flow-table or socket work; established and re-homed flows are relayed as
+ * before. Worker thread, between bursts.
+ */
+void qg_relay_set_behind(struct qg_relay *r, int behind);
+
 /** Process a received burst; every packet ends up sent or released. */
 void qg_relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uint32_t now_ms);
 

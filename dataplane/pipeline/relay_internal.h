@@ -90,6 +90,7 @@ struct qg_relay {
 	uint32_t *up_queued;
 	uint32_t burst_seq;
 	int in_burst;
+	int behind; /* qg_relay_set_behind(): new flows refused until the worker catches up */
 };
 
 /* What QUIC routing decided for a client datagram. */

@@ -26,6 +26,17 @@
  */
 #define QG_WORKER_BRIDGE_SLEEP_US 1000
 #define QG_WORKER_EXPIRE_MAX	  1024 /* flows expired per millisecond at most */
+/*
+ * A worker whose receive polls keep coming back full has a standing queue in
+ * the kernel: it is behind, and every datagram waits for the whole queue.
+ * After QG_WORKER_BEHIND_POLLS full polls in a row spanning at least
+ * QG_WORKER_BEHIND_MS it refuses new flows (qg_relay_set_behind) until a poll
+ * comes back short. Both conditions: a worker descheduled for a while sees a
+ * few full polls across the gap and then catches up, while a standing queue
+ * at 10,000 datagrams/s fills some 300 polls of 32 a second.
+ */
+#define QG_WORKER_BEHIND_MS    100
+#define QG_WORKER_BEHIND_POLLS 32
 
 static void worker_pin(struct qg_worker *w)
 {
@@ -101,8 +112,9 @@ static void worker_loop(struct qg_worker *w)
 {
 	struct qg_pkt *pkts = calloc(w->burst, sizeof(*pkts));
 	const struct qg_svc_table *cur = NULL;
-	unsigned idle = 0;
-	uint32_t last_expire = 0;
+	unsigned idle = 0, full_polls = 0;
+	uint32_t last_expire = 0, full_since = 0;
+	int behind = 0;
 
 	if (!pkts) {
 		QG_STORE_RELEASE(&w->status, -ENOMEM);
@@ -123,6 +135,21 @@ static void worker_loop(struct qg_worker *w)
 			n = w->ops->rx_burst(w->io, pkts, w->burst, 0);
 		}
 		now = (uint32_t)(qg_telemetry_tick(w->tm, w, n) / 1000000); /* one clock read for both */
+		if (n == w->burst) {
+			if (full_polls++ == 0)
+				full_since = now;
+			if (unlikely(!behind && full_polls >= QG_WORKER_BEHIND_POLLS &&
+				     now - full_since >= QG_WORKER_BEHIND_MS)) {
+				behind = 1;
+				qg_relay_set_behind(w->relay, 1);
+			}
+		} else if (full_polls) {
+			full_polls = 0;
+			if (unlikely(behind)) {
+				behind = 0;
+				qg_relay_set_behind(w->relay, 0);
+			}
+		}
 		/*
 		 * After the receive: a CID another worker learned before its reply
 		 * reached the client is here before that client's next datagram.

@@ -54,6 +54,8 @@ extern "C" {
 	X(DROP_SHED, QG_CTR_KIND_DROP, "shed",                                                               \
 	  "new flow refused by graceful degradation (level shed: low priority; essential: all)")             \
 	X(DROP_NO_SERVICE, QG_CTR_KIND_DROP, "no_service", "datagram for a service that no longer exists")   \
+	X(DROP_OVERLOAD, QG_CTR_KIND_DROP, "overload",                                                       \
+	  "new flow refused: the worker is behind (its receive polls came back full for 100 ms)")            \
 	X(ERR_RX, QG_CTR_KIND_ERROR, "rx_errors", "receive errors (multishot receive re-armed)")             \
 	X(ERR_RX_NOBUFS, QG_CTR_KIND_ERROR, "rx_nobufs", "receive buffers ran out (receive re-armed)")       \
 	X(ERR_BACKEND_REFUSED, QG_CTR_KIND_ERROR, "backend_refused",                                         \

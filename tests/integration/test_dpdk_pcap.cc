@@ -495,10 +495,12 @@ TEST_F(DpdkPcap, NatBothWaysArpNdAndGarbage)
 	std::map<std::string, UdpOut> by_payload;
 	std::vector<Bytes> replies;
 	std::set<std::string> backends4 = { "192.0.2.50", "192.0.2.51" };
+	uint64_t udp_bytes1 = 0;
 	for (const Bytes &f : out1) {
 		UdpOut u;
 		if (!DecodeUdp(f, &u))
 			continue;
+		udp_bytes1 += u.payload.size();
 		EXPECT_TRUE(u.csum_ok) << u.payload;
 		EXPECT_EQ(u.ttl, 63) << "TTL/hop limit decremented";
 		EXPECT_GE(u.sport, 1024) << u.payload;
@@ -554,6 +556,8 @@ TEST_F(DpdkPcap, NatBothWaysArpNdAndGarbage)
 	EXPECT_EQ(Total(err, "nd_replies"), 1u) << err;
 	EXPECT_EQ(Total(err, "rx_client"), (uint64_t)(kClients4 + kClients6)) << err;
 	EXPECT_EQ(Total(err, "tx_backend"), (uint64_t)(kClients4 + kClients6)) << err;
+	// tx_bytes: the UDP payload bytes of the frames that left, ARP and ND answers not included.
+	EXPECT_EQ(Total(err, "tx_bytes"), udp_bytes1) << err;
 	EXPECT_EQ(Total(err, "neigh_unresolved"), 0u) << err;
 
 	// tshark agrees on every checksum.
@@ -565,9 +569,13 @@ TEST_F(DpdkPcap, NatBothWaysArpNdAndGarbage)
 	ASSERT_TRUE(RunQgate(pass2, "2", &err, &why)) << why;
 	std::vector<Bytes> out2 = ReadPcap(out_);
 	int back = 0;
+	uint64_t udp_bytes2 = 0;
 	for (const Bytes &f : out2) {
 		UdpOut u;
-		if (!DecodeUdp(f, &u) || u.payload.rfind("r-", 0) != 0)
+		if (!DecodeUdp(f, &u))
+			continue;
+		udp_bytes2 += u.payload.size();
+		if (u.payload.rfind("r-", 0) != 0)
 			continue;
 		back++;
 		EXPECT_TRUE(u.csum_ok) << u.payload;
@@ -589,6 +597,7 @@ TEST_F(DpdkPcap, NatBothWaysArpNdAndGarbage)
 	EXPECT_EQ(Total(err, "rx_backend"), (uint64_t)(kClients4 + kClients6)) << err;
 	EXPECT_EQ(Total(err, "tx_client"), (uint64_t)(kClients4 + kClients6)) << err;
 	EXPECT_EQ(Total(err, "stale_reply"), 0u) << err;
+	EXPECT_EQ(Total(err, "tx_bytes"), udp_bytes2) << err;
 	CheckWithTshark(out_, out2.size(), 2 * (kClients4 + kClients6));
 }
 

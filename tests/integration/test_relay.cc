@@ -45,7 +45,8 @@ std::string Yaml(const std::string &io, const std::vector<ServiceSpec> &svcs,
 {
 	std::ostringstream y;
 	y << "dataplane:\n  backend: " << io << "\n  cores: " << cores << "\n  flows_per_core: 65536\n"
-	  << (dp_extra.find("upstream_sockets") == std::string::npos ? "  upstream_sockets_per_core: 4096\n" : "")
+	  << (dp_extra.find("upstream_sockets") == std::string::npos ? "  upstream_sockets_per_core: 4096\n"
+								     : "")
 	  << (dp_extra.find("rx_buffers") == std::string::npos ? "  rx_buffers: 1024\n" : "") << dp_extra
 	  << "services:\n";
 	for (const auto &s : svcs) {
@@ -444,6 +445,66 @@ TEST_P(Relay, BurstsOfOneFlowStaySeparateDatagrams)
 			ASSERT_TRUE(want.count(r) && want[r] > 0)
 				<< "a reply of " << n << " bytes matches no datagram sent";
 			want[r]--;
+		}
+		qg_dataplane_destroy(dp_);
+		dp_ = nullptr;
+	}
+}
+
+// tx_bytes is what the peers received, byte for byte: the backends (what they
+// read) plus the clients (the replies they read); with nothing dropped, rx_bytes
+// (both directions) equals it, and each backend's bytes_to / bytes_from are
+// what it read and echoed. Batched (GSO) and single sends, sizes 0 to 1,200.
+TEST_P(Relay, ByteCountersEqualWhatThePeersReceived)
+{
+	for (const char *gso : { "true", "false" }) {
+		SCOPED_TRACE(std::string("udp_gso: ") + gso);
+		EchoServer b1, b2;
+		ServiceSpec s;
+		s.listen = Listen();
+		s.policy = "wrr";
+		s.backends = { { b1.addr_str(), 1 }, { b2.addr_str(), 1 } };
+		ASSERT_NO_FATAL_FAILURE(
+			Start(Yaml(GetParam(), { s }, std::string("  udp_gso: ") + gso + "\n")));
+		qg_addr vip = qgt::Addr(s.listen);
+		std::vector<std::unique_ptr<Client>> cs;
+		for (int i = 0; i < 6; i++)
+			cs.emplace_back(new Client());
+		uint64_t sent = 0, received = 0;
+		std::vector<uint8_t> buf(65536);
+		for (uint32_t round = 0; round < 8; round++) {
+			// A window of 12 per client: runs of equal sizes (batched) and odd ones (not).
+			for (uint32_t c = 0; c < cs.size(); c++) {
+				for (uint32_t k = 0; k < 12; k++) {
+					size_t len = k == 11 ? (round * 7 + c) % 5
+							     : (k < 6 ? 1200 : 100 + 37 * c + round);
+					auto p = qgt::Payload(c, round * 16 + k, len);
+					ASSERT_TRUE(cs[c]->Send(vip, p.data(), p.size()));
+					sent += len;
+				}
+			}
+			for (uint32_t c = 0; c < cs.size(); c++)
+				for (uint32_t k = 0; k < 12; k++) {
+					ssize_t n = cs[c]->Recv(buf.data(), buf.size(), 2000);
+					ASSERT_GE(n, 0)
+						<< "client " << c << " round " << round << ": reply missing";
+					received += static_cast<uint64_t>(n);
+				}
+		}
+		EXPECT_EQ(received, sent);
+		uint64_t at_backends = b1.bytes() + b2.bytes();
+		EXPECT_EQ(at_backends, sent);
+		// io_uring counts a send when its completion is reaped, which may follow the reply.
+		EXPECT_TRUE(WaitFor([&] { return Ctr(QG_CTR_TX_BYTES) == at_backends + received; }, 2000));
+		EXPECT_EQ(Ctr(QG_CTR_TX_BYTES), at_backends + received);
+		EXPECT_EQ(Ctr(QG_CTR_RX_BYTES), at_backends + received);
+		EXPECT_EQ(Ctr(QG_CTR_DROP_TX_BACKEND) + Ctr(QG_CTR_DROP_TX_CLIENT), 0u);
+		for (unsigned b = 0; b < 2; b++) {
+			qg_backend_stats st;
+			ASSERT_EQ(qg_dataplane_backend_stats(dp_, 0, b, &st), 0);
+			uint64_t want = b == 0 ? b1.bytes() : b2.bytes();
+			EXPECT_EQ(st.tx_bytes, want) << "backend " << b;
+			EXPECT_EQ(st.rx_bytes, want) << "backend " << b;
 		}
 		qg_dataplane_destroy(dp_);
 		dp_ = nullptr;

@@ -117,6 +117,7 @@ void EchoServer::Run()
 			clients_[id]++;
 		}
 		datagrams_++;
+		bytes_ += static_cast<uint64_t>(n);
 		sendto(fd_, buf.data(), static_cast<size_t>(n), 0, reinterpret_cast<sockaddr *>(&from), flen);
 	}
 }

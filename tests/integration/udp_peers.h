@@ -50,6 +50,10 @@ class EchoServer
 	{
 		return datagrams_.load();
 	}
+	uint64_t bytes() const // payload bytes received (and echoed)
+	{
+		return bytes_.load();
+	}
 	std::map<uint32_t, uint64_t> clients(); // id -> datagrams
 	bool served(uint32_t id);
 
@@ -59,6 +63,7 @@ class EchoServer
 	qg_addr addr_{};
 	std::atomic<bool> stop_{ false };
 	std::atomic<uint64_t> datagrams_{ 0 };
+	std::atomic<uint64_t> bytes_{ 0 };
 	std::mutex mu_;
 	std::map<uint32_t, uint64_t> clients_;
 	std::thread thread_;

@@ -65,7 +65,8 @@ void TxBackend(qg_io *io, qg_pkt *p, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
 		Io(io)->to_backend.push_back({ std::string((const char *)p[i].data, p[i].len), p[i].upstream,
-					       Io(io)->gen[p[i].upstream], (bool)Io(io)->open[p[i].upstream] });
+					       Io(io)->gen[p[i].upstream],
+					       (bool)Io(io)->open[p[i].upstream] });
 }
 
 void TxClient(qg_io *, qg_pkt *, unsigned)
@@ -239,6 +240,33 @@ TEST(RelayBurst, FlowRemovedByAQuicMigrationKeepsItsQueuedDatagram)
 	EXPECT_EQ(bp->up, b_up);
 	EXPECT_EQ(bp->gen, b_gen) << "B's datagram left on a socket opened after it was queued (C's)";
 	EXPECT_NE(c->up, b_up);
+}
+
+// A worker behind its receive queue (worker.c: full polls for 100 ms) refuses
+// new flows before any flow-table or upstream work, counted as overload, and
+// still relays the flows it has; once it catches up, new flows are admitted.
+TEST(RelayBurst, BehindWorkerRefusesNewFlowsAndRelaysEstablishedOnes)
+{
+	Rig rig(false, 16);
+	rig.Burst({ { "A-hello", "192.0.2.1:1000" } }, 1);
+	ASSERT_NE(rig.SentWith("A-hello"), nullptr);
+	uint32_t opened = rig.io.gens;
+	qg_relay_set_behind(rig.relay, 1);
+	rig.Burst({ { "B-hello", "192.0.2.2:2000" },
+		    { "A-again", "192.0.2.1:1000" },
+		    { "C-hello", "192.0.2.3:3000" } },
+		  2);
+	EXPECT_NE(rig.SentWith("A-again"), nullptr) << "an established flow is relayed while behind";
+	EXPECT_EQ(rig.SentWith("B-hello"), nullptr);
+	EXPECT_EQ(rig.SentWith("C-hello"), nullptr);
+	EXPECT_EQ(rig.ctr.v[QG_CTR_DROP_OVERLOAD], 2u);
+	EXPECT_EQ(rig.ctr.v[QG_CTR_FLOW_CREATED], 1u);
+	EXPECT_EQ(rig.io.gens, opened) << "no upstream opened for a refused flow";
+	qg_relay_set_behind(rig.relay, 0);
+	rig.Burst({ { "B-again", "192.0.2.2:2000" } }, 3);
+	EXPECT_NE(rig.SentWith("B-again"), nullptr);
+	EXPECT_EQ(rig.ctr.v[QG_CTR_FLOW_CREATED], 2u);
+	EXPECT_EQ(rig.ctr.v[QG_CTR_DROP_OVERLOAD], 2u);
 }
 
 } // namespace
