@@ -13,6 +13,7 @@
 #include "qgate/dataplane.h"
 #include "qgate/events.h"
 #include "qgate/health.h"
+#include "qgate/paths.h"
 #include "qgate/registry.h"
 
 #ifndef QGATE_VERSION
@@ -93,6 +94,42 @@ int qg_admin_cmd_status(struct qg_adm_req *r)
 	return 0;
 }
 
+/* A multi-path backend's paths: score, loss, RTT, health, and which one carries the traffic. */
+static void backend_paths(struct qg_adm_req *r, const struct qg_config_backend *c,
+			  const struct qg_paths_info *pi)
+{
+	char text[64];
+
+	if (r->json)
+		qg_adm_printf(&r->body, ",\"path_switches\":%llu,\"paths\":[",
+			      (unsigned long long)pi->switches);
+	for (unsigned i = 0; i < pi->n; i++) {
+		const struct qg_transport_path *t = &pi->path[i].t;
+
+		qg_config_path_format(&c->paths[pi->path[i].cfg_path], text, sizeof(text));
+		if (r->json) {
+			qg_adm_printf(&r->body, "%s{\"path\":", i ? "," : "");
+			qg_adm_json_str(&r->body, text);
+			qg_adm_printf(&r->body,
+				      ",\"index\":%u,\"transport\":\"%s\",\"active\":%s,\"healthy\":%s,"
+				      "\"score\":%d,\"loss_ppm\":%u,\"rtt_us\":%u,\"probes\":%llu,"
+				      "\"failures\":%llu}",
+				      pi->path[i].cfg_path, qg_transport_kind_name(t->kind),
+				      i == pi->current ? "true" : "false", t->healthy ? "true" : "false",
+				      t->score, t->loss_ppm, t->rtt_us, (unsigned long long)t->probes,
+				      (unsigned long long)t->failures);
+			continue;
+		}
+		qg_adm_printf(&r->body,
+			      "%-16s   path %-32s %-8s score %5d loss %5.1f%% rtt %8.1f ms %-9s %s\n", "",
+			      text, qg_transport_kind_name(t->kind), t->score, t->loss_ppm / 10000.0,
+			      t->rtt_us / 1000.0, t->healthy ? "healthy" : "unhealthy",
+			      i == pi->current ? "active" : "standby");
+	}
+	if (r->json)
+		qg_adm_printf(&r->body, "]");
+}
+
 int qg_admin_cmd_backends(struct qg_adm_req *r)
 {
 	const struct qg_config *cfg = r->t->cfg;
@@ -122,6 +159,8 @@ int qg_admin_cmd_backends(struct qg_adm_req *r)
 			const char *state = drained ? "drained" : w ? "active" : "weight0";
 			struct qg_health_info hi = { .up = 1 };
 			const char *health = "-", *circuit = "closed";
+			struct qg_paths_info pi;
+			int has_paths = r->t->paths && !qg_paths_get_info(r->t->paths, s, b, &pi);
 
 			/* Without a checker (tests, a stopped part) nothing is known: shown as "-". */
 			if (r->t->health && !qg_health_backend_info(r->t->health, slot, &hi)) {
@@ -140,6 +179,8 @@ int qg_admin_cmd_backends(struct qg_adm_req *r)
 					      svc->name, addr, w, state, health, circuit,
 					      (unsigned long long)st.flows_active,
 					      (unsigned long long)st.tx_pkts, (unsigned long long)st.rx_pkts);
+				if (has_paths)
+					backend_paths(r, &svc->backends[b], &pi);
 				continue;
 			}
 			qg_adm_printf(&r->body,
@@ -152,11 +193,14 @@ int qg_admin_cmd_backends(struct qg_adm_req *r)
 				hi.up ? "true" : "false", health, circuit, (unsigned long long)st.refused);
 			qg_adm_printf(&r->body,
 				      "\"flows_active\":%llu,\"flows_created\":%llu,\"packets_to\":%llu,"
-				      "\"packets_from\":%llu,\"bytes_to\":%llu,\"bytes_from\":%llu}",
+				      "\"packets_from\":%llu,\"bytes_to\":%llu,\"bytes_from\":%llu",
 				      (unsigned long long)st.flows_active,
 				      (unsigned long long)st.flows_created, (unsigned long long)st.tx_pkts,
 				      (unsigned long long)st.rx_pkts, (unsigned long long)st.tx_bytes,
 				      (unsigned long long)st.rx_bytes);
+			if (has_paths)
+				backend_paths(r, &svc->backends[b], &pi);
+			qg_adm_printf(&r->body, "}");
 		}
 		if (r->json)
 			qg_adm_printf(&r->body, "]}");

@@ -60,6 +60,7 @@ struct link *qg_brg_link_alloc(struct qg_bridge *b)
 	l->fd = -1;
 	l->tag = NONE;
 	l->pend_len = NONE;
+	l->probe = 0;
 	l->imtu = l->omtu = DEFAULT_MTU;
 	return l;
 }
@@ -144,7 +145,9 @@ void qg_brg_link_close(struct qg_bridge *b, struct link *l, int notify, uint64_t
 		CTR_ADD(c->links_down, 1);
 		CTR_ADD(c->links_active, -1);
 	}
-	if (l->out) {
+	if (l->out && l->probe) {
+		qg_brg_probe_link_closed(b, l, now);
+	} else if (l->out) {
 		struct bpath *p = &b->paths[l->owner];
 
 		for (uint32_t i = 0; i < b->o.links_per_path; i++)
@@ -426,12 +429,17 @@ static void link_event(struct qg_bridge *b, uint32_t idx, uint32_t events, uint6
 		return;
 	l = &b->links[idx];
 	if (l->state == LINK_CONNECTING) {
-		qg_brg_connect_done(b, l, now);
+		if (l->probe)
+			qg_brg_probe_connect_done(b, l, now);
+		else
+			qg_brg_connect_done(b, l, now);
 		return;
 	}
 	if (l->state != LINK_UP)
 		return;
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))
+	if (l->probe && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)))
+		qg_brg_probe_readable(b, l, events, now);
+	else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))
 		link_readable(b, l, events, now);
 	else if (events & EPOLLERR)
 		qg_brg_link_close(b, l, 1, now);
@@ -458,12 +466,16 @@ int qg_bridge_poll(struct qg_bridge *b, int timeout_ms)
 	}
 	{
 		uint64_t pool_next = qg_brg_maintain_pools(b, now);
+		uint64_t probe_next = qg_brg_probe_tick(b, now);
 
 		if (pool_next < next)
 			next = pool_next;
+		if (probe_next < next)
+			next = probe_next;
 	}
 	drain_rings(b, now);
 	ring_doorbells(b);
+	qg_brg_probe_doorbell(b);
 	if (next != UINT64_MAX && timeout_ms != 0) {
 		uint64_t wait = next > now ? next - now : 0;
 
@@ -494,6 +506,7 @@ int qg_bridge_poll(struct qg_bridge *b, int timeout_ms)
 	}
 	drain_rings(b, now);
 	ring_doorbells(b);
+	qg_brg_probe_doorbell(b);
 	return 0;
 }
 
@@ -541,7 +554,7 @@ int qg_bridge_create(const struct qg_config *cfg, const struct qg_bridge_opts *o
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	b->epfd = b->stop_efd = -1;
+	b->epfd = b->stop_efd = b->probe_efd = -1;
 	b->n_br = cfg->n_bridges;
 	memcpy(b->br, cfg->bridges, sizeof(cfg->bridges[0]) * cfg->n_bridges);
 	for (i = 0; i < b->n_br; i++) {
@@ -565,7 +578,8 @@ int qg_bridge_create(const struct qg_config *cfg, const struct qg_bridge_opts *o
 		goto err;
 	for (i = 0; i < cfg->n_bridges; i++)
 		n_links += cfg->bridges[i].max_links;
-	n_links += (uint64_t)b->n_paths * b->o.links_per_path;
+	/* Each path's pool, and its probe link. */
+	n_links += (uint64_t)b->n_paths * (b->o.links_per_path + 1);
 	rc = -E2BIG;
 	if (n_links > LINK_IDX_MASK)
 		goto err;
@@ -592,6 +606,9 @@ int qg_bridge_create(const struct qg_config *cfg, const struct qg_bridge_opts *o
 	}
 	for (i = 0; i < cfg->n_bridges; i++)
 		b->lis[i].fd = -1;
+	rc = qg_brg_probe_init(b, cfg, qg_brg_now(b));
+	if (rc)
+		goto err;
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
 	b->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (b->epfd < 0 || b->stop_efd < 0) {
@@ -671,6 +688,7 @@ void qg_bridge_destroy(struct qg_bridge *b)
 	if (b->stop_efd >= 0)
 		close(b->stop_efd);
 	qg_bridge_rings_destroy(b->rings);
+	qg_brg_probe_fini(b);
 	free(b->paths);
 	free(b->links);
 	free(b->lis);
@@ -724,5 +742,12 @@ int qg_bridge_get_path_info(const struct qg_bridge *b, unsigned idx, struct qg_b
 	out->connecting = __atomic_load_n(&p->connecting, __ATOMIC_RELAXED);
 	out->failures = __atomic_load_n(&p->failures, __ATOMIC_RELAXED);
 	out->next_try_ms = __atomic_load_n(&p->next_ms, __ATOMIC_RELAXED);
+	out->key = p->cfg;
+	memcpy(out->service, p->svc_name, sizeof(out->service));
+	out->probed = p->probe_send != NULL;
+	/* The link table belongs to the bridge thread: only the published counts are read here. */
+	out->probes = __atomic_load_n(&p->probes, __ATOMIC_RELAXED);
+	out->probe_failures = __atomic_load_n(&p->probe_failures, __ATOMIC_RELAXED);
+	out->probe_link_up = __atomic_load_n(&p->probe_link_up, __ATOMIC_RELAXED);
 	return 0;
 }

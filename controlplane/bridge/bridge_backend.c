@@ -9,6 +9,7 @@
  * UDP flow to its upstream socket; when it ends the link returns to the pool.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -234,6 +235,8 @@ int qg_brg_make_paths(struct qg_bridge *b, const struct qg_config *cfg)
 					bp->cfg = bk->paths[p];
 					bp->via = via_for(b, bk->paths[p].kind);
 					bp->svc = s;
+					snprintf(bp->svc_name, sizeof(bp->svc_name), "%s",
+						 cfg->services[s].name);
 					bp->backend = i;
 					bp->path = p;
 					bp->links = malloc(sizeof(*bp->links) * b->o.links_per_path);

@@ -46,6 +46,7 @@ struct link {
 	int fd;
 	uint8_t state;
 	uint8_t out;	/* outbound (to a backend path) */
+	uint8_t probe;	/* outbound: its path's probe link (bridge_probe.c), never bound to a flow */
 	uint16_t gen;	/* bumped when the slot is freed */
 	uint32_t owner; /* inbound: bridges[] index; outbound: path index */
 	uint32_t worker;
@@ -74,6 +75,32 @@ struct bpath {
 	/* Published for qg_bridge_get_path_info() (PUB), read plainly here. */
 	uint32_t connected, bound, connecting, failures;
 	uint64_t next_ms;
+	char svc_name[QG_CONFIG_NAME_MAX];
+	/* Active probes (bridge_probe.c): a link of its own, so no reply ever meets a flow. */
+	const uint8_t *probe_send; /* NULL: its service has no probe */
+	uint32_t probe_send_len;
+	uint8_t probe_kind; /* enum qg_config_probe */
+	uint8_t probe_in_flight;
+	uint8_t probe_unsent; /* in flight, waiting for the probe link to connect */
+	char probe_expect[QG_CONFIG_PROBE_TEXT_MAX];
+	uint32_t probe_interval_ms, probe_timeout_ms;
+	uint32_t probe_link;	   /* link index, NONE = none */
+	uint32_t probe_link_fails; /* consecutive failed connects of the probe link */
+	uint64_t probe_link_next_ms;
+	uint64_t probe_next_ms, probe_deadline_ms;
+	uint64_t probe_sent_ns;
+	/* Published (PUB) for qg_bridge_get_path_info(). */
+	uint64_t probes, probe_failures;
+	uint8_t probe_link_up;
+};
+
+/* Probe results toward the control thread: a fixed array, one producer (bridge) and one consumer. */
+#define PROBE_RING_SIZE 256u /* a power of two */
+struct probe_ring {
+	uint32_t head __attribute__((aligned(64))); /* written by the bridge thread */
+	uint32_t tail __attribute__((aligned(64))); /* written by the control thread */
+	uint64_t dropped;			    /* results lost to a full ring (bridge thread) */
+	struct qg_bridge_probe_result r[PROBE_RING_SIZE];
 };
 
 struct qg_bridge {
@@ -102,6 +129,12 @@ struct qg_bridge {
 	uint32_t *held; /* per worker: a to_worker slot taken and not yet filled, NONE = none */
 	uint8_t *ring_rang;
 	uint8_t *scratch; /* max_datagram: SDUs that have nowhere to go */
+
+	struct probe_ring *probe_ring;
+	int probe_efd;	   /* signalled when results were queued */
+	int probe_rang;	   /* results queued in this poll pass */
+	uint8_t *probe_vn; /* the QUIC VN probe (probe quic_vn), NULL when no path needs it */
+	uint32_t probe_vn_len;
 };
 
 static inline uint64_t qg_brg_now(const struct qg_bridge *b)
@@ -152,6 +185,22 @@ void qg_brg_link_close(struct qg_bridge *b, struct link *l, int notify, uint64_t
 /** Send one datagram on an up link: dropped and counted when over the peer's MTU or the link is busy. */
 void qg_brg_link_send(struct qg_bridge *b, struct link *l, const void *data, uint32_t len, uint64_t now);
 void qg_brg_link_fill_mtu(struct qg_bridge *b, struct link *l);
+
+/* bridge_probe.c */
+/** Set up the probes of every path whose service has one (after qg_brg_make_paths). 0 or -errno. */
+int qg_brg_probe_init(struct qg_bridge *b, const struct qg_config *cfg, uint64_t now);
+/** Free what qg_brg_probe_init() made. */
+void qg_brg_probe_fini(struct qg_bridge *b);
+/** Probe links and probes that are due, timeouts. @return when something is next due. */
+uint64_t qg_brg_probe_tick(struct qg_bridge *b, uint64_t now);
+/** A probe link connected (or failed to). */
+void qg_brg_probe_connect_done(struct qg_bridge *b, struct link *l, uint64_t now);
+/** A probe link has data (replies) or hung up. */
+void qg_brg_probe_readable(struct qg_bridge *b, struct link *l, uint32_t events, uint64_t now);
+/** A probe link closed (called by qg_brg_link_close before the slot is freed). */
+void qg_brg_probe_link_closed(struct qg_bridge *b, struct link *l, uint64_t now);
+/** Ring the control thread's doorbell when results were queued in this pass. */
+void qg_brg_probe_doorbell(struct qg_bridge *b);
 
 /* bridge_backend.c */
 /** Build the pools: one per Bluetooth path of cfg's backends. @return 0 or -ENOMEM. */

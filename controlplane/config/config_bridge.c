@@ -288,16 +288,22 @@ static int path_ref_cmp(const void *a, const void *b)
 	return x->p->column - y->p->column;
 }
 
-static void path_text(const struct qg_config_path *p, char *buf, size_t size)
+const char *qg_config_path_format(const struct qg_config_path *p, char *buf, size_t size)
 {
 	char a[QG_ADDR_STRLEN];
 
 	if (p->kind == QG_CONFIG_PATH_UDP) {
 		snprintf(buf, size, "%s", qg_addr_format(&p->addr, a, sizeof(a)));
-		return;
+		return buf;
 	}
 	format_bdaddr(p->bdaddr, a, sizeof(a));
 	snprintf(buf, size, "%s://%s/0x%04x", p->kind == QG_CONFIG_PATH_BT_LE ? "bt-le" : "bt", a, p->psm);
+	return buf;
+}
+
+static void path_text(const struct qg_config_path *p, char *buf, size_t size)
+{
+	qg_config_path_format(p, buf, size);
 }
 
 /*

@@ -12,13 +12,15 @@
 #include "config_internal.h"
 #include "qgate/breaker.h"
 
-#define INTERVAL_MIN	 10u
-#define INTERVAL_MAX	 (3600u * 1000)
-#define TIMEOUT_DEFAULT	 500u
-#define RISE_FALL_MAX	 100u
-#define FAILURES_MAX	 1000u
-#define OPEN_TIMEOUT_MAX (3600u * 1000)
-#define HALF_OPEN_MAX	 10000u
+#define INTERVAL_MIN	  10u
+#define INTERVAL_MAX	  (3600u * 1000)
+#define TIMEOUT_DEFAULT	  500u
+#define RISE_FALL_MAX	  100u
+#define FAILURES_MAX	  1000u
+#define OPEN_TIMEOUT_MAX  (3600u * 1000)
+#define HALF_OPEN_MAX	  10000u
+#define PATH_HOLD_DEFAULT 5000u /* QG_TRANSPORT_DEFAULT_HOLD_MS */
+#define PATH_HOLD_MAX	  (3600u * 1000)
 
 enum {
 	HK_PROBE,
@@ -28,10 +30,11 @@ enum {
 	HK_TIMEOUT,
 	HK_RISE,
 	HK_FALL,
+	HK_PATH_HOLD,
 	HK_N
 };
 static const char *const health_keys[HK_N] = { "probe",	  "send", "expect", "interval",
-					       "timeout", "rise", "fall" };
+					       "timeout", "rise", "fall",   "path_hold" };
 static const struct section health_section = { "health", "in health", health_keys, HK_N };
 
 enum {
@@ -70,6 +73,7 @@ void qg_cfg_health_defaults(struct qg_config_health *h, struct qg_config_circuit
 	h->timeout_ms = TIMEOUT_DEFAULT;
 	h->rise = 2;
 	h->fall = 3;
+	h->path_hold_ms = PATH_HOLD_DEFAULT;
 	c->failures = QG_BREAKER_DEFAULT_FAILURES_TO_OPEN;
 	c->open_timeout_ms = QG_BREAKER_DEFAULT_OPEN_TIMEOUT_MS;
 	c->half_open_flows = QG_BREAKER_DEFAULT_HALF_OPEN_MAX_FLOWS;
@@ -143,6 +147,9 @@ void qg_cfg_health(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_co
 		qg_cfg_u32(ctx, f.val[HK_RISE], "rise", 1, RISE_FALL_MAX, &h->rise);
 	if (f.val[HK_FALL])
 		qg_cfg_u32(ctx, f.val[HK_FALL], "fall", 1, RISE_FALL_MAX, &h->fall);
+	/* 0 is allowed: a better path is taken at once (tests; links known not to flap). */
+	if (f.val[HK_PATH_HOLD])
+		qg_cfg_duration(ctx, f.val[HK_PATH_HOLD], "path_hold", 0, PATH_HOLD_MAX, &h->path_hold_ms);
 }
 
 void qg_cfg_circuit(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_circuit *c)

@@ -18,6 +18,7 @@
 #include "qgate/health.h"
 #include "qgate/metrics.h"
 #include "qgate/notify.h"
+#include "qgate/paths.h"
 #include "qgate/protect.h"
 #include "qgate/registry.h"
 #include "stats.h"
@@ -29,6 +30,7 @@ struct qg_daemon {
 	struct qg_event_bus *bus; /* created before the registry: parts publish while they start */
 	struct qg_dataplane *dp;
 	struct qg_health *health;   /* probes and breakers, ticked by the control loop */
+	struct qg_paths *paths;	    /* multi-path backends' scorers (with the bridge), ticked by the loop */
 	struct qg_bridge *bridge;   /* Bluetooth bridge: its own thread, NULL when not configured */
 	struct qg_protect *protect; /* telemetry -> anomalies and degradation level, ticked by the loop */
 	struct qg_stats_report *report;
@@ -42,7 +44,17 @@ struct qg_daemon {
 	uint64_t generation;			 /* configurations loaded so far, 1 at start */
 	volatile sig_atomic_t *reload_requested; /* SIGHUP */
 	struct qg_watchdog watchdog;		 /* systemd WatchdogSec, petted while the workers progress */
+	struct qg_bridge_unix bridge_unix;	 /* the stand-in's context, with QG_DAEMON_BRIDGE_UNIX_ENV */
 };
+
+/*
+ * Tests only: when set (an abstract-name prefix), the bridge runs on the
+ * AF_UNIX SOCK_SEQPACKET stand-in of L2CAP (qgate/bridge.h) instead of
+ * Bluetooth, so the daemon's Bluetooth paths can be tested end to end on
+ * machines without Bluetooth. Anyone on the host can bind abstract names:
+ * never set it in production.
+ */
+#define QG_DAEMON_BRIDGE_UNIX_ENV "QGATE_TEST_BRIDGE_UNIX"
 
 /**
  * Create the bus and the registry, install the state observer (logs every

@@ -106,7 +106,7 @@ static int health_timeout(const struct qg_health *hc, uint64_t now, int timeout)
 
 void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
 {
-	struct pollfd fds[QG_ADMIN_CONN_MAX + 2 + HEALTH_FDS_MAX];
+	struct pollfd fds[QG_ADMIN_CONN_MAX + 3 + HEALTH_FDS_MAX];
 	uint64_t now, next_stats = 0, next_period = 0;
 	uint32_t every = d->cfg->stats_interval_ms;
 	unsigned n, n_admin, i_metrics;
@@ -124,6 +124,7 @@ void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
 			fds[n++].revents = 0;
 		}
 		n += qg_health_pollfds(d->health, fds + n, HEALTH_FDS_MAX);
+		n += qg_paths_pollfds(d->paths, fds + n, 1);
 		/* Wake for the next probe or probe timeout, not only every period. */
 		now = qg_clock_ms();
 		timeout = health_timeout(d->health, now, LOOP_PERIOD_MS);
@@ -152,6 +153,7 @@ void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
 			qg_metrics_poll(d->metrics);
 		if (d->health)
 			qg_health_tick(d->health, qg_clock_ms());
+		qg_paths_tick(d->paths, qg_clock_ms());
 		if (d->protect)
 			qg_protect_tick(d->protect, qg_clock_ms());
 		qg_events_dispatch(d->bus, 0);

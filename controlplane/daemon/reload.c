@@ -70,6 +70,7 @@ static int follow(struct qg_daemon *d, const struct qg_config *cfg)
 {
 	struct qg_stats_report *report = NULL;
 	struct qg_health *health = NULL;
+	struct qg_paths *paths = NULL;
 	int rc;
 
 	rc = qg_stats_report_create(cfg, &report);
@@ -82,10 +83,25 @@ static int follow(struct qg_daemon *d, const struct qg_config *cfg)
 			return rc;
 		}
 		qg_health_adopt(health, d->health);
+		if (d->paths) {
+			rc = qg_paths_create_bridge(cfg, health, d->dp, d->bridge, d->bus, qg_clock_ms(),
+						    &paths);
+			if (rc) {
+				qg_health_destroy(health);
+				qg_stats_report_destroy(report);
+				return rc;
+			}
+			qg_paths_adopt(paths, d->paths, qg_clock_ms());
+		}
+		/* The old selector first: it hands its diverted backends back to the old checker. */
+		qg_paths_destroy(d->paths);
 		qg_health_destroy(d->health);
 		d->health = health;
+		d->paths = paths;
 		d->target.health = health;
+		d->target.paths = paths;
 		d->metrics_src.health = health;
+		d->metrics_src.paths = paths;
 	}
 	qg_stats_report_destroy(d->report);
 	d->report = report;

@@ -27,6 +27,10 @@ struct hc_backend {
 	int up; /* what the dataplane was told */
 	uint64_t deadline_ms;
 	uint64_t next_ms;
+	uint64_t sent_ms; /* when the probe in flight left: its RTT */
+	/* Judged through its paths (qg_health_divert): probe outcomes go here, verdicts come back. */
+	void (*divert)(void *ctx, unsigned id, int ok, uint32_t rtt_us, uint64_t now_ms);
+	void *divert_ctx;
 	uint64_t probes, failures;
 	struct qg_breaker br;
 	/* Passive signals: the dataplane's figures at the previous tick. */
@@ -64,13 +68,19 @@ const char *qg_health_state_name(enum qg_health_state s)
 }
 
 /*
- * A backend with only Bluetooth paths has no address to probe over UDP:
- * passive signals (the breaker) judge it, as when probes are off.
+ * A backend with only Bluetooth paths has no address to probe over UDP: the
+ * bridge probes its paths (qg_health_divert), or, without a bridge, passive
+ * signals (the breaker) judge it, as when probes are off.
  */
-static int probed(const struct hc_backend *be)
+static int sends(const struct hc_backend *be)
 {
 	return be->cfg->probe != QG_CONFIG_PROBE_NONE &&
 	       be->hc->cfg->services[be->svc].backends[be->b].addr.family != 0;
+}
+
+static int probed(const struct hc_backend *be)
+{
+	return sends(be) || (be->divert && be->cfg->probe != QG_CONFIG_PROBE_NONE);
 }
 
 static void event_fill(struct qg_health *hc, const struct hc_backend *be, struct qg_event *ev)
@@ -160,7 +170,6 @@ static void outcome(struct hc_backend *be, int ok, uint64_t now_ms, const char *
 {
 	uint32_t mask = (1u << QG_HEALTH_WINDOW) - 1;
 
-	be->in_flight = 0;
 	be->window = ((be->window << 1) | (ok ? 0u : 1u)) & mask;
 	if (be->n_window < QG_HEALTH_WINDOW)
 		be->n_window++;
@@ -182,11 +191,48 @@ static void outcome(struct hc_backend *be, int ok, uint64_t now_ms, const char *
 	update_degraded(be);
 }
 
+/* The probe in flight ended: a verdict, or for a diverted backend news of its udp path. */
+static void probe_done(struct hc_backend *be, int ok, uint64_t now_ms, const char *why)
+{
+	uint64_t rtt_us = (now_ms - be->sent_ms) * 1000;
+
+	be->in_flight = 0;
+	if (be->divert) {
+		be->divert(be->divert_ctx, (unsigned)(be - be->hc->be), ok,
+			   rtt_us > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt_us, now_ms);
+		return;
+	}
+	outcome(be, ok, now_ms, why);
+}
+
 void qg_health_reply(struct qg_health *hc, unsigned id, int ok, uint64_t now_ms)
 {
 	/* Only the probe in flight counts: a late answer to a timed-out one is not news. */
 	if (id < hc->n && hc->be[id].in_flight)
-		outcome(&hc->be[id], ok, now_ms, ok ? "" : "probe refused or wrong reply");
+		probe_done(&hc->be[id], ok, now_ms, ok ? "" : "probe refused or wrong reply");
+}
+
+int qg_health_divert(struct qg_health *hc, unsigned id,
+		     void (*fn)(void *ctx, unsigned id, int ok, uint32_t rtt_us, uint64_t now_ms), void *ctx)
+{
+	if (!hc || id >= hc->n)
+		return -ENOENT;
+	hc->be[id].divert = fn;
+	hc->be[id].divert_ctx = ctx;
+	return 0;
+}
+
+void qg_health_report(struct qg_health *hc, unsigned id, int ok, uint64_t now_ms, const char *why)
+{
+	struct hc_backend *be;
+
+	if (!hc || id >= hc->n || !hc->be[id].divert)
+		return;
+	be = &hc->be[id];
+	be->probes++; /* a udp probe counted when it left; a Bluetooth one did not */
+	if (!sends(be))
+		be->next_ms = now_ms + be->cfg->interval_ms;
+	outcome(be, ok, now_ms, why ? why : (ok ? "" : "probe failed"));
 }
 
 static void send_probe(struct qg_health *hc, struct hc_backend *be, uint64_t now_ms)
@@ -196,9 +242,12 @@ static void send_probe(struct qg_health *hc, struct hc_backend *be, uint64_t now
 
 	/* Timeout <= interval, so only a clock jump gets here with a probe still out. */
 	if (be->in_flight)
-		outcome(be, 0, now_ms, "probe timed out");
-	be->probes++;
+		probe_done(be, 0, now_ms, "probe timed out");
+	/* A diverted backend's probes are counted as its paths report them (qg_health_report). */
+	if (!be->divert)
+		be->probes++;
 	be->in_flight = 1;
+	be->sent_ms = now_ms;
 	be->deadline_ms = now_ms + be->cfg->timeout_ms;
 	/* Keep the phase; after a stall (missed a whole interval) restart from now. */
 	be->next_ms += be->cfg->interval_ms;
@@ -206,7 +255,7 @@ static void send_probe(struct qg_health *hc, struct hc_backend *be, uint64_t now
 		be->next_ms = now_ms + be->cfg->interval_ms;
 	rc = hc->ops.send(hc->ctx, id, now_ms);
 	if (rc)
-		outcome(be, 0, now_ms, "probe could not be sent");
+		probe_done(be, 0, now_ms, "probe could not be sent");
 }
 
 /* ICMP-refused datagrams are failures; replies to flows are successes. */
@@ -223,6 +272,9 @@ static void passive(struct qg_health *hc, struct hc_backend *be, uint64_t now_ms
 		return;
 	}
 	refused = st.refused - be->last.refused;
+	/* Refusals on a multi-path backend's udp path are the path's news: its probes tell the scorer. */
+	if (be->divert)
+		refused = 0;
 	/* Capped: a burst of refusals is one piece of news, not thousands. */
 	if (refused > be->br.cfg.failures_to_open)
 		refused = be->br.cfg.failures_to_open;
@@ -286,9 +338,9 @@ void qg_health_tick(struct qg_health *hc, uint64_t now_ms)
 		struct hc_backend *be = &hc->be[i];
 		int up;
 
-		if (probed(be)) {
+		if (sends(be)) {
 			if (be->in_flight && now_ms >= be->deadline_ms)
-				outcome(be, 0, now_ms, "probe timed out");
+				probe_done(be, 0, now_ms, "probe timed out");
 			if (now_ms >= be->next_ms)
 				send_probe(hc, be, now_ms);
 		}
@@ -318,7 +370,7 @@ uint64_t qg_health_next_ms(const struct qg_health *hc)
 	for (unsigned i = 0; i < hc->n; i++) {
 		const struct hc_backend *be = &hc->be[i];
 
-		if (!probed(be))
+		if (!sends(be))
 			continue;
 		if (be->next_ms < next)
 			next = be->next_ms;

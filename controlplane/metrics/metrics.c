@@ -119,14 +119,13 @@ void qg_metrics_family(struct qg_metrics_text *t, const char *name, const char *
 	text_printf(t, "\n# TYPE %s %s\n", name, type);
 }
 
-void qg_metrics_sample(struct qg_metrics_text *t, const char *name, uint64_t value, ...)
+/* name{labels} and the value as text: the two sample functions differ only in the value's sign. */
+static void sample_v(struct qg_metrics_text *t, const char *name, const char *value, va_list ap)
 {
 	const char *k, *v;
 	int first = 1;
-	va_list ap;
 
 	text_put(t, name, strlen(name));
-	va_start(ap, value);
 	while ((k = va_arg(ap, const char *)) != NULL) {
 		v = va_arg(ap, const char *);
 		text_printf(t, "%s%s=\"", first ? "{" : ",", k);
@@ -134,8 +133,29 @@ void qg_metrics_sample(struct qg_metrics_text *t, const char *name, uint64_t val
 		text_put(t, "\"", 1);
 		first = 0;
 	}
+	text_printf(t, "%s %s\n", first ? "" : "}", value);
+}
+
+void qg_metrics_sample(struct qg_metrics_text *t, const char *name, uint64_t value, ...)
+{
+	char num[24];
+	va_list ap;
+
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)value);
+	va_start(ap, value);
+	sample_v(t, name, num, ap);
 	va_end(ap);
-	text_printf(t, "%s %llu\n", first ? "" : "}", (unsigned long long)value);
+}
+
+void qg_metrics_sample_signed(struct qg_metrics_text *t, const char *name, int64_t value, ...)
+{
+	char num[24];
+	va_list ap;
+
+	snprintf(num, sizeof(num), "%lld", (long long)value);
+	va_start(ap, value);
+	sample_v(t, name, num, ap);
+	va_end(ap);
 }
 
 int qg_metrics_addr_is_loopback(const struct qg_addr *a)

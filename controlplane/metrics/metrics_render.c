@@ -14,6 +14,7 @@
 #include "qgate/dataplane.h"
 #include "qgate/events.h"
 #include "qgate/health.h"
+#include "qgate/paths.h"
 #include "qgate/metrics.h"
 #include "qgate/protect.h"
 #include "qgate/registry.h"
@@ -169,6 +170,56 @@ static void health(struct qg_metrics_text *t, const struct qg_metrics_source *sr
 				qg_addr_format(&cfg->services[s].backends[b].addr, addr, sizeof(addr)), NULL);
 }
 
+/* Multi-path backends: each path's score and which one carries the traffic, and the switches. */
+static void paths(struct qg_metrics_text *t, const struct qg_metrics_source *src)
+{
+	static const char *const fam[][3] = {
+		{ "qgate_backend_path_score", "gauge",
+		  "Score of a multi-path backend's path: base by transport minus loss and RTT of its "
+		  "probes" },
+		{ "qgate_backend_path_active", "gauge", "1 for the path the backend's traffic uses, else 0" },
+		{ "qgate_backend_path_healthy", "gauge",
+		  "1 while the path's probes pass (rise/fall), else 0" },
+		{ "qgate_backend_path_switches_total", "counter",
+		  "Times the backend's traffic switched paths" },
+	};
+	const struct qg_config *cfg = src->cfg;
+	char addr[QG_ADDR_STRLEN], path[64];
+	struct qg_paths_info pi;
+
+	if (!src->paths)
+		return;
+	for (unsigned f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+		qg_metrics_family(t, fam[f][0], fam[f][1], fam[f][2]);
+		for (unsigned s = 0; s < cfg->n_services; s++) {
+			for (unsigned b = 0; b < cfg->services[s].n_backends; b++) {
+				const struct qg_config_backend *c = &cfg->services[s].backends[b];
+
+				if (qg_paths_get_info(src->paths, s, b, &pi))
+					continue;
+				qg_addr_format(&c->addr, addr, sizeof(addr));
+				if (f == 3) {
+					qg_metrics_sample(t, fam[f][0], pi.switches, "service",
+							  cfg->services[s].name, "backend", addr, NULL);
+					continue;
+				}
+				for (unsigned i = 0; i < pi.n; i++) {
+					const struct qg_transport_path *tp = &pi.path[i].t;
+
+					qg_config_path_format(&c->paths[pi.path[i].cfg_path], path,
+							      sizeof(path));
+					qg_metrics_sample_signed(t, fam[f][0],
+								 f == 0	  ? tp->score
+								 : f == 1 ? i == pi.current
+									  : tp->healthy,
+								 "service", cfg->services[s].name, "backend",
+								 addr, "path", path, NULL);
+				}
+			}
+		}
+	}
+}
+
 static void dataplane(struct qg_metrics_text *t, const struct qg_metrics_source *src)
 {
 	struct qg_ctr_block c;
@@ -178,6 +229,7 @@ static void dataplane(struct qg_metrics_text *t, const struct qg_metrics_source 
 	qg_metrics_sample(t, "qgate_workers", qg_dataplane_workers(src->dp), NULL);
 	services(t, src);
 	health(t, src);
+	paths(t, src);
 	counters_by_kind(t, &c, "qgate_drops_total", "Datagrams dropped, by reason", QG_CTR_KIND_DROP);
 	counters_by_kind(t, &c, "qgate_errors_total", "I/O errors, by reason", QG_CTR_KIND_ERROR);
 	qg_metrics_family(t, "qgate_flows_created_total", "counter", qg_ctr_desc(QG_CTR_FLOW_CREATED));

@@ -119,8 +119,9 @@ static uint32_t relay_flow_open(struct qg_relay *r, const struct qg_pkt *p, uint
 	f = qg_flow_get(r->flows, idx);
 	QG_STORE_RELAXED(&r->svc_active[p->svc], r->svc_active[p->svc] + 1);
 	slot = s->backends[member].slot;
-	/* A backend with only Bluetooth paths: the flow's "upstream" is a tag the bridge knows it by. */
-	if (unlikely(s->backends[member].addr.family == AF_BLUETOOTH))
+	/* Through the bridge (its chosen path is Bluetooth): the flow's "upstream" is a tag the bridge knows.
+	 */
+	if (unlikely(s->backends[member].via_bt))
 		rc = qg_relay_bt_open(r, p->svc, member, idx, &up);
 	else
 		rc = r->ops->upstream_open(r->io, slot, &s->backends[member].addr, &up);
@@ -130,7 +131,7 @@ static uint32_t relay_flow_open(struct qg_relay *r, const struct qg_pkt *p, uint
 	 * gives its up, as a full flow table would evict it, rather than every
 	 * new client being refused until the flood's flows expire.
 	 */
-	if (unlikely(rc == -ENOSPC) && s->backends[member].addr.family != AF_BLUETOOTH &&
+	if (unlikely(rc == -ENOSPC) && !s->backends[member].via_bt &&
 	    qg_flow_evict_oldest(r->flows, p->svc, idx) == 0)
 		rc = r->ops->upstream_open(r->io, slot, &s->backends[member].addr, &up);
 	if (unlikely(rc || (up >= r->max_upstreams && !qg_relay_up_is_bt(up)))) {
@@ -179,6 +180,56 @@ static uint32_t relay_new_flow(struct qg_relay *r, const struct qg_pkt *p, uint3
 				    now_ms);
 }
 
+int qg_relay_path_stale(const struct qg_relay *r, const struct qg_svc_backend *be, uint32_t up)
+{
+	if (up == QG_FLOW_NONE)
+		return 0;
+	if (!qg_relay_up_is_bt(up))
+		return be->via_bt;
+	return !be->via_bt || qg_relay_bt_path_of(r, up) != be->bt_path;
+}
+
+void qg_relay_path_move(struct qg_relay *r, uint16_t svc, uint32_t member, uint32_t idx)
+{
+	const struct qg_svc_backend *be = &r->table->svc[svc].backends[member];
+	struct qg_flow *f = qg_flow_get(r->flows, idx);
+	uint32_t old = f->upstream, up;
+	int rc;
+
+	if (be->via_bt)
+		rc = qg_relay_bt_open(r, svc, member, idx, &up);
+	else
+		rc = r->ops->upstream_open(r->io, be->slot, &be->addr, &up);
+	/* Nowhere to go (no tag, no socket, a path the bridge does not know): the old path is no worse. */
+	if (unlikely(rc || (!qg_relay_up_is_bt(up) && up >= r->max_upstreams))) {
+		if (!rc && !qg_relay_up_is_bt(up))
+			r->ops->upstream_close(r->io, up, 0);
+		return;
+	}
+	/* Not reused: a socket the path was left for may carry an error for whoever takes it next. */
+	if (qg_relay_up_is_bt(old)) {
+		qg_relay_bt_close(r, old);
+	} else {
+		r->up_flow[old] = QG_FLOW_NONE;
+		relay_upstream_close(r, old, 0);
+	}
+	f->upstream = up;
+	if (!qg_relay_up_is_bt(up))
+		r->up_flow[up] = idx;
+	qg_ctr_add(r->ctr, QG_CTR_FLOW_PATH_MOVED, 1);
+}
+
+/* A flow of a multi-path service: onto its backend's published path when that changed. */
+static void relay_follow_path(struct qg_relay *r, uint16_t svc, uint32_t idx)
+{
+	const struct qg_svc *s = &r->table->svc[svc];
+	const struct qg_flow *f = qg_flow_get(r->flows, idx);
+	uint32_t member = qg_svc_slot_member(r->table, s, f->backend);
+
+	if (member != QG_LB_NONE && qg_relay_path_stale(r, &s->backends[member], f->upstream))
+		qg_relay_path_move(r, svc, member, idx);
+}
+
 /*
  * on_backend_down: rehome. A UDP flow whose backend is marked down moves to
  * the backend selection picks now: the old flow (and its upstream socket) is
@@ -193,6 +244,11 @@ static uint32_t relay_rehome(struct qg_relay *r, const struct qg_pkt *p, uint32_
 	const struct qg_svc *s = &r->table->svc[p->svc];
 	const struct qg_flow *f = qg_flow_get(r->flows, idx);
 	uint32_t member = qg_svc_slot_member(r->table, s, f->backend);
+
+	/* A multi-path backend switched paths: the flow follows, to the same backend. */
+	if (unlikely(s->multipath) && member != QG_LB_NONE &&
+	    qg_relay_path_stale(r, &s->backends[member], f->upstream))
+		qg_relay_path_move(r, p->svc, member, idx);
 
 	/* A backend removed by a reload counts as down. */
 	if (likely(!s->rehome || (member != QG_LB_NONE && s->backends[member].up)))
@@ -304,6 +360,8 @@ static void relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uin
 					relay_to_client(r, p, &nc, &nd);
 					continue;
 				}
+				if (unlikely(r->table->svc[p->svc].multipath))
+					relay_follow_path(r, p->svc, idx);
 			} else {
 				idx = qg_flow_lookup_hashed(r->flows, p->svc, &p->peer, r->hash[i], now_ms);
 				if (unlikely(idx == QG_FLOW_NONE))

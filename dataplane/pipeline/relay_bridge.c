@@ -160,6 +160,15 @@ uint32_t qg_relay_bt_flow(const struct qg_relay *r, uint32_t up)
 	return r->bt->tags[idx].flow;
 }
 
+uint8_t qg_relay_bt_path_of(const struct qg_relay *r, uint32_t up)
+{
+	uint32_t idx = up & ~QG_RELAY_UP_BT;
+
+	if (!r->bt || idx >= BT_TAGS || r->bt->tags[idx].state != TAG_LIVE)
+		return QG_SVC_NO_BT;
+	return r->bt->tags[idx].path;
+}
+
 void qg_relay_bt_send(struct qg_relay *r, const struct qg_pkt *p, int to_client)
 {
 	struct qg_relay_bt *bt = r->bt;

@@ -159,6 +159,19 @@ uint32_t qg_relay_bt_flow(const struct qg_relay *r, uint32_t up);
 /** Copy p into the ring toward the bridge (a reply to a client link, a datagram to a backend). Counted. */
 void qg_relay_bt_send(struct qg_relay *r, const struct qg_pkt *p, int to_client);
 
+/** The Bluetooth path (the bridge's index) a live tag's messages name, QG_SVC_NO_BT when none. */
+uint8_t qg_relay_bt_path_of(const struct qg_relay *r, uint32_t up);
+
+/** 1 when a flow on upstream up no longer uses the path be is published with (via_bt, bt_path). */
+int qg_relay_path_stale(const struct qg_relay *r, const struct qg_svc_backend *be, uint32_t up);
+
+/**
+ * Move flow idx (of service svc, toward member) onto its backend's published
+ * path: a new upstream or tag, the old one closed (counted flows_path_moved).
+ * When the new one cannot be opened the flow stays where it is.
+ */
+void qg_relay_path_move(struct qg_relay *r, uint16_t svc, uint32_t member, uint32_t idx);
+
 /** Free the bridge state (after the flows are gone). */
 void qg_relay_bt_fini(struct qg_relay *r);
 

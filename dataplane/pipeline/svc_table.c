@@ -164,6 +164,10 @@ int qg_svc_table_build_mapped(const struct qg_config *cfg, uint64_t generation, 
 			s->backends[b].slot = slot;
 			qg_svc_backend_key(&c->backends[b], &s->backends[b].addr);
 			svc_backend_bt(&c->backends[b], b, &s->backends[b]);
+			/* A udp path is preferred at start (transport.h's bases): the bridge only without
+			 * one. */
+			s->backends[b].via_bt = s->backends[b].addr.family == AF_BLUETOOTH;
+			s->multipath |= c->backends[b].n_paths > 1;
 			s->backends[b].weight = c->backends[b].weight;
 			s->backends[b].up = map->up ? map->up[i][b] : 1;
 			s->backends[b].server_id_len = c->backends[b].server_id_len;
@@ -286,6 +290,22 @@ int qg_svc_table_with_state(const struct qg_svc_table *old, unsigned s, unsigned
 		return -EINVAL;
 	nb = old->svc[s].backends[b];
 	nb.up = up ? 1 : 0;
+	return svc_table_with_backend(old, s, b, &nb, out);
+}
+
+int qg_svc_table_with_path(const struct qg_svc_table *old, unsigned s, unsigned b, int via_bt,
+			   uint32_t bt_backend, uint8_t bt_path, struct qg_svc_table **out)
+{
+	struct qg_svc_backend nb;
+
+	if (s >= old->n_services || b >= old->svc[s].n_backends || (via_bt && bt_path == QG_SVC_NO_BT))
+		return -EINVAL;
+	nb = old->svc[s].backends[b];
+	nb.via_bt = via_bt ? 1 : 0;
+	if (via_bt) {
+		nb.bt_backend = bt_backend;
+		nb.bt_path = bt_path;
+	}
 	return svc_table_with_backend(old, s, b, &nb, out);
 }
 

@@ -41,6 +41,14 @@ struct qg_svc_backend {
 	uint32_t bt_backend;
 	uint8_t bt_path;
 	/*
+	 * Traffic goes through the bridge over bt_path: a Bluetooth-only
+	 * backend, or a multi-path one whose selector chose a Bluetooth path
+	 * (qg_dataplane_set_backend_path). Flows of the backend on the other
+	 * kind of upstream (or another Bluetooth path) move at their next
+	 * client datagram.
+	 */
+	uint8_t via_bt;
+	/*
 	 * Health and breaker allow new flows. A down backend keeps its weight
 	 * (operators' setting) but selection sees 0 for it; with rehome, its
 	 * UDP flows move on their next datagram.
@@ -68,6 +76,7 @@ struct qg_svc {
 	uint8_t protocol;	  /* enum qg_config_proto */
 	uint8_t rehome;		  /* on_backend_down: rehome */
 	uint8_t priority;	  /* enum qg_config_priority */
+	uint8_t multipath;	  /* a backend has udp and Bluetooth paths: flows check their path */
 	struct qg_config_quic quic;
 	uint32_t *sid_order; /* QUIC-LB: member indexes sorted by server ID, for bsearch; NULL without lb */
 };
@@ -114,6 +123,10 @@ int qg_svc_table_build(const struct qg_config *cfg, uint64_t generation, struct 
 /** Copy old with backend b of service s set to weight w (selection rebuilt). */
 int qg_svc_table_with_weight(const struct qg_svc_table *old, unsigned s, unsigned b, uint32_t w,
 			     struct qg_svc_table **out);
+
+/** Copy old with backend b of service s relayed over another path (via_bt and the bridge's names of it). */
+int qg_svc_table_with_path(const struct qg_svc_table *old, unsigned s, unsigned b, int via_bt,
+			   uint32_t bt_backend, uint8_t bt_path, struct qg_svc_table **out);
 
 /** Copy old with backend b of service s marked up or down (selection rebuilt). */
 int qg_svc_table_with_state(const struct qg_svc_table *old, unsigned s, unsigned b, int up,

@@ -115,6 +115,93 @@ unsigned qg_dataplane_bt_remap(const struct qg_dataplane *dp, const struct qg_co
 	return lost;
 }
 
+/* The bridge's index (in dp->bt_paths) of path want of table service idx, or n_bt_paths. */
+static uint32_t bt_find(const struct qg_dataplane *dp, uint32_t idx, const struct qg_config_path *want)
+{
+	uint32_t k;
+
+	for (k = 0; k < dp->n_bt_paths; k++)
+		if (dp->bt_paths[k].svc == idx && same_path(&dp->bt_paths[k].key, want))
+			break;
+	return k;
+}
+
+int qg_dataplane_set_backend_path(struct qg_dataplane *dp, unsigned svc, unsigned b,
+				  const struct qg_config_path *path)
+{
+	struct qg_svc_table *nt = NULL;
+	const struct qg_svc_backend *be;
+	uint32_t idx, k = 0;
+	int rc = -ENOENT, via_bt;
+
+	if (!dp || !path)
+		return -EINVAL;
+	via_bt = path->kind != QG_CONFIG_PATH_UDP;
+	pthread_mutex_lock(&dp->ctl_lock);
+	if (svc >= dp->n_cfg || b >= dp->table->svc[dp->cfg_index[svc]].n_backends)
+		goto out;
+	idx = dp->cfg_index[svc];
+	be = &dp->table->svc[idx].backends[b];
+	if (via_bt) {
+		k = bt_find(dp, idx, path);
+		if (k == dp->n_bt_paths || !dp->bt_rings)
+			goto out; /* unknown to the bridge (added by a reload), or no bridge */
+		rc = 0;
+		if (be->via_bt && be->bt_backend == dp->bt_paths[k].backend &&
+		    be->bt_path == dp->bt_paths[k].path)
+			goto out;
+		rc = qg_svc_table_with_path(dp->table, idx, b, 1, dp->bt_paths[k].backend,
+					    dp->bt_paths[k].path, &nt);
+	} else {
+		rc = -EINVAL;
+		if (!qg_addr_equal(&be->addr, &path->addr))
+			goto out;
+		rc = 0;
+		if (!be->via_bt)
+			goto out;
+		rc = qg_svc_table_with_path(dp->table, idx, b, 0, 0, QG_SVC_NO_BT, &nt);
+	}
+	if (rc == 0)
+		qg_dataplane_publish(dp, nt);
+out:
+	pthread_mutex_unlock(&dp->ctl_lock);
+	return rc;
+}
+
+void qg_dataplane_bt_carry(const struct qg_dataplane *dp, const struct qg_config *cfg, const uint32_t *index,
+			   const struct qg_svc_table *old, struct qg_svc_table *nt)
+{
+	for (uint32_t i = 0; i < cfg->n_services; i++) {
+		struct qg_svc *s = &nt->svc[index[i]];
+		const struct qg_svc *o = index[i] < old->n_services ? &old->svc[index[i]] : NULL;
+
+		for (uint32_t b = 0; o && b < s->n_backends; b++) {
+			struct qg_svc_backend *be = &s->backends[b];
+			uint32_t m = qg_svc_slot_member(old, o, be->slot);
+			const struct qg_config_backend *c = &cfg->services[i].backends[b];
+
+			if (m == QG_LB_NONE || !o->backends[m].via_bt || be->addr.family == AF_BLUETOOTH)
+				continue;
+			/* The same backend ran over a Bluetooth path: keep it while the new file still lists
+			 * it. */
+			for (uint32_t k = 0; k < dp->n_bt_paths; k++) {
+				const struct qg_dp_bt_path *e = &dp->bt_paths[k];
+
+				if (e->svc != index[i] || e->backend != o->backends[m].bt_backend ||
+				    e->path != o->backends[m].bt_path)
+					continue;
+				for (uint32_t p = 0; p < c->n_paths; p++) {
+					if (!same_path(&c->paths[p], &e->key))
+						continue;
+					be->via_bt = 1;
+					be->bt_backend = e->backend;
+					be->bt_path = e->path;
+				}
+			}
+		}
+	}
+}
+
 int qg_dataplane_attach_bridge(struct qg_dataplane *dp, struct qg_bridge_rings *rings)
 {
 	int rc;

@@ -57,6 +57,15 @@ int qg_dataplane_bt_init(struct qg_dataplane *dp, const struct qg_config *cfg);
 unsigned qg_dataplane_bt_remap(const struct qg_dataplane *dp, const struct qg_config *cfg,
 			       const uint32_t *index, struct qg_svc_table *t);
 
+/**
+ * After a reload: a multi-path backend that relayed over a Bluetooth path in
+ * old keeps it in nt (built from cfg, service i at index[i]) while cfg still
+ * lists that path, so a reload does not send its flows back to udp until
+ * the path selector says so again.
+ */
+void qg_dataplane_bt_carry(const struct qg_dataplane *dp, const struct qg_config *cfg, const uint32_t *index,
+			   const struct qg_svc_table *old, struct qg_svc_table *nt);
+
 /** Swap in nt and free the table it replaces once no worker can hold it. Under ctl_lock. */
 void qg_dataplane_publish(struct qg_dataplane *dp, struct qg_svc_table *nt);
 

@@ -355,6 +355,7 @@ int qg_dataplane_reload(struct qg_dataplane *dp, const struct qg_config *cfg, ch
 		goto err;
 	}
 	bt_lost = qg_dataplane_bt_remap(dp, cfg, r.map.index, nt);
+	qg_dataplane_bt_carry(dp, cfg, r.map.index, r.old, nt);
 	if (bt_lost)
 		note(&r,
 		     "%u Bluetooth-only backend(s) with a path the bridge does not know: they take effect at "

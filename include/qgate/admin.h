@@ -23,6 +23,7 @@ struct qg_dataplane;
 struct qg_registry;
 struct qg_event_bus;
 struct qg_health;
+struct qg_paths;
 struct qg_protect;
 
 #define QG_ADMIN_LINE_MAX    1024	/**< longest request line, newline included */
@@ -41,6 +42,7 @@ struct qg_admin_target {
 	struct qg_registry *reg;
 	struct qg_event_bus *bus;
 	const struct qg_health *health; /**< NULL: no health column figures */
+	const struct qg_paths *paths;	/**< NULL: no path lines (no multi-path backend, or no bridge) */
 	struct qg_protect *protect;	/**< NULL: "level" is refused (the protect part is not running) */
 	uint32_t *weights;		/**< current weight of every slot (starts as configured) */
 	uint32_t *saved;		/**< weight before "drain", or QG_ADMIN_NOT_DRAINED */

@@ -224,12 +224,17 @@ struct qg_bridge_stats {
 
 /** State of one Bluetooth backend path's outbound pool. */
 struct qg_bridge_path_info {
-	uint32_t svc, backend, path;
-	uint32_t connected;   /**< links up */
-	uint32_t bound;	      /**< of which carry a flow */
-	uint32_t connecting;  /**< attempts in progress */
-	uint32_t failures;    /**< consecutive failed attempts (back-off exponent) */
-	uint64_t next_try_ms; /**< earliest next attempt (0 = now) */
+	uint32_t svc, backend, path;	  /**< as the configuration the bridge started with numbers them */
+	struct qg_config_path key;	  /**< the path itself */
+	char service[QG_CONFIG_NAME_MAX]; /**< its service's name */
+	uint8_t probed;			  /**< its service has a probe: the bridge probes it */
+	uint8_t probe_link_up;		  /**< the probe link is connected */
+	uint64_t probes, probe_failures;  /**< probe results reported so far, and failed ones */
+	uint32_t connected;		  /**< links up */
+	uint32_t bound;			  /**< of which carry a flow */
+	uint32_t connecting;		  /**< attempts in progress */
+	uint32_t failures;		  /**< consecutive failed attempts (back-off exponent) */
+	uint64_t next_try_ms;		  /**< earliest next attempt (0 = now) */
 };
 
 struct qg_bridge;
@@ -280,6 +285,48 @@ unsigned qg_bridge_path_count(const struct qg_bridge *b);
 
 /** The pool of path idx (0..qg_bridge_path_count()-1). Any thread. @return 0 or -ENOENT. */
 int qg_bridge_get_path_info(const struct qg_bridge *b, unsigned idx, struct qg_bridge_path_info *out);
+
+/* ---- active probes of Bluetooth paths (docs/BLUETOOTH.md, "Which path") ---- */
+
+/** Why a probe of a Bluetooth path ended as it did. */
+enum qg_bridge_probe_why {
+	QG_BRIDGE_PROBE_OK = 0,	     /**< the expected reply came back in time */
+	QG_BRIDGE_PROBE_TIMEOUT,     /**< no reply within the timeout */
+	QG_BRIDGE_PROBE_NO_LINK,     /**< the path had no probe link (connecting failed, or not yet) */
+	QG_BRIDGE_PROBE_WRONG_REPLY, /**< a reply that is not the expected one */
+	QG_BRIDGE_PROBE_LINK_LOST,   /**< the probe link closed with the probe out */
+	QG_BRIDGE_PROBE_SEND_FAILED, /**< the link would not take the probe */
+};
+
+/**
+ * One probe of a Bluetooth backend path. The bridge probes every path whose
+ * service has a probe (health.probe, .send, .expect, .interval, .timeout of
+ * the configuration it started with) over a link of its own per path, kept
+ * connected like the pools, and queues each result for the control thread.
+ */
+struct qg_bridge_probe_result {
+	uint32_t path;	 /**< index of the path (qg_bridge_get_path_info) */
+	uint8_t ok;	 /**< 1: success */
+	uint8_t why;	 /**< enum qg_bridge_probe_why */
+	uint16_t pad;	 /**< 0 */
+	uint32_t rtt_us; /**< ok: from the send to the reply */
+	uint64_t at_ms;	 /**< the bridge's clock when the result was known */
+};
+
+/**
+ * Take the next probe result. The control thread only (one consumer).
+ * @return 0 with *out filled, -EAGAIN when there is none.
+ */
+int qg_bridge_probe_pop(struct qg_bridge *b, struct qg_bridge_probe_result *out);
+
+/**
+ * An eventfd (non-blocking) the bridge signals after queueing probe
+ * results: poll it for POLLIN, then read it and pop. -1 when b is NULL.
+ */
+int qg_bridge_probe_fd(const struct qg_bridge *b);
+
+/** "ok", "timeout", "no link", "wrong reply", "link lost", "send failed". */
+const char *qg_bridge_probe_why_name(enum qg_bridge_probe_why why);
 
 #ifdef __cplusplus
 }

@@ -139,6 +139,7 @@ struct qg_config_health {
 	uint32_t timeout_ms;		       /**< a probe without reply this long failed (default 500 ms) */
 	uint32_t rise;			       /**< consecutive successes to become healthy (default 2) */
 	uint32_t fall;			       /**< consecutive failures to become unhealthy (default 3) */
+	uint32_t path_hold_ms; /**< multi-path backends: a better path must lead this long (default 5 s) */
 };
 
 /** The circuit section of a service: its backends' breakers (see qgate/breaker.h). */
@@ -384,6 +385,12 @@ void qg_config_errors_print(const struct qg_config_errors *errs, FILE *f);
 
 /** Free a configuration (NULL is fine). */
 void qg_config_free(struct qg_config *cfg);
+
+/**
+ * A path as written in the file: "IP:port", "bt://BDADDR/0xPSM" or
+ * "bt-le://BDADDR/0xPSM" (at least 48 bytes are enough). @return buf.
+ */
+const char *qg_config_path_format(const struct qg_config_path *p, char *buf, size_t size);
 
 /** Find a service by name; NULL when absent. */
 const struct qg_config_service *qg_config_service_find(const struct qg_config *cfg, const char *name);

@@ -29,8 +29,10 @@ extern "C" {
 	X(RX_BACKEND, QG_CTR_KIND_TRAFFIC, "rx_backend", "datagrams received from backends")                 \
 	X(TX_BACKEND, QG_CTR_KIND_TRAFFIC, "tx_backend", "datagrams sent to backends")                       \
 	X(TX_CLIENT, QG_CTR_KIND_TRAFFIC, "tx_client", "datagrams sent to clients")                          \
-	X(RX_BYTES, QG_CTR_KIND_TRAFFIC, "rx_bytes", "payload bytes received")                               \
-	X(TX_BYTES, QG_CTR_KIND_TRAFFIC, "tx_bytes", "payload bytes sent")                                   \
+	X(RX_BYTES, QG_CTR_KIND_TRAFFIC, "rx_bytes",                                                         \
+	  "payload bytes received (from clients and backends, dropped ones included)")                       \
+	X(TX_BYTES, QG_CTR_KIND_TRAFFIC, "tx_bytes",                                                         \
+	  "payload bytes sent (to backends and clients), counted once the send succeeded")                   \
 	X(FLOW_CREATED, QG_CTR_KIND_FLOW, "flows_created", "flows created")                                  \
 	X(FLOW_EXPIRED, QG_CTR_KIND_FLOW, "flows_expired", "flows removed after their idle timeout")         \
 	X(FLOW_EVICTED, QG_CTR_KIND_FLOW, "flows_evicted",                                                   \
@@ -68,6 +70,8 @@ extern "C" {
 	  "backend reachable only over Bluetooth, and no bridge relays to it")                               \
 	X(FLOW_BRIDGE_CLOSED, QG_CTR_KIND_FLOW, "flows_bridge_closed",                                       \
 	  "flows ended because their Bluetooth link closed")                                                 \
+	X(FLOW_PATH_MOVED, QG_CTR_KIND_FLOW, "flows_path_moved",                                             \
+	  "flows moved to their multi-path backend's newly chosen path")                                     \
 	X(ERR_BRIDGE_NOBUFS, QG_CTR_KIND_ERROR, "bridge_nobufs",                                             \
 	  "no buffer free for a bridge message: it waits in the ring")                                       \
 	/* Packet-level (DPDK) backend. */                                                                   \

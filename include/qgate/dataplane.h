@@ -87,6 +87,19 @@ int qg_dataplane_set_weight(struct qg_dataplane *dp, const char *service, const 
 int qg_dataplane_set_backend_state(struct qg_dataplane *dp, unsigned svc, unsigned b, int up);
 
 /**
+ * Relay backend b of service svc over `path`, one of its configured paths
+ * (the path selector's choice, qgate/paths.h): its udp path, or a Bluetooth
+ * path through the attached bridge. New flows take it; established flows
+ * move at their next datagram from the client (same backend, another
+ * upstream). Published like set_weight; the same choice again is a no-op.
+ * @return 0, -ENOENT (unknown service, backend, or a Bluetooth path the
+ *         bridge does not know), -EINVAL (a udp path other than the one
+ *         the dataplane relays over), -ENOMEM.
+ */
+int qg_dataplane_set_backend_path(struct qg_dataplane *dp, unsigned svc, unsigned b,
+				  const struct qg_config_path *path);
+
+/**
  * Remove the established flows of backend b (0-based) of service svc on
  * every worker, through the control -> worker command rings; returns once
  * every worker ran it. Their clients' next datagrams are new flows (which

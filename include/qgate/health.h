@@ -125,6 +125,23 @@ uint64_t qg_health_next_ms(const struct qg_health *hc);
 /** A reply (ok = 1) or a failure (ok = 0, e.g. refused) for backend id's probe in flight. */
 void qg_health_reply(struct qg_health *hc, unsigned id, int ok, uint64_t now_ms);
 
+/**
+ * Judge backend id through its paths (multi-path and Bluetooth backends,
+ * qgate/paths.h): the outcome of each of its own udp probes, with its RTT,
+ * goes to fn instead of its verdict, its breaker ignores udp refusals, and
+ * its verdict follows qg_health_report(). fn NULL ends the diversion.
+ * @return 0 or -ENOENT.
+ */
+int qg_health_divert(struct qg_health *hc, unsigned id,
+		     void (*fn)(void *ctx, unsigned id, int ok, uint32_t rtt_us, uint64_t now_ms), void *ctx);
+
+/**
+ * One probe outcome of a diverted backend (the path traffic uses), with
+ * the usual rise/fall, window and breaker effects; why names a failure in
+ * the backend_down event. Ignored for a backend that is not diverted.
+ */
+void qg_health_report(struct qg_health *hc, unsigned id, int ok, uint64_t now_ms, const char *why);
+
 /** Descriptors to poll for POLLIN (the probe sockets). @return the number filled. */
 unsigned qg_health_pollfds(const struct qg_health *hc, struct pollfd *fds, unsigned max);
 

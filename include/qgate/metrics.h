@@ -24,6 +24,7 @@ struct qg_dataplane;
 struct qg_registry;
 struct qg_event_bus;
 struct qg_health;
+struct qg_paths;
 struct qg_protect;
 
 /** A growing exposition text. err is set (and text stops growing) when memory runs out. */
@@ -54,6 +55,10 @@ void qg_metrics_family(struct qg_metrics_text *t, const char *name, const char *
 void qg_metrics_sample(struct qg_metrics_text *t, const char *name, uint64_t value, ...)
 	__attribute__((sentinel));
 
+/** As qg_metrics_sample(), for a gauge that may be negative (a path's score). */
+void qg_metrics_sample_signed(struct qg_metrics_text *t, const char *name, int64_t value, ...)
+	__attribute__((sentinel));
+
 /** What the exposition is made of; every pointer is read on the control thread only. */
 struct qg_metrics_source {
 	const struct qg_config *cfg;
@@ -61,6 +66,7 @@ struct qg_metrics_source {
 	const struct qg_registry *reg;	  /**< NULL: no component_up */
 	struct qg_event_bus *bus;	  /**< NULL: no event figures */
 	const struct qg_health *health;	  /**< NULL: every backend up, circuits closed */
+	const struct qg_paths *paths;	  /**< NULL: no path series */
 	const struct qg_protect *protect; /**< NULL: level 0, no anomaly series */
 	const uint32_t *weights; /**< current weight of each backend, services in order; NULL = configured */
 	uint64_t start_ns;	 /**< qg_clock_ns() at daemon start, for qgate_uptime_seconds */

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "qgate/bridge.h"
 #include "qgate/config.h"
@@ -600,3 +601,124 @@ TEST(BridgeApi, ArgumentsAndConfigured)
 }
 
 } // namespace
+
+// Probes of a Bluetooth path: over a probe link of their own, results for the control thread.
+const char kProbeYaml[] =
+	"dataplane:\n"
+	"  max_datagram: 100\n"
+	"services:\n"
+	"  - name: sensors\n"
+	"    listen: 127.0.0.1:4434\n"
+	"    health: {probe: udp, send: ping, expect: pong, interval: 100ms, timeout: 50ms}\n"
+	"    backends:\n"
+	"      - paths: [127.0.0.1:5003, bt://00:11:22:33:44:55/0x1001]\n";
+
+struct BridgeProbe : Bridge {
+	void SetUp() override
+	{
+		Bridge::SetUp();
+		qg_config_free(cfg);
+		cfg = nullptr;
+		qg_config_errors errs;
+		ASSERT_EQ(qg_config_load_string("p.yaml", kProbeYaml, sizeof(kProbeYaml) - 1, &cfg, &errs),
+			  0);
+		workers = 1;
+	}
+	// Advance the clock in 10 ms steps until a result is queued (at most 1 s).
+	bool Result(qg_bridge_probe_result *res, int dev = -1, const char *reply = nullptr)
+	{
+		for (int i = 0; i < 100; i++) {
+			if (dev >= 0 && reply) {
+				char buf[64];
+				if (recv(dev, buf, sizeof(buf), MSG_DONTWAIT) == 4) {
+					EXPECT_EQ(send(dev, reply, strlen(reply), 0), (ssize_t)strlen(reply));
+				}
+			}
+			if (qg_bridge_probe_pop(b, res) == 0)
+				return true;
+			now += 10;
+			Poll(1);
+		}
+		return false;
+	}
+};
+
+TEST_F(BridgeProbe, ProbesOverALinkOfTheirOwn)
+{
+	const qg_config_path *path = &cfg->services[0].backends[0].paths[1];
+	qg_bridge_probe_result res;
+	qg_bridge_path_info pi;
+
+	Create();
+	ASSERT_EQ(qg_bridge_get_path_info(b, 0, &pi), 0);
+	EXPECT_TRUE(pi.probed);
+	EXPECT_EQ(std::string(pi.service), "sensors");
+	EXPECT_EQ(pi.key.psm, 0x1001);
+
+	// No device: no probe link, the probe fails at once.
+	ASSERT_TRUE(Result(&res));
+	EXPECT_EQ(res.path, 0u);
+	EXPECT_EQ(res.ok, 0);
+	EXPECT_EQ(res.why, QG_BRIDGE_PROBE_NO_LINK);
+	pollfd pf = { qg_bridge_probe_fd(b), POLLIN, 0 };
+	EXPECT_EQ(poll(&pf, 1, 0), 1) << "the control thread's doorbell rang";
+
+	// The device appears: the probe link connects (after its back-off) and probes travel on it only.
+	int srv = qg_bridge_unix_serve(&u, path);
+	ASSERT_GE(srv, 0);
+	int probe_fd = -1;
+	std::vector<int> links;
+	for (int i = 0; i < 200 && probe_fd < 0; i++) {
+		now += 10;
+		Poll(1);
+		pollfd ap = { srv, POLLIN, 0 };
+		int fd = poll(&ap, 1, 0) == 1 ? accept4(srv, nullptr, nullptr, SOCK_NONBLOCK) : -1;
+		if (fd >= 0)
+			links.push_back(fd);
+		for (int l : links) {
+			char buf[16];
+			ssize_t n = recv(l, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n == 4) {
+				EXPECT_EQ(std::string(buf, 4), "ping");
+				probe_fd = l;
+				ASSERT_EQ(send(l, "pong!", 5, 0), 5);
+			}
+		}
+	}
+	ASSERT_GE(probe_fd, 0) << "no probe reached the device";
+	EXPECT_EQ(links.size(), 2u) << "the pool's spare link and the probe link";
+	while (qg_bridge_probe_pop(b, &res) == 0 && res.why != QG_BRIDGE_PROBE_OK)
+		;
+	if (res.why != QG_BRIDGE_PROBE_OK) {
+		ASSERT_TRUE(Result(&res));
+	}
+	EXPECT_EQ(res.ok, 1);
+	EXPECT_EQ(res.why, QG_BRIDGE_PROBE_OK);
+	ASSERT_EQ(qg_bridge_get_path_info(b, 0, &pi), 0);
+	EXPECT_TRUE(pi.probe_link_up);
+	EXPECT_EQ(pi.bound, 0u) << "the probe link is not the pool's";
+
+	// A wrong answer, then none at all.
+	ASSERT_TRUE(Result(&res, probe_fd, "nope"));
+	EXPECT_EQ(res.why, QG_BRIDGE_PROBE_WRONG_REPLY);
+	ASSERT_TRUE(Result(&res));
+	EXPECT_EQ(res.why, QG_BRIDGE_PROBE_TIMEOUT);
+	ASSERT_TRUE(Result(&res, probe_fd, "pong"));
+	EXPECT_EQ(res.why, QG_BRIDGE_PROBE_OK);
+	uint64_t probes = 0, failures = 0;
+	ASSERT_EQ(qg_bridge_get_path_info(b, 0, &pi), 0);
+	probes = pi.probes;
+	failures = pi.probe_failures;
+	EXPECT_GE(probes, 4u);
+	EXPECT_GE(failures, 3u);
+
+	// The device closes the probe link: a probe in flight fails, the link comes back.
+	for (int l : links)
+		close(l);
+	close(srv);
+	ASSERT_TRUE(Result(&res));
+	EXPECT_EQ(res.ok, 0);
+	EXPECT_TRUE(res.why == QG_BRIDGE_PROBE_LINK_LOST || res.why == QG_BRIDGE_PROBE_NO_LINK ||
+		    res.why == QG_BRIDGE_PROBE_SEND_FAILED)
+		<< qg_bridge_probe_why_name((qg_bridge_probe_why)res.why);
+}
