@@ -15,8 +15,9 @@
 # CPU placement as perf/bench-kernel.sh: the echo backends on the last CPU, the
 # whole qgate process (worker *and* control thread) on CPU 0, the load generator,
 # curl and qgatectl unpinned. The control thread thus competes with the worker
-# for its core, the harshest placement for this test (--control-cpu lets it use
-# more CPUs; the worker stays pinned by `cores`).
+# for its core, the harshest placement for this test. With --control-cpu the
+# process may use more CPUs, and qgate moves its control thread onto those
+# (the CPUs allowed that run no worker), as it does in deployment.
 #
 # Every started process is killed on exit. A run that does not relay, or a
 # loadgen failure, or a reload/scrape that fails makes the script exit 1 (after
@@ -67,9 +68,9 @@ usage: perf/bench-control.sh [options]
   --relay-cpu N           CPU of the qgate worker (default 0)
   --control-cpu LIST      more CPUs (taskset list) the qgate process, hence its control thread,
                           may use besides the relay CPU (default none: the control thread shares
-                          the worker's core). The worker stays pinned by cores:. The control
-                          thread cannot be kept off the relay CPU entirely: qgate checks cores:
-                          against its affinity at every reload
+                          the worker's core). The worker stays pinned by cores:; qgate moves
+                          its control thread to the allowed CPUs that run no worker, so
+                          --control-cpu 1 gives the deployment layout (control off the worker)
   --results DIR           where results go (default perf/results)
   --no-gso                the load generator and echo send and receive datagram by datagram
   -h, --help              this text

@@ -21,8 +21,18 @@
 # names: the run checks the per-backend totals and quic_lb_routed. Each QUIC
 # case is compared with the UDP case of the same flow count.
 #
+# Cache model (--cache-sim): callgrind also simulates the caches (--cache-sim=yes:
+# I1, D1 and one last level, LRU, write-allocate, no hardware prefetcher, prefetch
+# instructions not simulated) and the branch predictors (--branch-sim=yes), with a
+# fixed server-like geometry (not the host's, so results do not depend on where
+# they ran) that a million flows do not fit in. The same baseline subtraction applies to every event; per packet the
+# script reports Ir, D1 and LL misses, mispredicts and callgrind's cycle estimate
+# CEst = Ir + 10 (I1mr + D1mr + D1mw) + 100 (ILmr + DLmr + DLmw) + 10 (Bcm + Bim),
+# a model, not a measurement. With two --large-packets values a case's flows are
+# run twice and the difference is the steady state (lookups only, no creation).
+#
 # Output: a table on stdout and perf/results/cost-dpdk-YYYYmmdd-HHMMSS.json
-# (cost-dpdk-quic-... when a QUIC mode ran).
+# (cost-dpdk-quic-... when a QUIC mode ran, cost-dpdk-cache-... with --cache-sim).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +45,14 @@ MODES=udp
 QUIC_KEY=8f95f09245765f80256934e50c66207f
 RESULTS="$ROOT/perf/results"
 KEEP=0
+CACHE_SIM=0
+# Simulated geometry (SIZE,ASSOC,LINE): a current server core. 48 KiB 12-way L1d (Intel since Ice
+# Lake, AMD Zen 5), 32 KiB 8-way L1i, and a 32 MiB 16-way last level (one Zen 3/4 CCD's L3; a Xeon
+# socket slice of similar size). callgrind models two levels, so L2 hits count as D1 misses.
+I1=32768,8,64
+D1=49152,12,64
+LL=33554432,16,64
+HOST_CACHE=0
 
 usage() {
 	cat <<EOF
@@ -43,17 +61,30 @@ usage: perf/cost-dpdk.sh [options]
                       configured (Release) and built if qgate is missing)
   --packets N         datagrams per case (default 200000)
   --flows LIST        comma list of client flow counts, one case each (default 1000,1000000)
-  --large-packets N   datagrams of a case with more flows than --packets (default: 2 x flows,
-                      so half of its datagrams open a flow)
+  --large-packets LIST
+                      datagrams of a case with more flows than --packets (default: 2 x flows,
+                      so half of its datagrams open a flow); a comma list runs such a case once
+                      per value (with --cache-sim, two values give the steady state: the
+                      difference between the runs is lookups only)
   --size BYTES        UDP payload (default 64)
   --modes LIST        comma list of udp, quic-lb1 (QUIC-LB single pass, 8 + 8), quic-lb4
                       (four pass, 3 + 6); every mode runs every --flows case (default udp)
+  --cache-sim         also simulate caches and branch predictors (callgrind --cache-sim=yes
+                      --branch-sim=yes): D1/LL misses, mispredicts and the cycle estimate
+                      CEst per packet, and the modelled throughput ratio between flow counts
+  --I1 S,A,L          simulated L1i: size, associativity, line bytes (default $I1)
+  --D1 S,A,L          simulated L1d (default $D1)
+  --LL S,A,L          simulated last level (default $LL, 32 MiB)
+  --host-cache        simulate the host's caches as valgrind detects them instead
   --results DIR       where the JSON goes (default perf/results)
   --keep              keep the temporary directory (pcaps, callgrind files, logs)
   -h, --help          this text
-Writes perf/results/cost-dpdk-YYYYmmdd-HHMMSS.json (cost-dpdk-quic-... with a QUIC mode).
+Writes perf/results/cost-dpdk-YYYYmmdd-HHMMSS.json (cost-dpdk-quic-... with a QUIC mode,
+cost-dpdk-cache-... with --cache-sim).
 QUIC vs UDP, 100k flows x 4 datagrams and 1k flows:
   perf/cost-dpdk.sh --modes udp,quic-lb1,quic-lb4 --flows 1000,100000 --packets 400000
+Cache model, 1k vs 1M flows, with the 1M steady state:
+  perf/cost-dpdk.sh --cache-sim --large-packets 2000000,3000000
 EOF
 }
 
@@ -72,6 +103,11 @@ while [ $# -gt 0 ]; do
 	--modes) MODES=${2:?}; shift 2 ;;
 	--results) RESULTS=${2:?}; shift 2 ;;
 	--keep) KEEP=1; shift ;;
+	--cache-sim) CACHE_SIM=1; shift ;;
+	--I1) I1=${2:?}; CACHE_SIM=1; shift 2 ;;
+	--D1) D1=${2:?}; CACHE_SIM=1; shift 2 ;;
+	--LL) LL=${2:?}; CACHE_SIM=1; shift 2 ;;
+	--host-cache) HOST_CACHE=1; CACHE_SIM=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
 	esac
@@ -79,7 +115,16 @@ done
 for v in PACKETS SIZE; do
 	[[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || die "--$(echo "$v" | tr 'A-Z' 'a-z') wants a whole number >= 1"
 done
-[ -z "$LARGE_PACKETS" ] || [[ $LARGE_PACKETS =~ ^[0-9]+$ ]] || die "--large-packets wants a whole number"
+[ -z "$LARGE_PACKETS" ] || [[ $LARGE_PACKETS =~ ^[0-9]+(,[0-9]+)*$ ]] ||
+	die "--large-packets wants a whole number or a comma list of them"
+for v in I1 D1 LL; do
+	[[ ${!v} =~ ^[0-9]+,[0-9]+,[0-9]+$ ]] || die "--$v wants SIZE,ASSOC,LINE (bytes, ways, bytes)"
+done
+CG_ARGS=()
+if [ "$CACHE_SIM" = 1 ]; then
+	CG_ARGS=(--cache-sim=yes --branch-sim=yes)
+	[ "$HOST_CACHE" = 1 ] || CG_ARGS+=(--I1="$I1" --D1="$D1" --LL="$LL")
+fi
 [[ $FLOWS =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--flows wants a comma list of numbers"
 [ "$SIZE" -ge 24 ] && [ "$SIZE" -le 1472 ] || die "--size wants 24..1472"
 [[ $MODES =~ ^(udp|quic-lb1|quic-lb4)(,(udp|quic-lb1|quic-lb4))*$ ]] ||
@@ -146,6 +191,8 @@ dataplane:
           - {address: 10.2.0.10, mac: "02:00:00:00:00:02"}
           - {address: 10.2.0.11, mac: "02:00:00:00:00:02"}
           - {address: 10.2.0.12, mac: "02:00:00:00:00:02"}
+# Under valgrind the worker is always busy: the degradation controller would shed new flows.
+degradation: {enabled: false}
 services:
   - name: cost
     listen: 10.1.0.100:4433
@@ -189,7 +236,7 @@ run_case() {
 	fi
 	echo "cost-dpdk: $name: $packets datagrams, $flows flows, under callgrind" >&2
 	t0=$SECONDS
-	valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.out" \
+	valgrind --tool=callgrind --separate-threads=yes "${CG_ARGS[@]}" --callgrind-out-file="$dir/cg.out" \
 		"$QGATE_BIN" -c "$dir/qgate.yaml" --stats 0.5 </dev/null >"$dir/qgate.out" 2>"$dir/qgate.err" &
 	VG_PID=$!
 	# Ready (EAL up, worker polling), then every datagram received; each wait bounded.
@@ -259,16 +306,25 @@ IFS=',' read -r -a FLOW_LIST <<<"$FLOWS"
 IFS=',' read -r -a MODE_LIST <<<"$MODES"
 for mode in "${MODE_LIST[@]}"; do
 	for flows in "${FLOW_LIST[@]}"; do
-		packets=$PACKETS
+		PACKET_LIST=("$PACKETS")
 		if [ "$flows" -gt "$PACKETS" ]; then
-			packets=${LARGE_PACKETS:-$((2 * flows))}
+			IFS=',' read -r -a PACKET_LIST <<<"${LARGE_PACKETS:-$((2 * flows))}"
 		fi
-		name="flows-$flows"
-		[ "$mode" = udp ] || name="$mode-flows-$flows"
-		run_case "$name" "$packets" "$flows" 0.5 "$mode"
-		add_entry "$name" "$WORKER_FILE" "$packets" "$flows" false "$mode"
-		# callgrind_annotate's own view of the worker thread (kept with --keep).
-		callgrind_annotate --threshold=99 "$WORKER_FILE" >"$TMP/$name/annotate.txt" 2>/dev/null || true
+		for packets in "${PACKET_LIST[@]}"; do
+			[ "$packets" -ge 1 ] || die "--large-packets wants whole numbers >= 1"
+			name="flows-$flows"
+			[ "$mode" = udp ] || name="$mode-flows-$flows"
+			[ "${#PACKET_LIST[@]}" = 1 ] || name="$name-p$packets"
+			run_case "$name" "$packets" "$flows" 0.5 "$mode"
+			add_entry "$name" "$WORKER_FILE" "$packets" "$flows" false "$mode"
+			# callgrind_annotate's own view of the worker thread (kept with --keep).
+			callgrind_annotate --threshold=99 "$WORKER_FILE" >"$TMP/$name/annotate.txt" 2>/dev/null || true
+			if [ "$CACHE_SIM" = 1 ]; then
+				# Functions by last-level then L1d data misses (inclusive of startup: raw counts).
+				callgrind_annotate --threshold=99 --show=Ir,D1mr,D1mw,DLmr,DLmw,Bcm \
+					--sort=DLmr,DLmw,D1mr,D1mw "$WORKER_FILE" >"$TMP/$name/annotate-cache.txt" 2>/dev/null || true
+			fi
+		done
 	done
 done
 
@@ -282,6 +338,7 @@ mkdir -p "$RESULTS"
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT="$RESULTS/cost-dpdk-$STAMP.json"
 [ "$MODES" = udp ] || OUT="$RESULTS/cost-dpdk-quic-$STAMP.json"
+[ "$CACHE_SIM" = 0 ] || OUT="${OUT%-"$STAMP".json}-cache-$STAMP.json"
 python3 "$HELPER" analyze "$RUNS" "$TMP/analysis.json"
 python3 - "$TMP/analysis.json" "$OUT" <<EOF
 import json, os, platform, subprocess, sys
@@ -305,6 +362,8 @@ out = {
               "port": "net_pcap0 (rx_pcap=generated capture, tx_pcap=/dev/null), --no-huge -m 512 --no-pci",
               "direction": "client -> VIP -> backend (NAT), IPv4",
               "tool": "valgrind --tool=callgrind --separate-threads=yes, worker thread only",
+              "callgrind_args": "${CG_ARGS[*]}",
+              "cache_sim": $([ "$CACHE_SIM" = 1 ] && echo True || echo False),
               "method": "baselines without packets give startup + Ir per empty poll (linear in empty polls); both subtracted; qg_relay_expire (timer, per ms of wall time) excluded from the total"},
     **a,
 }

@@ -30,6 +30,13 @@
       result and prints a table. Runs may carry "mode" (udp, quic-lb1,
       quic-lb4): each QUIC case gets the inclusive cost of the QUIC routing
       steps and its ratio to the udp case of the same flow count.
+      Profiles with cache events (callgrind --cache-sim=yes, --branch-sim=yes)
+      get, per case and per packet, the same subtraction applied to every
+      event: Ir, I1/D1/LL misses, mispredicts and the cycle estimate CEst
+      (cache_per_packet, by scope; misses_per_packet_by_function), and a
+      "cache_model" section: the simulated geometry, the steady state of two
+      cases with the same mode and flows (the later packets only look flows
+      up) and the modelled throughput ratio CEst(fewest flows) / CEst(case).
 """
 import json
 import os
@@ -179,20 +186,29 @@ NAME_RE = re.compile(r"^\((\d+)\)(?: (.*))?$")
 
 
 class Profile:
-    """One callgrind output file (positions: line, events: Ir)."""
+    """One callgrind output file (positions: line; events: Ir, plus the cache and branch events of
+    --cache-sim=yes / --branch-sim=yes when they were collected). Costs are kept per event; a
+    view(event) has the attributes metrics() reads, for that event alone."""
 
     def __init__(self, path):
         self.path = path
-        self.total = 0
-        self.self_cost = {}  # (ob, fn) -> Ir
+        self.events = ["Ir"]
+        self.desc = []  # "desc:" lines: the simulated cache geometry with --cache-sim
+        self.total = None  # [cost per event]
+        self.self_cost = {}  # (ob, fn) -> [cost per event]
         self.calls = {}  # (ob, fn) -> times called
-        self.edges = {}  # ((ob, fn), (ob, fn)) -> [count, inclusive Ir]
+        self.edges = {}  # ((ob, fn), (ob, fn)) -> [count, [inclusive cost per event]]
         self._parse()
+
+    def _vec(self, parts):
+        v = [int(x) for x in parts[1:1 + len(self.events)]]
+        return v + [0] * (len(self.events) - len(v))
 
     def _parse(self):
         names = {"ob": {}, "fn": {}}
         ob = fn = cob = cfn = None
         pending_call = None
+        n = len(self.events)
         with open(self.path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 line = line.rstrip("\n")
@@ -200,21 +216,29 @@ class Profile:
                     continue
                 c = line[0]
                 if c.isdigit() or c in "+-*":
-                    parts = line.split()
-                    cost = int(parts[1]) if len(parts) > 1 else 0
+                    cost = self._vec(line.split())
                     if pending_call is not None:
                         key = ((ob, fn), (cob or ob, cfn))
-                        e = self.edges.setdefault(key, [0, 0])
+                        e = self.edges.setdefault(key, [0, [0] * n])
                         e[0] += pending_call
-                        e[1] += cost
+                        e[1] = [a + b for a, b in zip(e[1], cost)]
                         self.calls[(cob or ob, cfn)] = self.calls.get((cob or ob, cfn), 0) + pending_call
                         pending_call = None
                         cob = None
                     else:
-                        self.self_cost[(ob, fn)] = self.self_cost.get((ob, fn), 0) + cost
+                        old = self.self_cost.get((ob, fn))
+                        self.self_cost[(ob, fn)] = cost if old is None else [a + b for a, b in zip(old, cost)]
+                    continue
+                if line.startswith("desc:"):
+                    self.desc.append(line.split(":", 1)[1].strip())
+                    continue
+                if line.startswith("events:"):
+                    self.events = line.split(":", 1)[1].split()
+                    n = len(self.events)
                     continue
                 if line.startswith(("summary:", "totals:")):
-                    self.total = max(self.total, int(line.split(":", 1)[1].split()[0]))
+                    v = self._vec(["-"] + line.split(":", 1)[1].split())
+                    self.total = v if self.total is None or v[0] > self.total[0] else self.total
                     continue
                 key, _, val = line.partition("=")
                 if key in ("ob", "cob", "fn", "cfn"):
@@ -237,6 +261,21 @@ class Profile:
                         cfn = name
                 elif key == "calls":
                     pending_call = int(val.split()[0])
+        if self.total is None:
+            self.total = [0] * n
+
+    def view(self, event):
+        return ProfileView(self, self.events.index(event))
+
+
+class ProfileView:
+    """One event of a Profile, with the attributes of a single-event profile."""
+
+    def __init__(self, p, k):
+        self.total = p.total[k]
+        self.self_cost = {key: v[k] for key, v in p.self_cost.items()}
+        self.calls = p.calls
+        self.edges = {key: [cnt, v[k]] for key, (cnt, v) in p.edges.items()}
 
     def func_names(self):
         return {fn for (_, fn) in self.self_cost} | {fn for (_, fn) in self.calls}
@@ -273,8 +312,9 @@ QUIC_STEPS = (
 )
 
 
-def metrics(p, qgate):
-    """Scalar costs of one worker-thread profile (Ir)."""
+def metrics(p, qgate, all_funcs=False):
+    """Scalar costs of one worker-thread profile, for the event of the view p (Ir, D1mr, ...).
+    all_funcs: also the self cost of every function of any object ("fn:NAME [OBJECT]")."""
     qg = os.path.realpath(qgate)
     m = {"total": p.total}
     # The pcap PMD with everything it calls (libpcap, stdio, mbuf allocation): calls into the
@@ -288,6 +328,13 @@ def metrics(p, qgate):
     # out of every figure: under valgrind its share depends on how slow the run was.
     m["timer"] = p.inclusive("qg_relay_expire")
     timer_self = sum(m.pop("self:" + fn, 0) for fn in ("qg_relay_expire", "qg_flow_expire"))
+    if all_funcs:
+        for (ob, fn), v in p.self_cost.items():
+            if fn in ("qg_relay_expire", "qg_flow_expire"):
+                continue
+            mine = ob and os.path.realpath(ob) == qg
+            label = "fn:" + fn if mine else "fn:%s [%s]" % (fn, os.path.basename(ob or "?").split(".so")[0])
+            m[label] = m.get(label, 0) + v
     m["total"] -= m["timer"]
     m["qgate_self"] -= timer_self
     m["other"] = m["total"] - m["pcap_pmd"] - m["qgate_self"]
@@ -298,11 +345,15 @@ def metrics(p, qgate):
     for _, name in QUIC_STEPS:
         m["incl:" + name] = p.inclusive(name)
     for name in ("qg_relay_burst", "dpdk_rx_burst", "dpdk_flush", "dpdk_tx_backend", "egress",
-                 "qg_relay_new_flow_to", "dpdk_upstream_open"):
+                 "qg_relay_new_flow_to", "relay_flow_open", "dpdk_upstream_open"):
         m["incl:" + name] = p.inclusive(name)
     m["polls"] = p.calls_to("dpdk_rx_burst")
     m["bursts"] = p.calls_to("qg_relay_burst")
-    m["new_flows"] = p.calls_to("qg_relay_new_flow_to")
+    # The compiler may inline qg_relay_new_flow_to into its UDP caller: count the insertions, and
+    # take the cost of a new flow from relay_flow_open (insert, upstream/NAT port) when it does.
+    m["new_flows"] = p.calls_to("qg_flow_insert")
+    if not p.calls_to("qg_relay_new_flow_to"):
+        m["incl:qg_relay_new_flow_to"] = m["incl:relay_flow_open"]
     m["empty_polls"] = m["polls"] - m["bursts"]
     return m
 
@@ -316,12 +367,109 @@ def worker_file(prefix):
             continue
         path = os.path.join(d, name)
         with open(path, encoding="utf-8", errors="replace") as f:
-            if any(re.match(r"^fn=\(\d+\) qg_worker_main$", line.rstrip("\n")) for line in f):
+            if any(re.match(r"^c?fn=\(\d+\) qg_worker_main$", line.rstrip("\n")) for line in f):
                 best = path
                 break
     if not best:
         sys.exit("cost_dpdk: no worker thread (qg_worker_main) in %s-*" % prefix)
     print(best)
+
+
+# ---- cache simulation (--cache-sim) ----------------------------------------------
+
+# Events of callgrind --cache-sim=yes (I1, D1, LL read and write misses) and --branch-sim=yes
+# (conditional and indirect branches, and their mispredictions).
+CACHE_EVENTS = ("Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw", "Bc", "Bcm", "Bi", "Bim")
+# Scopes of the cache figures: label -> metrics() key.
+CACHE_SCOPES = (("total", "total"), ("qgate_own", "qgate_self"), ("pcap_pmd", "pcap_pmd"),
+                ("total_without_pmd", "no_pmd"))
+CEST_FORMULA = ("CEst = Ir + 10 x (I1mr + D1mr + D1mw) + 100 x (ILmr + DLmr + DLmw) + 10 x (Bcm + Bim): "
+                "callgrind/KCachegrind's cycle estimate, a model (no prefetcher, no overlap of misses, "
+                "no out-of-order execution), not a measurement")
+
+
+def cache_derived(d):
+    """Per-packet event dict (Ir, D1mr, ...) plus the sums and the cycle estimate."""
+    g = lambda k: d.get(k, 0.0)  # noqa: E731
+    out = {k: round(v, 3) for k, v in d.items()}
+    out["I1_misses"] = round(g("I1mr"), 3)
+    out["D1_misses"] = round(g("D1mr") + g("D1mw"), 3)
+    out["LL_misses"] = round(g("ILmr") + g("DLmr") + g("DLmw"), 3)
+    out["DL_misses"] = round(g("DLmr") + g("DLmw"), 3)
+    if "Bc" in d:
+        out["branch_mispredicts"] = round(g("Bcm") + g("Bim"), 3)
+    out["cest"] = round(g("Ir") + 10 * (g("I1mr") + g("D1mr") + g("D1mw")) + 100 * (g("ILmr") + g("DLmr") + g("DLmw"))
+                        + 10 * (g("Bcm") + g("Bim")), 1)
+    return out
+
+
+def cache_case(case, r, net):
+    """Adds the cache figures of one case: per scope and per function (self), per packet."""
+    n = case["packets"]
+    evs = ["Ir"] + list(r["cache"])
+    raw = {label: {ev: net(key, ev) for ev in evs} for label, key in CACHE_SCOPES}
+    case["_cache_net"] = raw  # for the steady-state difference of two cases (dropped from the JSON)
+    case["cache_per_packet"] = {label: cache_derived({ev: v / n for ev, v in d.items()}) for label, d in raw.items()}
+    labels = set()
+    for ev in evs:
+        labels |= {k for k in (r["m"] if ev == "Ir" else r["cache"][ev]) if k.startswith("fn:")}
+    case["_fn_net"] = {k[3:]: {ev: net(k, ev) for ev in evs} for k in labels}
+    case["misses_per_packet_by_function"] = top_missers(case["_fn_net"], n)
+
+
+def top_missers(fn_net, n):
+    """Functions by the cycles their misses add in the model (CEst - Ir), self, per packet."""
+    funcs = {}
+    for fn, raw in fn_net.items():
+        d = cache_derived({ev: v / n for ev, v in raw.items()})
+        if d["D1_misses"] >= 0.01 or d["LL_misses"] >= 0.01:
+            funcs[fn] = {x: d[x] for x in ("Ir", "D1_misses", "LL_misses", "DLmr", "DLmw", "cest")}
+    return dict(sorted(funcs.items(), key=lambda kv: -(kv[1]["cest"] - kv[1]["Ir"]))[:25])
+
+
+def cache_summary(result):
+    """Steady state (two cases of one mode and flow count: the difference is lookups only) and the
+    modelled throughput ratio CEst(fewest flows) / CEst(case), per mode."""
+    cases = [c for c in result["cases"] if "cache_per_packet" in c]
+    steady = []
+    for c1 in cases:
+        for c2 in cases:
+            if (c1["mode"], c1["flows"]) != (c2["mode"], c2["flows"]) or c2["packets"] <= c1["packets"]:
+                continue
+            if any(c["packets"] > c1["packets"] and c["packets"] < c2["packets"] for c in cases
+                   if (c["mode"], c["flows"]) == (c1["mode"], c1["flows"])):
+                continue
+            dp = c2["packets"] - c1["packets"]
+            steady.append({
+                "name": "%s-steady" % c2["name"],
+                "mode": c1["mode"],
+                "flows": c1["flows"],
+                "from": [c1["name"], c2["name"]],
+                "packets": dp,
+                "flows_created": c2["flows_created"] - c1["flows_created"],
+                "cache_per_packet": {label: cache_derived({ev: (c2["_cache_net"][label][ev] - v) / dp for ev, v in d.items()})
+                                     for label, d in c1["_cache_net"].items()},
+                "misses_per_packet_by_function": top_missers(
+                    {fn: {ev: c2["_fn_net"].get(fn, {}).get(ev, 0) - c1["_fn_net"].get(fn, {}).get(ev, 0) for ev in d}
+                     for fn, d in c2["_fn_net"].items()}, dp),
+            })
+    ratios = []
+    for mode in sorted({c["mode"] for c in cases}):
+        mine = [c for c in cases if c["mode"] == mode]
+        base = min(mine, key=lambda c: (c["flows"], -c["packets"]))
+        for c in mine + [s for s in steady if s["mode"] == mode]:
+            if c is base or c["flows"] == base["flows"]:
+                continue
+            ratios.append({
+                "mode": mode,
+                "base": base["name"],
+                "case": c["name"],
+                "flows": [base["flows"], c["flows"]],
+                "cest_ratio": {label: round(base["cache_per_packet"][label]["cest"] / c["cache_per_packet"][label]["cest"], 3)
+                               for label in ("total", "total_without_pmd")},
+            })
+    result["cache_model"] = {"formula": CEST_FORMULA, "geometry": result.pop("_geometry", []),
+                             "steady_state": steady, "throughput_ratio": ratios}
 
 
 def analyze(runs_path, out_path):
@@ -330,7 +478,11 @@ def analyze(runs_path, out_path):
     qgate = spec["qgate"]
     runs = spec["runs"]
     for r in runs:
-        r["m"] = metrics(Profile(r["file"]), qgate)
+        prof = Profile(r["file"])
+        cache = [ev for ev in CACHE_EVENTS if ev in prof.events]
+        r["m"] = metrics(prof.view("Ir"), qgate, all_funcs=bool(cache))
+        r["cache"] = {ev: metrics(prof.view(ev), qgate, all_funcs=True) for ev in cache}
+        r["geometry"] = [d for d in prof.desc if "cache:" in d]
     base = [r for r in runs if r.get("baseline")]
     if len(base) != 2:
         sys.exit("cost_dpdk: need exactly two baseline runs")
@@ -339,8 +491,11 @@ def analyze(runs_path, out_path):
     if de <= 0:
         sys.exit("cost_dpdk: the baselines polled equally often; cannot separate idle polling")
 
-    def model(key):
-        x1, x2 = b1["m"].get(key, 0), b2["m"].get(key, 0)
+    def mget(r, ev):
+        return r["m"] if ev == "Ir" else r["cache"].get(ev, {})
+
+    def model(key, ev="Ir"):
+        x1, x2 = mget(b1, ev).get(key, 0), mget(b2, ev).get(key, 0)
         b = (x2 - x1) / de
         return x1 - b * b1["m"]["empty_polls"], b  # startup, cost per empty poll
 
@@ -358,9 +513,9 @@ def analyze(runs_path, out_path):
         m, n = r["m"], r["packets"]
         keys = set(m) | set(b1["m"]) | set(b2["m"])
 
-        def net(key):
-            a, b = model(key)
-            return m.get(key, 0) - a - b * m["empty_polls"]
+        def net(key, ev="Ir", r=r):
+            a, b = model(key, ev)
+            return mget(r, ev).get(key, 0) - a - b * m["empty_polls"]
 
         per = lambda v: round(v / n, 1)  # noqa: E731
         funcs = {}
@@ -393,6 +548,8 @@ def analyze(runs_path, out_path):
             "ir_per_new_flow": round(m["incl:qg_relay_new_flow_to"] / m["new_flows"], 1) if m["new_flows"] else None,
             "qgate_functions_self_per_packet": dict(sorted(funcs.items(), key=lambda kv: -kv[1])),
         }
+        if r["cache"]:
+            cache_case(case, r, net)
         if case["mode"] != "udp":
             case["quic_steps_incl_per_packet"] = {k: per(m["incl:" + fn]) for k, fn in QUIC_STEPS}
         result["cases"].append(case)
@@ -406,6 +563,12 @@ def analyze(runs_path, out_path):
             k: round(c["ir_per_packet"][k] / u["ir_per_packet"][k], 3) if u["ir_per_packet"][k] else None
             for k in ("qgate_own", "total_without_pmd", "total")
         }
+    if any("cache_per_packet" in c for c in result["cases"]):
+        result["_geometry"] = next((r["geometry"] for r in runs if r["geometry"]), [])
+        cache_summary(result)
+    for c in result["cases"]:
+        c.pop("_cache_net", None)
+        c.pop("_fn_net", None)
     with open(out_path, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
@@ -450,6 +613,49 @@ def print_table(result):
     print("qgate functions, self Ir per packet:")
     for fn in names[:20]:
         row("  " + fn[:32], lambda c, fn=fn: c["qgate_functions_self_per_packet"].get(fn, "-"))
+    if "cache_model" in result:
+        print_cache(result)
+
+
+def print_cache(result):
+    cm = result["cache_model"]
+    cols = [c for c in result["cases"] if "cache_per_packet" in c] + cm["steady_state"]
+    print()
+    print("Simulated caches (callgrind --cache-sim): " + "; ".join(cm["geometry"]))
+    print(cm["formula"])
+    print()
+    w = max([20] + [len(c["name"]) + 2 for c in cols])
+    hdr = "%-34s" % "per packet" + "".join("%*s" % (w, c["name"]) for c in cols)
+    print(hdr)
+    print("-" * len(hdr))
+
+    def row(label, get):
+        print("%-34s" % label + "".join("%*s" % (w, get(c)) for c in cols))
+
+    row("packets (flows created)", lambda c: "%d (%d)" % (c["packets"], c["flows_created"]))
+    for scope in ("total", "total_without_pmd", "qgate_own", "pcap_pmd"):
+        print(scope + ":")
+        for k, label in (("Ir", "Ir"), ("D1_misses", "D1 misses (D1mr + D1mw)"),
+                         ("LL_misses", "LL misses (ILmr + DLmr + DLmw)"), ("I1_misses", "I1 misses"),
+                         ("branch_mispredicts", "branch mispredicts"), ("cest", "CEst (cycles, model)")):
+            row("  " + label, lambda c, k=k, scope=scope: c["cache_per_packet"][scope].get(k, "-"))
+    if cm["throughput_ratio"]:
+        print()
+        print("Modelled throughput ratio CEst(base) / CEst(case), per packet:")
+        for t in cm["throughput_ratio"]:
+            print("  %-8s %s / %s: total %.3f, without the pcap PMD %.3f" % (
+                t["mode"], t["case"], t["base"], t["cest_ratio"]["total"], t["cest_ratio"]["total_without_pmd"]))
+    print()
+    names = []
+    for c in cols:
+        for fn in c.get("misses_per_packet_by_function", {}):
+            if fn not in names:
+                names.append(fn)
+    print("Misses per packet by function (self; D1 / LL):")
+    for fn in names[:20]:
+        row("  " + fn[:32], lambda c, fn=fn: "%s / %s" % (
+            c.get("misses_per_packet_by_function", {}).get(fn, {}).get("D1_misses", "-"),
+            c.get("misses_per_packet_by_function", {}).get(fn, {}).get("LL_misses", "-")))
 
 
 def main(argv):

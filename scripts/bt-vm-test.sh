@@ -266,9 +266,14 @@ done <"$ird/etc/boot-modules"
 } >"$ird/etc/qgate-vm.conf"
 
 # Paths under the guest's tmpfs mounts that must stay visible: the working directory, this repository,
-# --ro ones; nested ones are covered by their ancestor.
+# --ro ones, the folders of the command's file arguments (a build directory under /tmp holds the
+# binaries a test is given); nested ones are covered by their ancestor.
+arg_dirs=()
+for a in "$@"; do
+	[ -e "$a" ] && arg_dirs+=("$(dirname "$(realpath "$a")")")
+done
 kept=()
-for p in "$PWD" "$repo" "${ro_dirs[@]}"; do
+for p in "$PWD" "$repo" "${ro_dirs[@]}" "${arg_dirs[@]}"; do
 	case "$p" in /tmp/* | /var/tmp/* | /run/*) ;; *) continue ;; esac
 	covered=0
 	for k in "${kept[@]}"; do

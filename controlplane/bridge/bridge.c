@@ -59,9 +59,10 @@ struct link *qg_brg_link_alloc(struct qg_bridge *b)
 	b->free_head = l->next_free;
 	l->fd = -1;
 	l->tag = NONE;
-	l->pend_len = NONE;
 	l->probe = 0;
 	l->imtu = l->omtu = DEFAULT_MTU;
+	l->q_head = l->q_n = l->q_off = l->q_bytes = 0;
+	l->q_armed = 0;
 	return l;
 }
 
@@ -96,7 +97,7 @@ static int to_worker(struct qg_bridge *b, unsigned w, const struct qg_bridge_msg
 	return 0;
 }
 
-static struct qg_bridge_stats *link_ctr(struct qg_bridge *b, const struct link *l)
+struct qg_bridge_stats *qg_brg_link_ctr(struct qg_bridge *b, const struct link *l)
 {
 	return &b->ctr[l->out ? b->n_br : l->owner];
 }
@@ -122,7 +123,7 @@ static void notify_close(struct qg_bridge *b, struct link *l)
 		m.link = qg_brg_link_id(b, l);
 	}
 	m.flags = QG_BRIDGE_MSG_F_CLOSE;
-	to_worker(b, l->worker, &m, link_ctr(b, l));
+	to_worker(b, l->worker, &m, qg_brg_link_ctr(b, l));
 }
 
 /*
@@ -132,7 +133,7 @@ static void notify_close(struct qg_bridge *b, struct link *l)
  */
 void qg_brg_link_close(struct qg_bridge *b, struct link *l, int notify, uint64_t now)
 {
-	struct qg_bridge_stats *c = link_ctr(b, l);
+	struct qg_bridge_stats *c = qg_brg_link_ctr(b, l);
 	uint32_t idx = (uint32_t)(l - b->links);
 
 	if (notify)
@@ -141,6 +142,8 @@ void qg_brg_link_close(struct qg_bridge *b, struct link *l, int notify, uint64_t
 		epoll_ctl(b->epfd, EPOLL_CTL_DEL, l->fd, NULL);
 		close(l->fd);
 	}
+	l->q_armed = 0; /* the registration went with the socket */
+	qg_brg_sendq_discard(b, l);
 	if (l->state == LINK_UP) {
 		CTR_ADD(c->links_down, 1);
 		CTR_ADD(c->links_active, -1);
@@ -170,32 +173,9 @@ void qg_brg_link_close(struct qg_bridge *b, struct link *l, int notify, uint64_t
 	l->fd = -1;
 	l->state = LINK_FREE;
 	l->tag = NONE;
-	l->pend_len = NONE;
 	l->gen = (uint16_t)((l->gen + 1) & LINK_GEN_MASK);
 	l->next_free = b->free_head;
 	b->free_head = idx;
-}
-
-/* Send one datagram on an up link: never truncated, never blocking. */
-void qg_brg_link_send(struct qg_bridge *b, struct link *l, const void *data, uint32_t len, uint64_t now)
-{
-	struct qg_bridge_stats *c = link_ctr(b, l);
-	ssize_t n;
-
-	if (len > l->omtu) {
-		CTR_ADD(c->tx_oversize, 1);
-		return;
-	}
-	n = send(l->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (n == (ssize_t)len) {
-		CTR_ADD(c->tx_sdus, 1);
-		CTR_ADD(c->tx_bytes, len);
-		return;
-	}
-	CTR_ADD(c->tx_dropped, 1);
-	/* A full socket buffer is congestion (drop, like a full NIC queue); anything else is a dead link. */
-	if (n < 0 && errno != EAGAIN && errno != ENOBUFS && errno != EINTR)
-		qg_brg_link_close(b, l, 1, now);
 }
 
 void qg_brg_link_fill_mtu(struct qg_bridge *b, struct link *l)
@@ -356,7 +336,7 @@ static void ring_doorbells(struct qg_bridge *b)
 
 static void link_readable(struct qg_bridge *b, struct link *l, uint32_t events, uint64_t now)
 {
-	struct qg_bridge_stats *c = link_ctr(b, l);
+	struct qg_bridge_stats *c = qg_brg_link_ctr(b, l);
 
 	for (int n = 0; n < RX_BUDGET; n++) {
 		struct qg_bridge_dir *d = &b->rings->pair[l->worker].to_worker;
@@ -437,6 +417,12 @@ static void link_event(struct qg_bridge *b, uint32_t idx, uint32_t events, uint6
 	}
 	if (l->state != LINK_UP)
 		return;
+	/* Writable again (EPOLLOUT is asked for only while the send queue holds something). */
+	if ((events & EPOLLOUT) && !l->probe) {
+		qg_brg_link_flush(b, l, now);
+		if (l->state != LINK_UP)
+			return;
+	}
 	if (l->probe && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)))
 		qg_brg_probe_readable(b, l, events, now);
 	else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))
@@ -539,6 +525,13 @@ static void opts_defaults(struct qg_bridge_opts *o, const struct qg_config *cfg)
 		o->spare_links = QG_BRIDGE_DEFAULT_SPARE_LINKS;
 	if (!o->ops)
 		o->ops = &qg_bridge_l2cap_ops;
+	if (!o->sendq_sdus)
+		o->sendq_sdus = QG_BRIDGE_DEFAULT_SENDQ_SDUS;
+	if (!o->sendq_bytes)
+		o->sendq_bytes = QG_BRIDGE_DEFAULT_SENDQ_BYTES;
+	/* Room for the largest datagram, or it could never wait. */
+	if (o->sendq_bytes < cfg->dataplane.max_datagram)
+		o->sendq_bytes = cfg->dataplane.max_datagram;
 }
 
 int qg_bridge_create(const struct qg_config *cfg, const struct qg_bridge_opts *opts, struct qg_bridge **out)
@@ -568,7 +561,8 @@ int qg_bridge_create(const struct qg_config *cfg, const struct qg_bridge_opts *o
 	opts_defaults(&b->o, cfg);
 	rc = -EINVAL;
 	if (b->o.spare_links > b->o.links_per_path || !b->o.ops->listen || !b->o.ops->accept ||
-	    !b->o.ops->connect)
+	    !b->o.ops->connect || b->o.sendq_sdus > QG_BRIDGE_SENDQ_SDUS_MAX ||
+	    b->o.sendq_bytes > QG_BRIDGE_SENDQ_BYTES_MAX)
 		goto err;
 	rc = qg_bridge_rings_create(b->o.n_workers, b->o.ring_slots, cfg->dataplane.max_datagram, &b->rings);
 	if (rc)
@@ -591,8 +585,7 @@ int qg_bridge_create(const struct qg_config *cfg, const struct qg_bridge_opts *o
 	b->held = malloc(sizeof(*b->held) * b->o.n_workers);
 	b->ring_rang = calloc(b->o.n_workers, 1);
 	b->scratch = malloc(cfg->dataplane.max_datagram);
-	b->pend_mem = malloc((size_t)b->n_paths * b->o.links_per_path * cfg->dataplane.max_datagram + 1);
-	if (!b->links || !b->lis || !b->ctr || !b->held || !b->ring_rang || !b->scratch || !b->pend_mem)
+	if (!b->links || !b->lis || !b->ctr || !b->held || !b->ring_rang || !b->scratch)
 		goto err;
 	for (i = 0; i < b->o.n_workers; i++)
 		b->held[i] = NONE;
@@ -600,10 +593,12 @@ int qg_bridge_create(const struct qg_config *cfg, const struct qg_bridge_opts *o
 	for (i = b->n_links; i-- > 0;) {
 		b->links[i].fd = -1;
 		b->links[i].tag = NONE;
-		b->links[i].pend_len = NONE;
 		b->links[i].next_free = b->free_head;
 		b->free_head = i;
 	}
+	rc = qg_brg_sendq_init(b);
+	if (rc)
+		goto err;
 	for (i = 0; i < cfg->n_bridges; i++)
 		b->lis[i].fd = -1;
 	rc = qg_brg_probe_init(b, cfg, qg_brg_now(b));
@@ -696,7 +691,8 @@ void qg_bridge_destroy(struct qg_bridge *b)
 	free(b->held);
 	free(b->ring_rang);
 	free(b->scratch);
-	free(b->pend_mem);
+	free(b->q_mem);
+	free(b->q_len_mem);
 	free(b);
 }
 

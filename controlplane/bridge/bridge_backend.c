@@ -57,8 +57,6 @@ static void start_connect(struct qg_bridge *b, uint32_t pi, uint64_t now)
 	l->out = 1;
 	l->owner = pi;
 	l->state = LINK_CONNECTING;
-	/* The pool slot owns the buffer for the datagram that waits for the connection. */
-	l->pend = b->pend_mem + ((size_t)pi * b->o.links_per_path + slot) * b->rings->max_datagram;
 	p->links[slot] = (uint32_t)(l - b->links);
 	p->n_links++;
 	p->connecting++;
@@ -89,12 +87,10 @@ void qg_brg_connect_done(struct qg_bridge *b, struct link *l, uint64_t now)
 	qg_brg_path_publish(p);
 	CTR_ADD(qg_brg_out_ctr(b)->links_up, 1);
 	CTR_ADD(qg_brg_out_ctr(b)->links_active, 1);
-	if (l->pend_len != NONE) {
-		uint32_t n = l->pend_len;
-
-		l->pend_len = NONE;
-		qg_brg_link_send(b, l, l->pend, n, now);
-	}
+	/* What the flow sent while the link connected, in order. */
+	l->q_armed = 0;
+	if (l->q_n)
+		qg_brg_link_flush(b, l, now);
 }
 
 /* Keep spare unbound links per path, one attempt at a time, within the cap and the back-off. */
@@ -174,8 +170,9 @@ void qg_brg_to_backend(struct qg_bridge *b, unsigned w, const struct qg_bridge_s
 	if (s->msg.flags & QG_BRIDGE_MSG_F_CLOSE) {
 		/* The flow ended: its link goes back to the pool; late replies on it are stale. */
 		if (l) {
+			/* Not for the next flow of this link: dropped (counted). */
+			qg_brg_sendq_discard(b, l);
 			l->tag = NONE;
-			l->pend_len = NONE;
 			p->bound--;
 			qg_brg_path_publish(p);
 		}
@@ -192,14 +189,8 @@ void qg_brg_to_backend(struct qg_bridge *b, unsigned w, const struct qg_bridge_s
 		p->bound++;
 		qg_brg_path_publish(p);
 	}
-	if (l->state == LINK_UP) {
-		qg_brg_link_send(b, l, s->data, s->msg.len, now);
-	} else if (l->pend_len == NONE && s->msg.len <= b->rings->max_datagram) {
-		memcpy(l->pend, s->data, s->msg.len);
-		l->pend_len = s->msg.len;
-	} else {
-		CTR_ADD(c->no_link, 1);
-	}
+	/* A connecting link queues it until it is up. */
+	qg_brg_link_send(b, l, s->data, s->msg.len, now);
 }
 
 static const struct qg_config_bridge *via_for(const struct qg_bridge *b, enum qg_config_path_kind kind)

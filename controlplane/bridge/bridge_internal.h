@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Shared by the files of the bridge core only: bridge.c (life cycle, the
- * loop, inbound links, the rings) and bridge_backend.c (the outbound pools).
+ * loop, inbound links, the rings), bridge_backend.c (the outbound pools),
+ * bridge_probe.c (the probes) and bridge_sendq.c (the links' send queues).
  * Everything here belongs to the bridge thread, except the counters and the
  * pools' published figures, which it writes with relaxed atomic stores for
  * the control thread to read.
@@ -52,8 +53,18 @@ struct link {
 	uint32_t worker;
 	uint32_t tag; /* outbound: the bound flow's tag, NONE = idle */
 	uint32_t imtu, omtu;
-	uint32_t pend_len; /* outbound: a datagram waiting for the connection, NONE = none */
-	uint8_t *pend;
+	/*
+	 * The send queue (bridge_sendq.c): datagrams the socket could not take
+	 * yet, or sent before an outbound link connected, in order. Lengths in
+	 * q_len[] (a ring of sendq_sdus), bytes in q_buf (a ring of sendq_bytes,
+	 * a datagram may wrap), both the link slot's for good: never allocated
+	 * per datagram.
+	 */
+	uint32_t *q_len;
+	uint8_t *q_buf;
+	uint32_t q_head, q_n;	 /* first entry, entries */
+	uint32_t q_off, q_bytes; /* first byte, bytes queued */
+	uint8_t q_armed;	 /* EPOLLOUT is in the link's epoll registration */
 	uint32_t next_free;
 };
 
@@ -119,7 +130,8 @@ struct qg_bridge {
 	uint32_t n_links;
 	struct link *links;
 	uint32_t free_head;
-	uint8_t *pend_mem;
+	uint8_t *q_mem;	     /* n_links x sendq_bytes: the links' send queues */
+	uint32_t *q_len_mem; /* n_links x sendq_sdus */
 
 	struct listener *lis; /* one per bridges[] entry */
 	uint32_t n_paths;
@@ -182,9 +194,24 @@ struct link *qg_brg_link_alloc(struct qg_bridge *b);
 void qg_brg_link_free(struct qg_bridge *b, struct link *l);
 /** Close a link, tell its worker when notify (F_CLOSE), update its pool or listener. */
 void qg_brg_link_close(struct qg_bridge *b, struct link *l, int notify, uint64_t now);
-/** Send one datagram on an up link: dropped and counted when over the peer's MTU or the link is busy. */
-void qg_brg_link_send(struct qg_bridge *b, struct link *l, const void *data, uint32_t len, uint64_t now);
+/** The counters a link's traffic goes to: its bridge's, or the outbound links'. */
+struct qg_bridge_stats *qg_brg_link_ctr(struct qg_bridge *b, const struct link *l);
+/** Read the link's MTUs from the socket layer (after it connected or was accepted). */
 void qg_brg_link_fill_mtu(struct qg_bridge *b, struct link *l);
+
+/* bridge_sendq.c */
+/** Give every link slot its part of the queue memory (at create). 0 or -ENOMEM. */
+int qg_brg_sendq_init(struct qg_bridge *b);
+/**
+ * Send one datagram on an up or connecting link, never blocking: at once when nothing waits
+ * and the socket takes it, else behind what waits in the link's queue. Dropped and counted
+ * when over the peer's MTU or the queue is full; a socket error closes the link.
+ */
+void qg_brg_link_send(struct qg_bridge *b, struct link *l, const void *data, uint32_t len, uint64_t now);
+/** Send the link's queue in order until the socket is full (EPOLLOUT on) or the queue empty (off). */
+void qg_brg_link_flush(struct qg_bridge *b, struct link *l, uint64_t now);
+/** Forget what the link's queue holds (counted tx_dropped): the link closes or its flow ended. */
+void qg_brg_sendq_discard(struct qg_bridge *b, struct link *l);
 
 /* bridge_probe.c */
 /** Set up the probes of every path whose service has one (after qg_brg_make_paths). 0 or -errno. */

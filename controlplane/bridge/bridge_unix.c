@@ -119,6 +119,15 @@ static int parse_hex2(const char *s)
 	return v;
 }
 
+/* A test's small send buffer, so that a link fills up while its device does not read. */
+static void set_sndbuf(const struct qg_bridge_unix *u, int fd)
+{
+	int v = (int)u->sndbuf;
+
+	if (u->sndbuf)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+}
+
 static int u_accept(void *ctx, int lfd, uint8_t peer[6])
 {
 	struct sockaddr_un sun;
@@ -126,11 +135,11 @@ static int u_accept(void *ctx, int lfd, uint8_t peer[6])
 	const char *p;
 	int fd;
 
-	(void)ctx;
 	memset(&sun, 0, sizeof(sun));
 	fd = accept4(lfd, (struct sockaddr *)&sun, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	set_sndbuf(ctx, fd);
 	memset(peer, 0, 6);
 	/* The dialer bound PREFIX/peer/BDADDR/N: that is the device address. */
 	p = len > offsetof(struct sockaddr_un, sun_path) + 1
@@ -160,6 +169,7 @@ static int u_connect(void *ctx, const struct qg_config_path *to, const struct qg
 	fd = sock(1);
 	if (fd < 0)
 		return fd;
+	set_sndbuf(ctx, fd);
 	if (connect(fd, (struct sockaddr *)&sun, len) < 0) {
 		rc = -errno;
 		close(fd);

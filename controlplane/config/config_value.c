@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -375,7 +376,7 @@ int qg_cfg_is_prime(uint32_t n)
 	return 1;
 }
 
-static int allowed_cpus(cpu_set_t **set, size_t *setsize)
+static int query_cpus(cpu_set_t **set, size_t *setsize)
 {
 	size_t ncpus;
 
@@ -397,6 +398,36 @@ static int allowed_cpus(cpu_set_t **set, size_t *setsize)
 			return -errno;
 	}
 	return -EINVAL;
+}
+
+/*
+ * The CPUs this process may use, as the first load saw them. After start the
+ * daemon moves its control thread off the worker cores (daemon/affinity.c),
+ * and a reload is validated on that thread: asking the kernel again would
+ * call the running workers' own cores unavailable.
+ */
+static pthread_once_t first_once = PTHREAD_ONCE_INIT;
+static cpu_set_t *first_set;
+static size_t first_size;
+static int first_rc;
+
+static void first_query(void)
+{
+	first_rc = query_cpus(&first_set, &first_size);
+}
+
+/* A copy of the allowed CPUs for the caller to CPU_FREE(). */
+static int allowed_cpus(cpu_set_t **set, size_t *setsize)
+{
+	pthread_once(&first_once, first_query);
+	if (first_rc)
+		return first_rc;
+	*set = CPU_ALLOC(first_size * 8);
+	if (!*set)
+		return -ENOMEM;
+	memcpy(*set, first_set, first_size);
+	*setsize = first_size;
+	return 0;
 }
 
 static void format_cpus(const cpu_set_t *set, size_t setsize, char *buf, size_t size)

@@ -298,14 +298,14 @@ static void bridge_report_totals(const struct qg_bridge *b, unsigned n_br, FILE 
 		"rejected_full", "connect_failures", "listen_failures", "rx_sdus",
 		"rx_bytes",	 "tx_sdus",	     "tx_bytes",	"rx_oversize",
 		"tx_oversize",	 "tx_dropped",	     "ring_full",	"stale",
-		"no_link",
+		"no_link",	 "tx_queued",	     "tx_queue_full",
 	};
 	_Static_assert(sizeof(names) / sizeof(names[0]) == sizeof(struct qg_bridge_stats) / sizeof(uint64_t),
 		       "a name per counter");
 	for (unsigned i = 0; i <= n_br; i++) {
 		struct qg_bridge_stats st;
 		uint64_t v[sizeof(names) / sizeof(names[0])];
-		char line[512];
+		char line[768];
 		size_t n = 0;
 
 		if (qg_bridge_get_stats(b, i, &st))

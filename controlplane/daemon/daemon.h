@@ -68,6 +68,15 @@ int qg_daemon_register(struct qg_daemon *d);
 void qg_daemon_unregister(struct qg_daemon *d);
 
 /**
+ * Narrow the calling (control) thread to the allowed CPUs that run no worker
+ * of cfg, so probes, scrapes and reloads do not take time from the workers;
+ * threads it starts later inherit the placement. Leaves it alone when every
+ * allowed CPU runs a worker, or with the dpdk backend (EAL places it).
+ * @return 0 or -errno.
+ */
+int qg_daemon_place_control(const struct qg_config *cfg);
+
+/**
  * Run the control loop until *stop is set: wait at most 50 ms for the admin
  * socket or the metrics server, serve them, dispatch events, print stats
  * when configured.

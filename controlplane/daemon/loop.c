@@ -7,8 +7,16 @@
  * (less when a probe or a probe timeout is due), so a request is answered as
  * soon as it arrives and events are dispatched at least every 50 ms; a
  * signal interrupts poll() so SIGTERM is seen at once.
+ *
+ * The thread shares a machine with the workers, so a wake must be cheap:
+ * probes due within the same HEALTH_GRID_MS go out in one wake (100
+ * backends every 100 ms: 100 wakes a second instead of one per probe), and
+ * the admin socket and MHD are only serviced when poll() saw them ready, or
+ * once a period for their time-outs (an accept() and an MHD_run() at every
+ * probe wake were a third of the thread's time).
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +26,7 @@
 #include "qgate/log.h"
 
 #define LOOP_PERIOD_MS 50
+#define HEALTH_GRID_MS 10  /* probes due within one grid step share a wake */
 #define HEALTH_FDS_MAX 256 /* probe sockets polled; more are still read at each tick */
 
 /* A worker's heartbeat: records its loop put into its telemetry ring (one per sample period). */
@@ -70,19 +79,46 @@ void qg_daemon_watchdog(struct qg_daemon *d)
 	}
 }
 
+/* Whether poll() saw any of fds[0..n) ready. */
+static int any_ready(const struct pollfd *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (fds[i].revents)
+			return 1;
+	return 0;
+}
+
+/* poll() timeout for the health checker's next due time, rounded up to the grid. */
+static int health_timeout(const struct qg_health *hc, uint64_t now, int timeout)
+{
+	uint64_t due;
+
+	if (!hc)
+		return timeout;
+	due = qg_health_next_ms(hc);
+	if (due == UINT64_MAX)
+		return timeout;
+	due = (due + HEALTH_GRID_MS - 1) / HEALTH_GRID_MS * HEALTH_GRID_MS;
+	if (due <= now)
+		return 0;
+	return due - now < (uint64_t)timeout ? (int)(due - now) : timeout;
+}
+
 void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
 {
 	struct pollfd fds[QG_ADMIN_CONN_MAX + 3 + HEALTH_FDS_MAX];
-	uint64_t now, next_stats = 0, due;
-	int timeout;
+	uint64_t now, next_stats = 0, next_period = 0;
 	uint32_t every = d->cfg->stats_interval_ms;
-	unsigned n;
+	unsigned n, n_admin, i_metrics;
+	int timeout, period;
 
 	if (every)
 		next_stats = qg_clock_ms() + every;
 	while (!*stop) {
-		n = qg_admin_pollfds(d->admin, fds, QG_ADMIN_CONN_MAX + 1);
+		n = n_admin = qg_admin_pollfds(d->admin, fds, QG_ADMIN_CONN_MAX + 1);
+		i_metrics = UINT_MAX;
 		if (qg_metrics_fd(d->metrics) >= 0) {
+			i_metrics = n;
 			fds[n].fd = qg_metrics_fd(d->metrics);
 			fds[n].events = POLLIN;
 			fds[n++].revents = 0;
@@ -90,15 +126,10 @@ void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
 		n += qg_health_pollfds(d->health, fds + n, HEALTH_FDS_MAX);
 		n += qg_paths_pollfds(d->paths, fds + n, 1);
 		/* Wake for the next probe or probe timeout, not only every period. */
-		timeout = LOOP_PERIOD_MS;
-		if (d->health) {
-			due = qg_health_next_ms(d->health);
-			now = qg_clock_ms();
-			if (due <= now)
-				timeout = 0;
-			else if (due - now < LOOP_PERIOD_MS)
-				timeout = (int)(due - now);
-		}
+		now = qg_clock_ms();
+		timeout = health_timeout(d->health, now, LOOP_PERIOD_MS);
+		if (next_period > now && next_period - now < (uint64_t)timeout)
+			timeout = (int)(next_period - now);
 		if (poll(fds, n, timeout) < 0 && errno != EINTR)
 			QG_LOG_WARN("control loop: poll: %s", strerror(errno));
 		if (*stop)
@@ -112,9 +143,14 @@ void qg_daemon_loop(struct qg_daemon *d, volatile sig_atomic_t *stop)
 			(void)qg_daemon_reload(d, msg, sizeof(msg)); /* logged either way */
 			every = d->cfg->stats_interval_ms;
 		}
-		now = qg_clock_ns();
-		qg_admin_poll(d->admin, now);
-		qg_metrics_poll(d->metrics);
+		/* Once a period everything runs, for the time-outs of admin and HTTP clients. */
+		period = qg_clock_ms() >= next_period;
+		if (period)
+			next_period = qg_clock_ms() + LOOP_PERIOD_MS;
+		if (period || any_ready(fds, n_admin))
+			qg_admin_poll(d->admin, qg_clock_ns());
+		if (period || (i_metrics != UINT_MAX && fds[i_metrics].revents))
+			qg_metrics_poll(d->metrics);
 		if (d->health)
 			qg_health_tick(d->health, qg_clock_ms());
 		qg_paths_tick(d->paths, qg_clock_ms());

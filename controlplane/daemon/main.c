@@ -207,6 +207,10 @@ static int run(struct qg_config *cfg, const char *path)
 		QG_LOG_ERR("cannot start: %s", strerror(-rc));
 		goto out;
 	}
+	/* Before the parts start: the bridge thread inherits the placement. */
+	rc = qg_daemon_place_control(cfg);
+	if (rc)
+		QG_LOG_WARN("cannot move the control thread off the worker cores: %s", strerror(-rc));
 	rc = qg_registry_start_all(d.reg);
 	if (rc) {
 		/* The registry has stopped whatever had started; its message names the part. */

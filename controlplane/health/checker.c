@@ -48,7 +48,8 @@ struct qg_health {
 	struct qg_event_bus *bus;
 	unsigned n;
 	struct hc_backend *be;
-	unsigned *svc_first; /* id of each service's first backend */
+	unsigned *svc_first;	  /* id of each service's first backend */
+	uint64_t next_passive_ms; /* when the dataplane's figures are read next */
 };
 
 const char *qg_health_state_name(enum qg_health_state s)
@@ -322,6 +323,15 @@ static void breaker_time(struct hc_backend *be, uint64_t now_ms)
 
 void qg_health_tick(struct qg_health *hc, uint64_t now_ms)
 {
+	/*
+	 * Passive signals sum every worker's figures for every backend: at a
+	 * tick per probe batch that was most of the checker's own time, and a
+	 * breaker gains nothing from reading them more often than this.
+	 */
+	int read_figures = now_ms >= hc->next_passive_ms;
+
+	if (read_figures)
+		hc->next_passive_ms = now_ms + QG_HEALTH_PASSIVE_MS;
 	if (hc->ops.poll)
 		hc->ops.poll(hc->ctx, hc, now_ms);
 	for (unsigned i = 0; i < hc->n; i++) {
@@ -334,7 +344,8 @@ void qg_health_tick(struct qg_health *hc, uint64_t now_ms)
 			if (now_ms >= be->next_ms)
 				send_probe(hc, be, now_ms);
 		}
-		passive(hc, be, now_ms);
+		if (read_figures)
+			passive(hc, be, now_ms);
 		breaker_time(be, now_ms);
 		update_degraded(be);
 		up = compute_up(be);

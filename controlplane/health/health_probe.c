@@ -65,9 +65,12 @@ static int hp_send(void *ctx, unsigned id, uint64_t now_ms)
 	if (id >= c->n || c->fd[id] < 0)
 		return -EBADF;
 	h = &c->cfg->services[c->svc_of[id]].health;
-	/* Late answers to earlier probes (and a stale ICMP error) must not count for this one. */
-	while (recv(c->fd[id], c->buf, sizeof(c->buf), MSG_DONTWAIT) >= 0 || errno == ECONNREFUSED)
-		;
+	/*
+	 * No read before sending: the checker polls (hp_poll) right before it
+	 * sends, which reads every socket epoll reports readable or in error, so a
+	 * late answer or a stale ICMP error is consumed then (and, with no probe
+	 * in flight, ignored). A read here cost one failed recv() per probe.
+	 */
 	if (h->probe == QG_CONFIG_PROBE_QUIC_VN) {
 		p = c->vn;
 		len = c->vn_len;
@@ -105,8 +108,13 @@ static void hp_poll(void *ctx, struct qg_health *hc, uint64_t now_ms)
 			if (id >= c->n || c->fd[id] < 0)
 				continue;
 			h = &c->cfg->services[c->svc_of[id]].health;
-			while ((r = recv(c->fd[id], c->buf, sizeof(c->buf), MSG_DONTWAIT)) >= 0 ||
-			       errno == ECONNREFUSED)
+			/*
+			 * One datagram per event, not a read until EAGAIN: a backend
+			 * answers one probe with one datagram, and epoll is level
+			 * triggered, so anything more is reported again at the next wake.
+			 */
+			r = recv(c->fd[id], c->buf, sizeof(c->buf), MSG_DONTWAIT);
+			if (r >= 0 || errno == ECONNREFUSED)
 				qg_health_reply(hc, id, r >= 0 && hp_matches(c, h, (size_t)r), now_ms);
 		}
 	} while (n == 64);

@@ -68,12 +68,25 @@ static inline struct qg_net_pkt *qg_dpdk_meta(struct rte_mbuf *m)
 	return (struct qg_net_pkt *)rte_mbuf_to_priv(m);
 }
 
-/** State of one upstream (a NAT port of this worker). */
-struct qg_dpdk_up {
-	struct qg_addr backend; /**< family 0 when free */
+/**
+ * Where an upstream (a NAT port of this worker) sends: shared by every upstream
+ * toward the same backend through the same next hop, so the per-port map
+ * (struct qg_io.up_dest) holds only an index. The map is read for every
+ * datagram: at 4 bytes a port it stays in the last-level cache with a million
+ * flows, where a full entry per port (44 bytes, 48 MB for 17 NAT addresses)
+ * missed the last level 0.66 times per datagram in callgrind's cache model
+ * (perf/cost-dpdk.sh --cache-sim, docs/PERFORMANCE.md).
+ */
+struct qg_dpdk_dest {
+	struct qg_addr backend;
 	struct qg_addr nexthop; /**< backend itself (on-link) or a gateway */
+	uint32_t refs;		/**< upstreams using it; 0: on the free list */
+	uint32_t next;		/**< hash chain, or free list */
 	uint8_t port;		/**< egress port index */
 };
+
+#define QG_DPDK_DEST_NONE    UINT32_MAX
+#define QG_DPDK_DEST_BUCKETS 4096u /* power of two; chains grow only past thousands of backends */
 
 /** Frames waiting for one port's TX queue. */
 struct qg_dpdk_txq {
@@ -98,7 +111,12 @@ struct qg_io {
 	uint16_t queue;	  /**< RX/TX queue id on every port */
 	uint64_t tsc_per_ms;
 	const struct qg_addr *listen; /**< copied listen address of each service */
-	struct qg_dpdk_up *up;	      /**< n_up entries */
+	/** Per upstream: its destination's index + 1, 0 when the port is free. n_up entries. */
+	uint32_t *up_dest;
+	struct qg_dpdk_dest *dest; /**< n_up entries: an upstream holds one at most, so never short */
+	uint32_t *dest_bucket;	   /**< QG_DPDK_DEST_BUCKETS hash chain heads */
+	uint32_t dest_free;	   /**< free list of returned entries */
+	uint32_t dest_used;	   /**< entries ever handed out (the rest are untouched) */
 	/*
 	 * Free port offsets of each NAT address, a FIFO of ppw entries: a port
 	 * freed now is reused last, so late replies of an ended flow rarely meet

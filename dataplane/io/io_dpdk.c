@@ -28,6 +28,7 @@
 #include <rte_udp.h>
 
 #include "dpdk_port.h"
+#include "qgate/hash.h"
 #include "qgate/log.h"
 
 #define RX_MAX	    256 /* largest burst (the config's burst max) */
@@ -188,17 +189,18 @@ static void dpdk_tx_backend(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i].priv;
-		uint32_t up = pkts[i].upstream;
-		const struct qg_dpdk_up *u;
+		uint32_t up = pkts[i].upstream, d;
+		const struct qg_dpdk_dest *u;
 		struct qg_addr src;
 
 		if (i + 1 < n)
 			rte_prefetch0(qg_dpdk_meta(pkts[i + 1].priv));
-		if (unlikely(up >= io->n_up || !io->up[up].backend.family)) {
+		d = likely(up < io->n_up) ? io->up_dest[up] : 0;
+		if (unlikely(!d)) {
 			drop(io, m, QG_CTR_DROP_TX_BACKEND);
 			continue;
 		}
-		u = &io->up[up];
+		u = &io->dest[d - 1];
 		src = qg_dpdk.nat[up / io->ppw].addr;
 		src.port = htons((uint16_t)(io->port_lo + up % io->ppw));
 		egress(io, m, &src, &u->backend, u->port, &u->nexthop);
@@ -315,8 +317,7 @@ static inline void pkt_fill(struct qg_io *io, struct qg_pkt *pkt, struct rte_mbu
 static int rx_nat(struct qg_io *io, struct rte_mbuf *m, const struct qg_net_pkt *np, int k, int from_ring,
 		  struct qg_pkt *pkt)
 {
-	uint32_t port = ntohs(np->dst.port), off, owner, up;
-	const struct qg_dpdk_up *u;
+	uint32_t port = ntohs(np->dst.port), off, owner, up, d;
 
 	if (unlikely(port < QG_DPDK_NAT_FIRST))
 		goto not_ours;
@@ -334,9 +335,9 @@ static int rx_nat(struct qg_io *io, struct rte_mbuf *m, const struct qg_net_pkt 
 		return 0;
 	}
 	up = (uint32_t)k * io->ppw + (off - owner * io->ppw);
-	u = &io->up[up];
+	d = io->up_dest[up];
 	/* Only the backend the port was opened toward may answer through it. */
-	if (u->backend.family && !qg_addr_equal(&u->backend, &np->src))
+	if (d && !qg_addr_equal(&io->dest[d - 1].backend, &np->src))
 		goto not_ours;
 	pkt_fill(io, pkt, m, np);
 	pkt->dir = QG_PKT_FROM_BACKEND;
@@ -431,6 +432,61 @@ static unsigned dpdk_rx_burst(struct qg_io *io, struct qg_pkt *pkts, unsigned n,
 
 /* ---- upstreams (NAT ports) ---- */
 
+/* The backend alone picks the chain (next hop and port follow from it through the route): one
+ * hash per new flow instead of two. */
+static inline uint32_t dest_bucket_of(const struct qg_addr *backend)
+{
+	return (uint32_t)qg_hash_addr(backend, 0) & (QG_DPDK_DEST_BUCKETS - 1);
+}
+
+/* The destination (backend, next hop, port), shared or new, with one more reference. Never fails:
+ * each reference is an upstream, and there are as many entries as upstreams. */
+static uint32_t dest_get(struct qg_io *io, const struct qg_addr *backend, const struct qg_addr *nexthop,
+			 unsigned port)
+{
+	uint32_t *b = &io->dest_bucket[dest_bucket_of(backend)];
+	struct qg_dpdk_dest *e;
+	uint32_t d;
+
+	for (d = *b; d != QG_DPDK_DEST_NONE; d = e->next) {
+		e = &io->dest[d];
+		if (e->port == port && qg_addr_equal(&e->backend, backend) &&
+		    qg_addr_equal(&e->nexthop, nexthop)) {
+			e->refs++;
+			return d;
+		}
+	}
+	if (io->dest_free != QG_DPDK_DEST_NONE) {
+		d = io->dest_free;
+		io->dest_free = io->dest[d].next;
+	} else {
+		d = io->dest_used++;
+	}
+	e = &io->dest[d];
+	e->backend = *backend;
+	e->nexthop = *nexthop;
+	e->port = (uint8_t)port;
+	e->refs = 1;
+	e->next = *b;
+	*b = d;
+	return d;
+}
+
+static void dest_put(struct qg_io *io, uint32_t d)
+{
+	struct qg_dpdk_dest *e = &io->dest[d];
+	uint32_t *link;
+
+	if (--e->refs)
+		return;
+	link = &io->dest_bucket[dest_bucket_of(&e->backend)];
+	while (*link != d)
+		link = &io->dest[*link].next;
+	*link = e->next;
+	e->next = io->dest_free;
+	io->dest_free = d;
+}
+
 static int dpdk_upstream_open(struct qg_io *io, uint32_t backend_slot, const struct qg_addr *backend,
 			      uint32_t *up_out)
 {
@@ -443,7 +499,6 @@ static int dpdk_upstream_open(struct qg_io *io, uint32_t backend_slot, const str
 		return -ENETUNREACH;
 	for (unsigned j = 0; j < qg_dpdk.n_nat; j++) {
 		unsigned k = (io->nat_cursor + j) % qg_dpdk.n_nat;
-		struct qg_dpdk_up *u;
 		uint32_t off, up;
 
 		if (qg_dpdk.nat[k].port != p || qg_dpdk.nat[k].addr.family != backend->family)
@@ -455,10 +510,7 @@ static int dpdk_upstream_open(struct qg_io *io, uint32_t backend_slot, const str
 		io->free_head[k] = io->free_head[k] + 1 == io->ppw ? 0 : io->free_head[k] + 1;
 		io->free_n[k]--;
 		up = k * io->ppw + off;
-		u = &io->up[up];
-		u->backend = *backend;
-		u->nexthop = nexthop;
-		u->port = (uint8_t)p;
+		io->up_dest[up] = dest_get(io, backend, &nexthop, p) + 1;
 		io->nat_cursor = k + 1;
 		*up_out = up;
 		return 0;
@@ -471,7 +523,7 @@ static void dpdk_upstream_close(struct qg_io *io, uint32_t up, int reuse)
 	uint32_t k, tail;
 
 	(void)reuse; /* a NAT port holds nothing: reusable at once either way */
-	if (up >= io->n_up || !io->up[up].backend.family)
+	if (up >= io->n_up || !io->up_dest[up])
 		return;
 	k = up / io->ppw;
 	tail = io->free_head[k] + io->free_n[k];
@@ -479,7 +531,8 @@ static void dpdk_upstream_close(struct qg_io *io, uint32_t up, int reuse)
 		tail -= io->ppw;
 	io->free_q[(size_t)k * io->ppw + tail] = (uint16_t)(up % io->ppw);
 	io->free_n[k]++;
-	memset(&io->up[up], 0, sizeof(io->up[up]));
+	dest_put(io, io->up_dest[up] - 1);
+	io->up_dest[up] = 0;
 }
 
 /* ---- life cycle ---- */
@@ -492,7 +545,9 @@ static void dpdk_destroy(struct qg_io *io)
 		if (io->txq[p].n)
 			rte_pktmbuf_free_bulk(io->txq[p].m, io->txq[p].n);
 	free((void *)io->listen);
-	free(io->up);
+	free(io->up_dest);
+	free(io->dest);
+	free(io->dest_bucket);
 	free(io->free_q);
 	free(io->free_head);
 	free(io->free_n);
@@ -528,14 +583,20 @@ static int dpdk_create(const struct qg_io_params *p, struct qg_io **out)
 		return -EINVAL;
 	listen = calloc(QG_CONFIG_MAX_SERVICES, sizeof(*listen));
 	io->listen = listen;
-	io->up = calloc(io->n_up, sizeof(*io->up));
+	io->up_dest = calloc(io->n_up, sizeof(*io->up_dest));
+	/* Not zeroed: only entries below dest_used are ever read, so untouched pages stay unmapped. */
+	io->dest = malloc(sizeof(*io->dest) * io->n_up);
+	io->dest_bucket = malloc(sizeof(*io->dest_bucket) * QG_DPDK_DEST_BUCKETS);
+	io->dest_free = QG_DPDK_DEST_NONE;
 	io->free_q = malloc(sizeof(*io->free_q) * io->n_up);
 	io->free_head = calloc(qg_dpdk.n_nat, sizeof(*io->free_head));
 	io->free_n = calloc(qg_dpdk.n_nat, sizeof(*io->free_n));
-	if (!listen || !io->up || !io->free_q || !io->free_head || !io->free_n) {
+	if (!listen || !io->up_dest || !io->dest || !io->dest_bucket || !io->free_q || !io->free_head ||
+	    !io->free_n) {
 		dpdk_destroy(io);
 		return -ENOMEM;
 	}
+	memset(io->dest_bucket, 0xff, sizeof(*io->dest_bucket) * QG_DPDK_DEST_BUCKETS);
 	for (unsigned s = 0; s < p->n_services; s++) {
 		listen[s] = p->listen[s];
 		io->vip_wildcard |= ip_unspecified(&listen[s]);

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +107,7 @@ struct qg_io {
 	void *refused_ctx;
 };
 
-static int uring_probe(char *why, size_t len)
+static int uring_probe_here(char *why, size_t len)
 {
 	struct io_uring_probe *probe = NULL;
 	struct io_uring ring;
@@ -136,6 +137,38 @@ static int uring_probe(char *why, size_t len)
 		io_uring_free_probe(probe);
 	io_uring_queue_exit(&ring);
 	return rc;
+}
+
+struct probe_job {
+	char *why;
+	size_t len;
+	int rc;
+};
+
+static void *probe_thread(void *arg)
+{
+	struct probe_job *j = arg;
+
+	j->rc = uring_probe_here(j->why, j->len);
+	return NULL;
+}
+
+/*
+ * The test ring is made and closed on a thread of its own: closing a ring
+ * queues exit work to every task that used it with TWA_SIGNAL, and on the
+ * caller's thread that later cut a blocking call with a timeout short
+ * (recv with SO_RCVTIMEO returned EINTR, no signal sent). The thread is gone
+ * by then. Without a thread, the probe runs here.
+ */
+static int uring_probe(char *why, size_t len)
+{
+	struct probe_job j = { .why = why, .len = len, .rc = -ENOSYS };
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, probe_thread, &j) != 0)
+		return uring_probe_here(why, len);
+	pthread_join(t, NULL);
+	return j.rc;
 }
 
 static struct io_uring_sqe *uring_sqe(struct qg_io *io)

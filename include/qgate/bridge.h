@@ -168,6 +168,7 @@ struct qg_bridge_unix {
 	char prefix[48]; /**< namespace of the abstract names, e.g. "qgtest-1234" */
 	uint32_t imtu;	 /**< MTUs the links report (0 = 672, L2CAP's BR/EDR default) */
 	uint32_t omtu;
+	uint32_t sndbuf; /**< SO_SNDBUF of the links (0 = the kernel's): tests shrink it to fill them */
 };
 
 /**
@@ -191,6 +192,16 @@ struct qg_bridge_opts {
 	uint32_t backoff_max_ms; /**< back-off ceiling (default 30 s) */
 	uint32_t links_per_path; /**< outbound links per Bluetooth backend path (default 8) */
 	uint32_t spare_links;	 /**< idle links kept connected per path, ready for new flows (default 1) */
+	/**
+	 * Each link's send queue: datagrams its socket cannot take yet (out of
+	 * LE credits, a full send buffer, still connecting), sent in order when
+	 * it turns writable. At most sendq_sdus datagrams (default 32) and
+	 * sendq_bytes bytes (default 32 KiB, raised to max_datagram; at most
+	 * QG_BRIDGE_SENDQ_SDUS_MAX and QG_BRIDGE_SENDQ_BYTES_MAX); beyond
+	 * that a datagram is dropped (tx_queue_full). Preallocated per link.
+	 */
+	uint32_t sendq_sdus;
+	uint32_t sendq_bytes;
 	const struct qg_bridge_sock_ops *ops; /**< NULL = qg_bridge_l2cap_ops */
 	void *ops_ctx;
 	uint64_t (*clock_ms)(void *ctx); /**< NULL = qg_clock_ms() */
@@ -202,6 +213,10 @@ struct qg_bridge_opts {
 #define QG_BRIDGE_DEFAULT_BACKOFF_MAX_MS 30000u
 #define QG_BRIDGE_DEFAULT_LINKS_PER_PATH 8u
 #define QG_BRIDGE_DEFAULT_SPARE_LINKS	 1u
+#define QG_BRIDGE_DEFAULT_SENDQ_SDUS	 32u
+#define QG_BRIDGE_DEFAULT_SENDQ_BYTES	 32768u
+#define QG_BRIDGE_SENDQ_SDUS_MAX	 65536u
+#define QG_BRIDGE_SENDQ_BYTES_MAX	 (16u << 20)
 
 /** Counters of one bridges[] entry, or of the outbound links (index n_bridges). */
 struct qg_bridge_stats {
@@ -216,10 +231,12 @@ struct qg_bridge_stats {
 	uint64_t tx_sdus, tx_bytes; /**< datagrams sent on links */
 	uint64_t rx_oversize;	    /**< SDUs longer than max_datagram: dropped */
 	uint64_t tx_oversize;	    /**< datagrams longer than the peer's MTU: dropped */
-	uint64_t tx_dropped;	    /**< the link could not take it (busy, error): dropped */
+	uint64_t tx_dropped;	    /**< the link failed, or closed (or its flow ended) with it queued */
 	uint64_t ring_full;	    /**< a worker's ring had no free slot: dropped */
 	uint64_t stale;		    /**< for a link or flow that no longer exists: dropped */
 	uint64_t no_link;	    /**< outbound: no connected link for a new flow yet: dropped */
+	uint64_t tx_queued;	    /**< datagrams that waited in a link's send queue (sent or not) */
+	uint64_t tx_queue_full;	    /**< a link's send queue was full: dropped */
 };
 
 /** State of one Bluetooth backend path's outbound pool. */
@@ -253,7 +270,8 @@ int qg_bridge_probe(void);
  * is opened before the first poll. What it needs of cfg is copied, so cfg
  * may be freed (a reload) while the bridge runs; service and backend
  * indexes in ring messages stay those of this cfg. opts may be NULL.
- * @return 0, -EINVAL, -ENOMEM, -E2BIG (over 2^20 links), or -errno (eventfd, epoll).
+ * @return 0, -EINVAL (also: send queue bounds over QG_BRIDGE_SENDQ_*_MAX), -ENOMEM,
+ *         -E2BIG (over 2^20 links), or -errno (eventfd, epoll).
  */
 int qg_bridge_create(const struct qg_config *cfg, const struct qg_bridge_opts *opts, struct qg_bridge **out);
 

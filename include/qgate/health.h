@@ -47,6 +47,7 @@ enum qg_health_state {
 
 #define QG_HEALTH_WINDOW	 10 /**< recent probes the degraded rule looks at */
 #define QG_HEALTH_DEGRADED_FAILS 3  /**< failures among them that make a healthy backend degraded */
+#define QG_HEALTH_PASSIVE_MS	 20 /**< the dataplane's figures are read at most this often */
 
 struct qg_health;
 struct qg_event_bus;
@@ -111,9 +112,10 @@ void qg_health_adopt(struct qg_health *hc, const struct qg_health *old);
 
 /**
  * Do what is due at now_ms: read replies (ops->poll), time out probes, send
- * due probes, feed passive signals to the breakers, publish up/down changes.
- * Cheap when nothing is due; call it at least every few ms around
- * qg_health_next_ms().
+ * due probes, feed passive signals to the breakers (at most every
+ * QG_HEALTH_PASSIVE_MS), publish up/down changes. Cheap when nothing is due;
+ * call it around qg_health_next_ms() (a caller may round that up to batch
+ * probes into fewer wake-ups) and when replies are ready.
  */
 void qg_health_tick(struct qg_health *hc, uint64_t now_ms);
 

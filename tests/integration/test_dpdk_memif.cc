@@ -153,7 +153,12 @@ struct RunSpec {
 	const char *policy; // maglev | wrr
 	bool v6;
 	double duration_s;
+	// Reload mid-run (qgatectl reload): the weights reversed and a second service added. The
+	// established flows keep their backends; the new service is reachable (its VIP in frames).
+	bool reload = false;
 };
+
+const uint32_t kReloadWeights[3] = { 3, 2, 1 };
 
 class DpdkMemif : public ::testing::Test
 {
@@ -188,9 +193,12 @@ class DpdkMemif : public ::testing::Test
 		return {};
 	}
 
-	std::string QgateConfig(const RunSpec &spec, int cpu)
+	std::string QgateConfig(const RunSpec &spec, int cpu, bool reloaded = false)
 	{
+		const uint32_t *weights = reloaded ? kReloadWeights : kWeights;
 		std::ostringstream y;
+		if (spec.reload)
+			y << "admin: {socket: " << dir_ << "/admin.sock}\n";
 		y << "dataplane:\n"
 		  << "  backend: dpdk\n"
 		  << "  cores: [" << cpu << "]\n"
@@ -228,8 +236,13 @@ class DpdkMemif : public ::testing::Test
 		  << "    idle_timeout: 60s\n"
 		  << "    backends:\n";
 		for (int i = 0; i < 3; i++)
-			y << "      - {address: \"" << Backend(spec, i, true) << "\", weight: " << kWeights[i]
+			y << "      - {address: \"" << Backend(spec, i, true) << "\", weight: " << weights[i]
 			  << "}\n";
+		if (reloaded)
+			y << "  - name: memif-b\n"
+			  << "    listen: \"" << (spec.v6 ? "[fd00:1::1]:4434" : "10.1.0.1:4434") << "\"\n"
+			  << "    backends:\n"
+			  << "      - {address: \"" << Backend(spec, 0, true) << "\"}\n";
 		return y.str();
 	}
 
@@ -369,9 +382,23 @@ class DpdkMemif : public ::testing::Test
 		// The loadgen's run: link (<= 10 s) + warm-up + duration + drain, plus slack.
 		int bound_ms = (kLinkTimeoutS + 8) * 1000 + (int)(spec.duration_s * 1000);
 		auto deadline = Clock::now() + std::chrono::milliseconds(bound_ms);
+		bool reloaded = !spec.reload;
 		while (!lg.Exited() && Clock::now() < deadline) {
 			if (qg.Exited())
 				break;
+			// Reload once the flows exist (qgate reports them) and traffic runs.
+			if (!reloaded && LastReport(qg.out(), 3).size() == 3 &&
+			    LastReport(qg.out(), 3)[2].flows > 0) {
+				reloaded = true;
+				WriteFile(cfg, QgateConfig(spec, qg_cpu, true));
+				reload_ = qgt::Run(
+					qgt::Cmd(QGATECTL_BIN, { "-s", dir_ + "/admin.sock", "reload" }),
+					15000);
+				backends_after_ =
+					qgt::Run(qgt::Cmd(QGATECTL_BIN, { "-s", dir_ + "/admin.sock",
+									  "backends", "--json" }),
+						 15000);
+			}
 			std::this_thread::sleep_for(std::chrono::milliseconds(20));
 		}
 		if (qg.Exited() && !lg.Exited()) {
@@ -486,6 +513,7 @@ class DpdkMemif : public ::testing::Test
 	std::string dir_, tag_, lg_prefix_, qg_prefix_;
 	std::string lg_json_, qg_out_, qg_err_, describe_;
 	std::vector<BackendLine> backends_;
+	qgt::Result reload_, backends_after_;
 	bool skipped_ = false;
 };
 
@@ -500,6 +528,20 @@ class DpdkMemif : public ::testing::Test
 		if (HasFatalFailure())          \
 			return;                 \
 	} while (0)
+
+// A reload under load on the dpdk backend: weights reversed and a service added while 300 flows run.
+// Nothing is lost, no flow is created again (flows_created == flows) and the flows keep the spread
+// of the weights they were created with: established flows keep their backends.
+TEST_F(DpdkMemif, ReloadUnderLoadKeepsFlows)
+{
+	RunSpec spec{ "maglev", false, 3.0, true };
+	RUN_OR_SKIP(spec);
+	EXPECT_EQ(reload_.status, 0) << "qgatectl reload: " << reload_.out << reload_.err << describe_;
+	EXPECT_NE(backends_after_.out.find("memif-b"), std::string::npos)
+		<< "the added service is not running: " << backends_after_.out << backends_after_.err;
+	EXPECT_NE(qg_err_.find("reload"), std::string::npos) << qg_err_;
+	CheckMaglevSpread();
+}
 
 TEST_F(DpdkMemif, MaglevIpv4)
 {

@@ -13,6 +13,8 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -93,8 +95,8 @@ class Load
 		uint32_t seq = 1;
 		while (!stop_) {
 			for (size_t i = 0; i < clients_.size() && !stop_; i++, seq++) {
-				if (!qgt::RoundTrip(*clients_[i], to_, qgt::Payload(first_ + (uint32_t)i, seq, 64),
-						    2000, 1))
+				if (!qgt::RoundTrip(*clients_[i], to_,
+						    qgt::Payload(first_ + (uint32_t)i, seq, 64), 2000, 1))
 					lost_++;
 				sent_++;
 			}
@@ -278,7 +280,53 @@ TEST_P(Reload, BindFailureRefusesTheWholeReload)
 	EXPECT_TRUE(Answers(la_, 7));
 }
 
+// "Cpus_allowed_list" of one thread of pid, as a set of CPUs (empty when unreadable).
+std::set<int> ThreadCpus(pid_t pid, pid_t tid)
+{
+	std::string st =
+		qgt::ReadFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");
+	std::set<int> cpus;
+	size_t at = st.find("Cpus_allowed_list:");
+
+	if (at == std::string::npos)
+		return cpus;
+	std::istringstream in(st.substr(at + 18, st.find('\n', at) - at - 18));
+	std::string part;
+	while (std::getline(in, part, ',')) {
+		int lo = 0, hi = 0;
+		if (sscanf(part.c_str(), "%d-%d", &lo, &hi) == 2)
+			for (int c = lo; c <= hi; c++)
+				cpus.insert(c);
+		else if (sscanf(part.c_str(), "%d", &lo) == 1)
+			cpus.insert(lo);
+	}
+	return cpus;
+}
+
+// The control thread (qgate's main thread) leaves the worker's core when another one is allowed, and a
+// reload, validated on that thread, still accepts the worker's core (the CPUs allowed at start count).
+TEST_P(Reload, ControlThreadLeavesTheWorkerCoreAndReloadsKeepIt)
+{
+	if (qgt::AllowedCpus().size() < 2)
+		GTEST_SKIP() << "needs two allowed CPUs: with one, the control thread shares the worker's";
+	Svc A{ "alpha", la_, { a_.addr_str() }, "" };
+	Start({ A });
+	int worker = qgt::FirstAllowedCpu();
+	std::set<int> control = ThreadCpus(q_->pid(), q_->pid());
+	ASSERT_FALSE(control.empty()) << q_->Describe();
+	EXPECT_EQ(control.count(worker), 0u) << "control thread still allowed on the worker's CPU " << worker;
+	EXPECT_NE(q_->err().find("control thread on CPU(s)"), std::string::npos) << q_->Describe();
+	Svc A2{ "alpha", la_, { a_.addr_str(), b_.addr_str() }, "" };
+	Result r = ReloadWith({ A2 });
+	EXPECT_EQ(r.status, 0) << r.out << r.err;
+	r = Ctl({ "backends" });
+	EXPECT_NE(r.out.find(b_.addr_str()), std::string::npos) << r.out;
+	EXPECT_TRUE(Answers(la_, 9));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Reload, ::testing::Values("io_uring", "recvmmsg"),
-			 [](const ::testing::TestParamInfo<const char *> &i) { return std::string(i.param); });
+			 [](const ::testing::TestParamInfo<const char *> &i) {
+				 return std::string(i.param);
+			 });
 
 } // namespace

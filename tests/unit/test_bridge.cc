@@ -524,6 +524,213 @@ TEST_F(Bridge, OutboundLinkReconnectsWithBackoff)
 	close(srv);
 }
 
+// Datagram i of a busy-link test: its number in the first bytes, sizes and fill varying.
+std::string Numbered(unsigned i, size_t base = 40)
+{
+	std::string d(base + i % 7, (char)('a' + i % 26));
+
+	memcpy(&d[0], &i, sizeof(i));
+	return d;
+}
+
+// Read datagrams at fd, polling the bridge while fd is empty, until want arrived (or no progress).
+// Each must be Numbered(first + k, base), whole and in order. Returns how many arrived.
+unsigned ReadNumbered(Bridge *t, int fd, unsigned first, unsigned want, size_t base)
+{
+	unsigned got = 0;
+
+	for (int idle = 0; got < want && idle < 200;) {
+		char buf[256];
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n < 0) {
+			EXPECT_EQ(errno, EAGAIN);
+			t->Poll(1);
+			idle++;
+			continue;
+		}
+		EXPECT_EQ(std::string(buf, (size_t)n), Numbered(first + got, base)) << "datagram " << got;
+		got++;
+		idle = 0;
+	}
+	return got;
+}
+
+// A link whose socket is full (the device does not read): datagrams wait in the link's send queue,
+// then all arrive, in order and whole, once the device reads; beyond the queue's bound they are dropped.
+TEST_F(Bridge, BusyLinkQueuesDatagramsInOrder)
+{
+	workers = 1;
+	u.sndbuf = 1; // the kernel's minimum: a few datagrams fill the link
+	o.sendq_sdus = 8;
+	o.sendq_bytes = 400; // more than 8 datagrams need: the count binds, the bytes wrap around
+	Create();
+	int a = Dial(kDevA);
+	ASSERT_EQ(send(a, "hi", 2, 0), 2);
+	Poll();
+	qg_bridge_msg m;
+	std::string p;
+	ASSERT_EQ(Pop(&m, &p), 0);
+
+	// Replies until the socket refuses one: that one waits in the queue.
+	unsigned pushed = 0;
+	auto push = [&](unsigned n) {
+		for (unsigned i = 0; i < n; i++) {
+			std::string d = Numbered(pushed++);
+			m.len = (uint32_t)d.size();
+			ASSERT_EQ(qg_bridge_ring_push(r, 0, &m, d.data()), 0);
+		}
+	};
+	while (Stats().tx_queued == 0 && pushed < 2000) {
+		push(1);
+		Poll(1);
+	}
+	ASSERT_EQ(Stats().tx_queued, 1u) << "the link never filled up";
+	unsigned in_socket = pushed - 1;
+	EXPECT_EQ(Stats().tx_sdus, in_socket);
+
+	// Everything after it waits too (order), up to 8; beyond, dropped and counted.
+	push(7);
+	Poll(1);
+	EXPECT_EQ(Stats().tx_queued, 8u);
+	EXPECT_EQ(Stats().tx_queue_full, 0u);
+	push(3);
+	Poll(1);
+	EXPECT_EQ(Stats().tx_queued, 8u);
+	EXPECT_EQ(Stats().tx_queue_full, 3u);
+	EXPECT_EQ(Stats().tx_sdus, in_socket) << "nothing goes while the socket is full";
+
+	// The device reads: every datagram up to the bound arrives, in order, byte for byte.
+	unsigned want = in_socket + 8;
+	EXPECT_EQ(ReadNumbered(this, a, 0, want, 40), want);
+	Poll();
+	EXPECT_TRUE(Quiet(a)) << "the dropped ones never come";
+	qg_bridge_stats s = Stats();
+	EXPECT_EQ(s.tx_sdus, want);
+	EXPECT_EQ(s.tx_dropped, 0u);
+	EXPECT_EQ(s.links_active, 1u);
+
+	// A long stream to a slow reader: the queue fills, drains part way, wraps around its end. What
+	// arrives is whole and in order, and every datagram arrives or is counted dropped.
+	unsigned first = pushed, got = 0, next = first;
+	uint64_t full0 = Stats().tx_queue_full;
+	auto take = [&]() {
+		char buf[256];
+		ssize_t n = recv(a, buf, sizeof(buf), MSG_DONTWAIT);
+		unsigned num;
+
+		if (n < (ssize_t)sizeof(num))
+			return false;
+		memcpy(&num, buf, sizeof(num));
+		EXPECT_GE(num, next) << "out of order";
+		EXPECT_EQ(std::string(buf, (size_t)n), Numbered(num));
+		next = num + 1;
+		got++;
+		return true;
+	};
+	for (int round = 0; round < 100; round++) {
+		push(3);
+		Poll(1);
+		take();
+		take();
+	}
+	for (int idle = 0; idle < 50;) {
+		if (take()) {
+			idle = 0;
+		} else {
+			Poll(1);
+			idle++;
+		}
+	}
+	EXPECT_EQ(got + (Stats().tx_queue_full - full0), pushed - first);
+	EXPECT_GT(got, 200u);
+	EXPECT_EQ(Stats().tx_sdus, want + got);
+
+	// The link takes traffic at once again; filled anew, then the device leaves: what waited is dropped.
+	first = pushed;
+	push(1);
+	Poll(1);
+	EXPECT_EQ(ReadNumbered(this, a, first, 1, 40), 1u);
+	uint64_t queued = Stats().tx_queued;
+	while (Stats().tx_queued == queued && pushed < 4000) {
+		push(1);
+		Poll(1);
+	}
+	push(2);
+	Poll(1);
+	ASSERT_EQ(Stats().tx_queued, queued + 3);
+	close(a);
+	Poll();
+	s = Stats();
+	EXPECT_EQ(s.tx_dropped, 3u) << "a closed link's queue is counted dropped";
+	EXPECT_EQ(s.links_active, 0u);
+}
+
+// An outbound link: the byte bound, and a flow's queue that does not outlive the flow.
+TEST_F(Bridge, OutboundQueueBytesBoundAndFlowEnd)
+{
+	const qg_config_path *path = &cfg->services[1].backends[1].paths[1];
+	int srv = qg_bridge_unix_serve(&u, path);
+	ASSERT_GE(srv, 0);
+	workers = 1;
+	u.sndbuf = 1;
+	o.sendq_sdus = 64;
+	o.sendq_bytes = 10; // raised to max_datagram (100): the largest datagram must fit
+	Create();
+	Poll();
+	int dev = accept(srv, nullptr, nullptr);
+	ASSERT_GE(dev, 0);
+	const unsigned out = cfg->n_bridges;
+
+	qg_bridge_msg m = {};
+	m.kind = QG_BRIDGE_MSG_BACKEND;
+	m.svc = 1;
+	m.backend = 1;
+	m.path = 1;
+	m.link = 9;
+	unsigned pushed = 0;
+	auto push = [&](size_t len) {
+		std::string d = Numbered(pushed++, len);
+		d.resize(len);
+		m.len = (uint32_t)len;
+		ASSERT_EQ(qg_bridge_ring_push(r, 0, &m, d.data()), 0);
+	};
+	while (Stats(out).tx_queued == 0 && pushed < 2000) {
+		push(30);
+		Poll(1);
+	}
+	ASSERT_EQ(Stats(out).tx_queued, 1u) << "the link never filled up";
+	unsigned in_socket = pushed - 1;
+	// 100 bytes: three of 30 wait, the fourth does not fit; 10 bytes still do.
+	push(30);
+	push(30);
+	push(30);
+	push(10);
+	Poll(1);
+	qg_bridge_stats s = Stats(out);
+	EXPECT_EQ(s.tx_queued, 4u);
+	EXPECT_EQ(s.tx_queue_full, 1u);
+
+	// The flow ends with 4 waiting: not for the link's next flow, dropped and counted.
+	m.flags = QG_BRIDGE_MSG_F_CLOSE;
+	m.len = 0;
+	ASSERT_EQ(qg_bridge_ring_push(r, 0, &m, nullptr), 0);
+	Poll();
+	EXPECT_EQ(Stats(out).tx_dropped, 4u);
+	unsigned got = 0;
+	char buf[128];
+	for (ssize_t n; (n = recv(dev, buf, sizeof(buf), MSG_DONTWAIT)) > 0; got++) {
+		std::string want = Numbered(got, 30);
+		want.resize(30);
+		EXPECT_EQ(std::string(buf, (size_t)n), want);
+		Poll(1);
+	}
+	EXPECT_EQ(got, in_socket);
+	EXPECT_EQ(Stats(out).tx_sdus, in_socket);
+	close(dev);
+	close(srv);
+}
+
 // The real thread: a worker that never calls the bridge still gets its datagrams, replies wake it.
 TEST_F(Bridge, ThreadMovesTrafficAndStops)
 {

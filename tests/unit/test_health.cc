@@ -259,9 +259,9 @@ TEST_F(Health, FivePercentLossDoesNotFlap)
 TEST_F(Health, PassiveRefusalsOpenTheCircuitAndTheTrialIsBounded)
 {
 	Make("{probe: none}", "{failures: 3, open_timeout: 1s, half_open_flows: 2, successes: 1}", 2, true);
-	qg_health_tick(hc_, now_); // first figures
+	qg_health_tick(hc_, now_); // first figures; read every QG_HEALTH_PASSIVE_MS
 	fake_.st[0].refused = 3;
-	qg_health_tick(hc_, ++now_);
+	qg_health_tick(hc_, now_ += QG_HEALTH_PASSIVE_MS);
 	EXPECT_EQ(Info(0).circuit, QG_BREAKER_OPEN);
 	EXPECT_EQ(Info(0).up, 0);
 	EXPECT_EQ(fake_.up[0], 0);
@@ -270,16 +270,16 @@ TEST_F(Health, PassiveRefusalsOpenTheCircuitAndTheTrialIsBounded)
 	now_ += 999;
 	qg_health_tick(hc_, now_);
 	EXPECT_EQ(Info(0).circuit, QG_BREAKER_OPEN);
-	qg_health_tick(hc_, ++now_);
+	qg_health_tick(hc_, now_ += QG_HEALTH_PASSIVE_MS);
 	EXPECT_EQ(Info(0).circuit, QG_BREAKER_HALF_OPEN);
 	EXPECT_EQ(Info(0).up, 1);
 	fake_.st[0].flows_created += 2; // the dataplane admitted the trial's flows
-	qg_health_tick(hc_, ++now_);
+	qg_health_tick(hc_, now_ += QG_HEALTH_PASSIVE_MS);
 	EXPECT_EQ(Info(0).circuit, QG_BREAKER_HALF_OPEN);
 	EXPECT_EQ(Info(0).up, 0) << "trial exhausted: no more new flows until a verdict";
 	// A reply from the backend (rx grows) is a success: the circuit closes.
 	fake_.st[0].rx_pkts += 5;
-	qg_health_tick(hc_, ++now_);
+	qg_health_tick(hc_, now_ += QG_HEALTH_PASSIVE_MS);
 	EXPECT_EQ(Info(0).circuit, QG_BREAKER_CLOSED);
 	EXPECT_EQ(Info(0).up, 1);
 	auto ev = Events(QG_EVENT_CIRCUIT_CHANGE);
