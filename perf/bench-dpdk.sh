@@ -222,10 +222,14 @@ qgate_conf() {
 		--vdev "net_memif1,role=client,socket-abstract=no,socket=$dir/b.sock,mac=$DUT_MAC1"; do
 		eal_yaml+="'$a', "
 	done
+	# Degradation and the overload guard off: the legs measure forwarding, and a saturated worker
+	# would otherwise shed or refuse (overload) the flows the warm-up is still opening.
 	cat <<EOF
+degradation: {enabled: false}
 dataplane:
   backend: dpdk
   cores: [$DUT_CPU]
+  overload_guard: false
   flows_per_core: $((flows * 2 > 65536 ? flows * 2 : 65536))
   dpdk:
     eal_args: [${eal_yaml%, }]

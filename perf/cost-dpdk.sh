@@ -181,6 +181,7 @@ dataplane:
   cores: [$CPU]
   flows_per_core: $((flows * 2 > 65536 ? flows * 2 : 65536))
   max_datagram: 1500
+  overload_guard: false # pcap always fills a burst: the worker would look behind and refuse flows
   dpdk:
     eal_args: [--no-huge, -m, "512", --no-pci, --file-prefix, qgcost-$name-$$, --vdev, "net_pcap0,rx_pcap=$in,tx_pcap=/dev/null"]
     ports:

@@ -48,12 +48,14 @@ enum {
 	DP_MAX_DATAGRAM,
 	DP_BURST,
 	DP_UDP_GSO,
+	DP_OVERLOAD_GUARD,
 	DP_DPDK,
 	DP_N
 };
 static const char *const dp_keys[DP_N] = {
-	"backend", "cores",   "flows_per_core", "upstream_sockets_per_core", "rx_buffers", "max_datagram",
-	"burst",   "udp_gso", "dpdk",
+	"backend",	  "cores",	  "flows_per_core", "upstream_sockets_per_core",
+	"rx_buffers",	  "max_datagram", "burst",	    "udp_gso",
+	"overload_guard", "dpdk",
 };
 static const struct section dp_section = { "dataplane", "in dataplane", dp_keys, DP_N };
 
@@ -255,6 +257,10 @@ static int load_dataplane(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struc
 	if (f.val[DP_UDP_GSO] && !qg_cfg_enum(ctx, f.val[DP_UDP_GSO], "udp_gso", qg_cfg_bool_values,
 					      QG_CFG_NELEM(qg_cfg_bool_values), &io))
 		dp->udp_gso = io;
+	if (f.val[DP_OVERLOAD_GUARD] &&
+	    !qg_cfg_enum(ctx, f.val[DP_OVERLOAD_GUARD], "overload_guard", qg_cfg_bool_values,
+			 QG_CFG_NELEM(qg_cfg_bool_values), &io))
+		dp->overload_guard = io;
 	/* A dpdk section under another backend is fine (switching back and forth is one line). */
 	if (f.val[DP_DPDK]) {
 		ret = qg_cfg_dpdk(ctx, f.val[DP_DPDK], dp->io == QG_CONFIG_IO_DPDK, &dp->dpdk);
@@ -699,6 +705,7 @@ static int load_root(struct qg_cfg_ctx *ctx, const yaml_node_t *root, struct qg_
 	dp->max_datagram = 2048;
 	dp->burst = 32;
 	dp->udp_gso = 1;
+	dp->overload_guard = 1;
 	qg_cfg_dpdk_defaults(&dp->dpdk);
 	qg_cfg_default_cores(dp);
 	cfg->admin.mode = QG_CONFIG_ADMIN_MODE_DEFAULT;

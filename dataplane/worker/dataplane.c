@@ -74,6 +74,7 @@ static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned id
 	w->bridge_fd = -1;
 	w->cpu = d->cores[idx];
 	w->burst = d->burst;
+	w->overload_guard = d->overload_guard;
 	w->ops = dp->ops;
 	w->table = &dp->table;
 	w->handoff = &dp->handoff[(size_t)idx * QG_CONFIG_MAX_SERVICES];

@@ -135,7 +135,7 @@ static void worker_loop(struct qg_worker *w)
 			n = w->ops->rx_burst(w->io, pkts, w->burst, 0);
 		}
 		now = (uint32_t)(qg_telemetry_tick(w->tm, w, n) / 1000000); /* one clock read for both */
-		if (n == w->burst) {
+		if (n == w->burst && w->overload_guard) {
 			if (full_polls++ == 0)
 				full_since = now;
 			if (unlikely(!behind && full_polls >= QG_WORKER_BEHIND_POLLS &&

@@ -34,6 +34,7 @@ struct qg_worker {
 	uint64_t cmd_flows;	     /* flows the commands removed, in total (single writer) */
 	int bridge_fd;		     /* the bridge's doorbell for this worker, -1 = no bridge */
 	unsigned sleep_us;	     /* longest wait in rx_burst when idle */
+	int overload_guard;	     /* refuse new flows while behind (dataplane.overload_guard) */
 	pthread_t thread;
 	int thread_started;
 	int stop;   /* set by the control side */

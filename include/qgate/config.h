@@ -243,7 +243,8 @@ struct qg_config_dataplane {
 	uint32_t rx_buffers;		     /**< receive buffers per worker (power of two, default 4096) */
 	uint32_t max_datagram;		     /**< largest UDP payload relayed (default 2048, max 65507) */
 	uint32_t burst;			     /**< packets per receive/transmit burst (default 32) */
-	int udp_gso; /**< send a flow's consecutive datagrams as one UDP GSO batch (default true) */
+	int udp_gso;	    /**< send a flow's consecutive datagrams as one UDP GSO batch (default true) */
+	int overload_guard; /**< a worker behind refuses new flows (drop reason overload; default true) */
 	struct qg_config_dpdk dpdk;
 };
 

@@ -39,6 +39,7 @@ TEST(ConfigLoad, DefaultHasDefaultValues)
 	EXPECT_EQ(s->idle_timeout_ms, 30000u);
 	EXPECT_EQ(s->max_flows_per_client, 0u);
 	EXPECT_EQ(cfg->dataplane.udp_gso, 1);
+	EXPECT_EQ(cfg->dataplane.overload_guard, 1);
 	ASSERT_EQ(s->n_backends, 2u);
 	EXPECT_EQ(Addr(s->backends[0].addr), "127.0.0.1:5001");
 	EXPECT_EQ(s->backends[0].weight, 1u);
@@ -78,6 +79,16 @@ TEST(ConfigLoad, MinimalGetsDefaults)
 	EXPECT_EQ(s->idle_timeout_ms, 30000u);
 	EXPECT_EQ(s->backends[0].weight, 1u);
 	EXPECT_EQ(s->backends[0].line, 5);
+}
+
+// The overload guard is on unless turned off; anything but a boolean is an error at its position.
+TEST(ConfigLoad, OverloadGuard)
+{
+	Result r;
+	Load(DataplaneWith("overload_guard: false"), &r);
+	ASSERT_EQ(r.ret, 0) << Dump(r.errs);
+	EXPECT_EQ(r.cfg->dataplane.overload_guard, 0);
+	ExpectOneError(DataplaneWith("overload_guard: maybe"), 2, 19, "overload_guard");
 }
 
 TEST(ConfigLoad, FullConfigRoundTrips)
