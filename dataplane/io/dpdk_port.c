@@ -338,6 +338,7 @@ int qg_dpdk_setup(const struct qg_config *cfg)
 		QG_LOG_ERR("dpdk: no ports configured (dataplane.dpdk.ports)");
 		return -EINVAL;
 	}
+	qg_dpdk.conf = *d;
 	qg_dpdk.n_workers = cfg->dataplane.n_cores;
 	qg_dpdk.n_ports = d->n_ports;
 	qg_dpdk.ports_per_worker = QG_DPDK_NAT_PORTS / qg_dpdk.n_workers;
@@ -347,7 +348,7 @@ int qg_dpdk_setup(const struct qg_config *cfg)
 	for (unsigned p = 0; p < d->n_ports; p++) {
 		struct qg_dpdk_port *dp = &qg_dpdk.ports[p];
 
-		dp->cfg = &d->ports[p];
+		dp->cfg = &qg_dpdk.conf.ports[p];
 		if (rte_eth_dev_get_port_by_name(dp->cfg->name, &dp->port_id) != 0) {
 			QG_LOG_ERR("dpdk: port '%s' not found (bound to a DPDK driver? for a vdev, is it in "
 				   "eal_args as --vdev?)",

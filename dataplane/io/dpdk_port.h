@@ -58,6 +58,12 @@ struct qg_dpdk {
 	struct rte_ring *rings[QG_DPDK_MAX_WORKERS]; /**< replies handed to their NAT port's worker */
 	struct qg_neigh_table *neigh;
 	int eal_ready;
+	/*
+	 * Our own copy of the ports' configuration: the workers route by it for
+	 * as long as they run, and a reload frees the configuration qgate started
+	 * with (ports are restart-only, so the copy stays right).
+	 */
+	struct qg_config_dpdk conf;
 };
 
 extern struct qg_dpdk qg_dpdk;
