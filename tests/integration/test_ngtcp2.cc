@@ -234,20 +234,28 @@ class Ngtcp2Base : public ::testing::Test
 				b->content += b->name + " line " + std::to_string(k) + " of padding text\n";
 			b->htdocs = dir_.Mkdir("htdocs-" + b->name);
 			WriteFile(b->htdocs + "/hello.txt", b->content);
-			b->port = qgt::FreePort();
-			ASSERT_NE(b->port, 0);
-			b->proc = std::make_unique<Child>(
-				dir_, b->name,
-				std::vector<std::string>{ "gtlsserver", "--htdocs=" + b->htdocs,
-							  "--no-quic-dump", "--no-http-dump", "--timeout=10s",
-							  "127.0.0.1", std::to_string(b->port), key_,
-							  cert_ });
-			ASSERT_TRUE(b->proc->started()) << b->proc->spawn_error();
 			Backend *bp = b.get();
 			backends_.push_back(std::move(b));
-			qg_addr a = qgt::Addr(bp->addr());
-			bool up = WaitFor([&] { return bp->proc->Exited() || ProbeVn(a, 100); },
-					  kServerStartMs);
+			bool up = false;
+			// A free port is free only until someone binds it: tests running alongside open
+			// sockets with ephemeral ports, so a server that cannot bind gets another port.
+			for (int attempt = 0; attempt < 3; attempt++) {
+				bp->port = qgt::FreePort();
+				ASSERT_NE(bp->port, 0);
+				bp->proc = std::make_unique<Child>(
+					dir_, bp->name,
+					std::vector<std::string>{ "gtlsserver", "--htdocs=" + bp->htdocs,
+								  "--no-quic-dump", "--no-http-dump",
+								  "--timeout=10s", "127.0.0.1",
+								  std::to_string(bp->port), key_, cert_ });
+				ASSERT_TRUE(bp->proc->started()) << bp->proc->spawn_error();
+				qg_addr a = qgt::Addr(bp->addr());
+				up = WaitFor([&] { return bp->proc->Exited() || ProbeVn(a, 100); },
+					     kServerStartMs);
+				if (!bp->proc->Exited() ||
+				    bp->proc->err().find("Could not bind") == std::string::npos)
+					break;
+			}
 			ASSERT_FALSE(bp->proc->Exited()) << bp->name << " exited" << bp->proc->Describe();
 			ASSERT_TRUE(up) << bp->name << " does not answer a VN probe within " << kServerStartMs
 					<< " ms" << bp->proc->Describe();
