@@ -300,7 +300,8 @@ TEST_F(Admin, FlushRemovesOnlyThatBackendsFlows)
 	r = Ctl({ "flush", "echo", a_.addr_str() });
 	EXPECT_NE(r.out.find(std::to_string(on_a) + " flows removed"), std::string::npos) << r.out;
 	r = Ctl({ "events" });
-	EXPECT_NE(r.out.find("flush: " + std::to_string(on_b) + " flows removed"), std::string::npos) << r.out;
+	EXPECT_NE(r.out.find("flush: " + std::to_string(on_b) + " flows removed"), std::string::npos)
+		<< r.out;
 	r = Ctl({ "flush", "echo", "10.9.9.9:1" });
 	EXPECT_EQ(r.status, 1);
 	EXPECT_NE(r.err.find("has no backend 10.9.9.9:1"), std::string::npos) << r.err;
