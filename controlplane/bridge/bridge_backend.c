@@ -26,10 +26,29 @@ static void connect_failed(struct qg_bridge *b, struct bpath *p, uint64_t now)
 	qg_brg_path_publish(p);
 }
 
+int qg_brg_link_dial(struct qg_bridge *b, const struct bpath *p, const struct link *l)
+{
+	struct epoll_event ev;
+	int fd;
+
+	fd = b->o.ops->connect(b->o.ops_ctx, &p->cfg, p->via, b->rings->max_datagram);
+	if (fd < 0)
+		return fd;
+	/* Writable = connected (or failed: SO_ERROR tells), for L2CAP and the stand-in alike. */
+	ev.events = EPOLLOUT | EPOLLRDHUP;
+	ev.data.u64 = qg_brg_ev(EV_LINK, (uint32_t)(l - b->links));
+	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
 static void start_connect(struct qg_bridge *b, uint32_t pi, uint64_t now)
 {
 	struct bpath *p = &b->paths[pi];
-	struct epoll_event ev;
 	struct link *l;
 	uint32_t slot;
 	int fd;
@@ -38,16 +57,7 @@ static void start_connect(struct qg_bridge *b, uint32_t pi, uint64_t now)
 		;
 	if (slot == b->o.links_per_path || !(l = qg_brg_link_alloc(b)))
 		return;
-	fd = b->o.ops->connect(b->o.ops_ctx, &p->cfg, p->via, b->rings->max_datagram);
-	if (fd >= 0) {
-		/* Writable = connected (or failed: SO_ERROR tells), for L2CAP and the stand-in alike. */
-		ev.events = EPOLLOUT | EPOLLRDHUP;
-		ev.data.u64 = qg_brg_ev(EV_LINK, (uint32_t)(l - b->links));
-		if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-			close(fd);
-			fd = -errno;
-		}
-	}
+	fd = qg_brg_link_dial(b, p, l);
 	if (fd < 0) {
 		qg_brg_link_free(b, l);
 		connect_failed(b, p, now);

@@ -188,6 +188,13 @@ static inline void qg_brg_path_publish(struct bpath *p)
 	PUB(p->next_ms, p->next_ms);
 }
 
+/* bridge_backend.c */
+/**
+ * Start connecting link l of path p: the socket (non-blocking), registered
+ * for EPOLLOUT (connected or failed). @return the fd or -errno.
+ */
+int qg_brg_link_dial(struct qg_bridge *b, const struct bpath *p, const struct link *l);
+
 /* bridge.c */
 struct link *qg_brg_link_alloc(struct qg_bridge *b);
 /** Put a link that never opened back on the free list. */

@@ -147,21 +147,12 @@ void qg_brg_probe_fini(struct qg_bridge *b)
 static void probe_link_connect(struct qg_bridge *b, uint32_t pi, uint64_t now)
 {
 	struct bpath *p = &b->paths[pi];
-	struct epoll_event ev;
 	struct link *l = qg_brg_link_alloc(b);
 	int fd;
 
 	if (!l)
 		return;
-	fd = b->o.ops->connect(b->o.ops_ctx, &p->cfg, p->via, b->rings->max_datagram);
-	if (fd >= 0) {
-		ev.events = EPOLLOUT | EPOLLRDHUP;
-		ev.data.u64 = qg_brg_ev(EV_LINK, (uint32_t)(l - b->links));
-		if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-			close(fd);
-			fd = -errno;
-		}
-	}
+	fd = qg_brg_link_dial(b, p, l);
 	if (fd < 0) {
 		qg_brg_link_free(b, l);
 		CTR_ADD(qg_brg_out_ctr(b)->connect_failures, 1);
