@@ -35,6 +35,8 @@ using qgt::EchoServer;
 namespace
 {
 
+using qgt::FreeTcpPort;
+using qgt::HttpGet;
 using qgt::Result;
 using qgt::TempDir;
 using qgt::WaitFor;
@@ -53,47 +55,6 @@ class Qgate : public qgt::Child
 Result RunCtl(const std::vector<std::string> &args)
 {
 	return qgt::Run(qgt::Cmd(QGATECTL_BIN, args), 15000);
-}
-
-// A free TCP port on 127.0.0.1 right now.
-uint16_t FreeTcpPort()
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	sockaddr_in sin{};
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t len = sizeof(sin);
-	uint16_t port = 0;
-	if (bind(fd, (sockaddr *)&sin, sizeof(sin)) == 0 && getsockname(fd, (sockaddr *)&sin, &len) == 0)
-		port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
-// GET path over a plain HTTP/1.0 connection (MHD answers as HTTP/1.1, which 1.0 clients accept); the whole
-// response (headers and body), "" on failure.
-std::string HttpGet(uint16_t port, const std::string &path)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	timeval tv{ 5, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	sockaddr_in sin{};
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	std::string resp;
-	if (connect(fd, (sockaddr *)&sin, sizeof(sin)) == 0) {
-		std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-		if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) == (ssize_t)req.size()) {
-			char buf[8192];
-			ssize_t n;
-			while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
-				resp.append(buf, (size_t)n);
-		}
-	}
-	close(fd);
-	return resp;
 }
 
 // The tiny JSON check: one object, braces and brackets balanced outside strings.

@@ -33,47 +33,18 @@ namespace
 
 using qgt::Client;
 using qgt::EchoServer;
+using qgt::FreeTcpPort;
+using qgt::HttpGet;
 using qgt::Result;
 using qgt::TempDir;
 using qgt::WaitFor;
 
 constexpr int kFlows = 32; // flows_per_core: 10 flows pass protect (0.3), 16 pass shed (0.5)
 
-uint16_t FreeTcpPort()
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	sockaddr_in sin{};
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t len = sizeof(sin);
-	uint16_t port = 0;
-	if (bind(fd, (sockaddr *)&sin, sizeof(sin)) == 0 && getsockname(fd, (sockaddr *)&sin, &len) == 0)
-		port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
 // GET /metrics over HTTP/1.0: the body, "" on failure.
 std::string Scrape(uint16_t port)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	timeval tv{ 5, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	sockaddr_in sin{};
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	std::string resp;
-	if (connect(fd, (sockaddr *)&sin, sizeof(sin)) == 0) {
-		std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-		if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) == (ssize_t)req.size()) {
-			char buf[8192];
-			ssize_t n;
-			while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
-				resp.append(buf, (size_t)n);
-		}
-	}
-	close(fd);
+	std::string resp = qgt::HttpGet(port, "/metrics");
 	size_t body = resp.find("\r\n\r\n");
 	return body == std::string::npos ? "" : resp.substr(body + 4);
 }

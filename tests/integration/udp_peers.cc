@@ -61,6 +61,44 @@ uint16_t FreePort(const char *host)
 	return ntohs(a.port);
 }
 
+uint16_t FreeTcpPort()
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	sockaddr_in sin{};
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(sin);
+	uint16_t port = 0;
+	if (bind(fd, (sockaddr *)&sin, sizeof(sin)) == 0 && getsockname(fd, (sockaddr *)&sin, &len) == 0)
+		port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+std::string HttpGet(uint16_t port, const std::string &path)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	timeval tv{ 5, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	sockaddr_in sin{};
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	std::string resp;
+	if (connect(fd, (sockaddr *)&sin, sizeof(sin)) == 0) {
+		std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+		if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) == (ssize_t)req.size()) {
+			char buf[8192];
+			ssize_t n;
+			while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+				resp.append(buf, (size_t)n);
+		}
+	}
+	close(fd);
+	return resp;
+}
+
 bool Ipv6Available()
 {
 	qg_addr a{};

@@ -27,6 +27,13 @@ std::string Str(const qg_addr &a);
 // A free UDP port on host ("127.0.0.1" or "::1") right now.
 uint16_t FreePort(const char *host = "127.0.0.1");
 
+// A free TCP port on 127.0.0.1 right now.
+uint16_t FreeTcpPort();
+
+// GET path from 127.0.0.1:port over a plain HTTP/1.0 connection (MHD answers as HTTP/1.1, which 1.0
+// clients accept); the whole response (headers and body), "" on failure. 5 s timeouts.
+std::string HttpGet(uint16_t port, const std::string &path);
+
 // 1 when ::1 can be bound here.
 bool Ipv6Available();
 
