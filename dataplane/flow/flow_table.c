@@ -34,6 +34,7 @@
 #include "qgate/compiler.h"
 #include "qgate/flow.h"
 #include "qgate/hash.h"
+#include "qgate/mem.h"
 
 _Static_assert(sizeof(struct qg_flow) == QG_CACHE_LINE, "struct qg_flow must be one cache line");
 _Static_assert(sizeof(struct qg_addr) == 20, "struct qg_addr layout changed");
@@ -275,13 +276,24 @@ static void flow_release(struct qg_flow_table *t, uint32_t idx, enum qg_flow_rea
 
 /* ---- public API ---- */
 
-static void *alloc_lines(size_t n, size_t elem)
+static size_t table_bytes(uint32_t n_services)
 {
-	size_t bytes = n * elem;
+	return sizeof(struct qg_flow_table) + (size_t)n_services * sizeof(struct qg_flow_svc);
+}
 
-	/* aligned_alloc wants a size multiple of the alignment. */
-	bytes = (bytes + QG_CACHE_LINE - 1) & ~(size_t)(QG_CACHE_LINE - 1);
-	return aligned_alloc(QG_CACHE_LINE, bytes ? bytes : QG_CACHE_LINE);
+static size_t flows_bytes(const struct qg_flow_table *t)
+{
+	return (size_t)t->capacity * sizeof(struct qg_flow);
+}
+
+static size_t clients_bytes(const struct qg_flow_table *t)
+{
+	return (size_t)t->capacity * sizeof(struct qg_flow_client);
+}
+
+static size_t buckets_bytes(const struct qg_flow_table *t)
+{
+	return ((size_t)t->bucket_mask + 1) * sizeof(uint32_t);
 }
 
 static uint32_t pow2_at_least(uint32_t n)
@@ -302,33 +314,31 @@ int qg_flow_table_create(const struct qg_flow_table_params *p, struct qg_flow_ta
 	    p->n_services > FLOW_SVC_FREE || !p->idle_timeout_ms)
 		return -EINVAL;
 
-	t = alloc_lines(1, sizeof(*t) + (size_t)p->n_services * sizeof(t->svcs[0]));
+	t = qg_mem_alloc(table_bytes(p->n_services));
 	if (!t)
 		return -ENOMEM;
-	memset(t, 0, sizeof(*t));
 	nb = pow2_at_least(p->capacity);
-	t->flows = alloc_lines(p->capacity, sizeof(struct qg_flow));
-	t->buckets = alloc_lines(nb, sizeof(uint32_t));
-	t->clients = alloc_lines(p->capacity, sizeof(struct qg_flow_client));
-	t->cbuckets = alloc_lines(nb, sizeof(uint32_t));
-	if (!t->flows || !t->buckets || !t->clients || !t->cbuckets)
-		goto err;
-
+	/* Sizes first: destroy frees by them. */
+	t->n_services = p->n_services;
 	t->capacity = p->capacity;
 	t->bucket_mask = nb - 1;
 	t->cbucket_mask = nb - 1;
-	t->n_services = p->n_services;
+	/* Huge pages: at a million flows these are read at random once per packet (see qgate/mem.h). */
+	t->flows = qg_mem_alloc(flows_bytes(t));
+	t->buckets = qg_mem_alloc(buckets_bytes(t));
+	t->clients = qg_mem_alloc(clients_bytes(t));
+	t->cbuckets = qg_mem_alloc(buckets_bytes(t));
+	if (!t->flows || !t->buckets || !t->clients || !t->cbuckets)
+		goto err;
+
 	t->seed = p->seed;
 	t->cseed = qg_hash_mix64(p->seed ^ 0x5bd1e9955bd1e995ULL);
 	t->on_remove = p->on_remove;
 	t->cb_ctx = p->cb_ctx;
 
-	/* Writing every entry now also faults the pages in, so the fast path
-	 * never takes a first-touch page fault. */
-	memset(t->flows, 0, (size_t)p->capacity * sizeof(struct qg_flow));
-	memset(t->clients, 0, (size_t)p->capacity * sizeof(struct qg_flow_client));
-	memset(t->buckets, 0xff, (size_t)nb * sizeof(uint32_t));
-	memset(t->cbuckets, 0xff, (size_t)nb * sizeof(uint32_t));
+	/* qg_mem_alloc zeroed the entries and faulted every page in. */
+	memset(t->buckets, 0xff, buckets_bytes(t));
+	memset(t->cbuckets, 0xff, buckets_bytes(t));
 	for (i = 0; i < p->capacity; i++) {
 		t->flows[i].svc = FLOW_SVC_FREE;
 		t->flows[i].hnext = i + 1 < p->capacity ? i + 1 : QG_FLOW_NONE;
@@ -354,11 +364,11 @@ void qg_flow_table_destroy(struct qg_flow_table *t)
 {
 	if (!t)
 		return;
-	free(t->flows);
-	free(t->buckets);
-	free(t->clients);
-	free(t->cbuckets);
-	free(t);
+	qg_mem_free(t->flows, flows_bytes(t));
+	qg_mem_free(t->buckets, buckets_bytes(t));
+	qg_mem_free(t->clients, clients_bytes(t));
+	qg_mem_free(t->cbuckets, buckets_bytes(t));
+	qg_mem_free(t, table_bytes(t->n_services));
 }
 
 uint32_t qg_flow_prefetch(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client)

@@ -30,6 +30,7 @@
 #include "dpdk_port.h"
 #include "qgate/hash.h"
 #include "qgate/log.h"
+#include "qgate/mem.h"
 
 #define RX_MAX	    256 /* largest burst (the config's burst max) */
 #define IDLE_MAX_US 500 /* an idle worker naps at most this long: the NIC ring holds what arrives */
@@ -545,7 +546,7 @@ static void dpdk_destroy(struct qg_io *io)
 		if (io->txq[p].n)
 			rte_pktmbuf_free_bulk(io->txq[p].m, io->txq[p].n);
 	free((void *)io->listen);
-	free(io->up_dest);
+	qg_mem_free(io->up_dest, sizeof(*io->up_dest) * io->n_up);
 	free(io->dest);
 	free(io->dest_bucket);
 	free(io->free_q);
@@ -583,7 +584,8 @@ static int dpdk_create(const struct qg_io_params *p, struct qg_io **out)
 		return -EINVAL;
 	listen = calloc(QG_CONFIG_MAX_SERVICES, sizeof(*listen));
 	io->listen = listen;
-	io->up_dest = calloc(io->n_up, sizeof(*io->up_dest));
+	/* Read for every datagram toward a backend, at random with many flows: huge pages. */
+	io->up_dest = qg_mem_alloc(sizeof(*io->up_dest) * io->n_up);
 	/* Not zeroed: only entries below dest_used are ever read, so untouched pages stay unmapped. */
 	io->dest = malloc(sizeof(*io->dest) * io->n_up);
 	io->dest_bucket = malloc(sizeof(*io->dest_bucket) * QG_DPDK_DEST_BUCKETS);

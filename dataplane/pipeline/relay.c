@@ -7,6 +7,7 @@
 #include "qgate/flow.h"
 #include "qgate/hash.h"
 #include "qgate/log.h"
+#include "qgate/mem.h"
 #include "relay_internal.h"
 
 /*
@@ -574,7 +575,8 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	r->worker = p->worker;
 	r->max_upstreams = p->max_upstreams;
 	r->burst = p->burst;
-	r->up_flow = malloc(sizeof(*r->up_flow) * p->max_upstreams);
+	/* Both indexed by upstream, at random with many flows: huge pages (qgate/mem.h). */
+	r->up_flow = qg_mem_alloc(sizeof(*r->up_flow) * p->max_upstreams);
 	r->bstat = aligned_alloc(QG_CACHE_LINE, (sizeof(*r->bstat) * (kc + 1) + QG_CACHE_LINE - 1) /
 							QG_CACHE_LINE * QG_CACHE_LINE);
 	r->slot_active = calloc(kc + 1, sizeof(*r->slot_active));
@@ -592,7 +594,7 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	r->hash = calloc(p->burst, sizeof(*r->hash));
 	r->deferred_cap = 3 * p->burst;
 	r->deferred = calloc(r->deferred_cap, sizeof(*r->deferred));
-	r->up_queued = calloc(p->max_upstreams, sizeof(*r->up_queued));
+	r->up_queued = qg_mem_alloc(sizeof(*r->up_queued) * p->max_upstreams);
 	r->burst_seq = 1;
 	r->quic = calloc(sc, sizeof(*r->quic));
 	if (!r->hash || !r->quic || !r->up_flow || !r->bstat || !r->slot_active || !r->svc_active ||
@@ -670,7 +672,7 @@ void qg_relay_destroy(struct qg_relay *r)
 	free(r->svc_uid);
 	free(r->svc_ver);
 	free(r->lc_active);
-	free(r->up_flow);
+	qg_mem_free(r->up_flow, sizeof(*r->up_flow) * r->max_upstreams);
 	free(r->bstat);
 	free(r->slot_active);
 	free(r->svc_active);
@@ -682,7 +684,7 @@ void qg_relay_destroy(struct qg_relay *r)
 	free(r->drop);
 	free(r->hash);
 	free(r->deferred);
-	free(r->up_queued);
+	qg_mem_free(r->up_queued, sizeof(*r->up_queued) * r->max_upstreams);
 	if (r->quic)
 		qg_quic_relay_fini(r);
 	free(r->quic);
