@@ -65,6 +65,7 @@ struct qg_flow_svc {
 	uint32_t tail; /* most recently used */
 	uint32_t idle_timeout_ms;
 	uint32_t max_per_client; /* 0 = unlimited */
+	uint32_t grain_shift;	 /* LRU grain: 1 << grain_shift ms (0: exact) */
 };
 
 struct qg_flow_table {
@@ -81,7 +82,8 @@ struct qg_flow_table {
 	uint32_t free_head;
 	uint32_t cfree_head;
 	uint32_t n_services;
-	uint32_t expire_next; /* service qg_flow_expire starts with next time */
+	uint32_t expire_next;  /* service qg_flow_expire starts with next time */
+	uint32_t lru_grain_ms; /* upper bound of every service's grain */
 	qg_flow_remove_cb on_remove;
 	void *cb_ctx;
 	struct qg_flow_svc svcs[];
@@ -137,14 +139,18 @@ static inline void lru_append(struct qg_flow_table *t, uint32_t idx, struct qg_f
 	s->tail = idx;
 }
 
-/* Mark a flow used at now_ms. Relinks only when the time moved: a burst of
- * packets within one millisecond costs a single compare. */
+/*
+ * Mark a flow used at now_ms. Relinks only when now_ms entered another grain
+ * than last_seen's: the list stays ordered by last_seen's grain (every append
+ * is at the current one), and a flow seen again within its grain costs a
+ * store to its own entry.
+ */
 static inline void flow_refresh(struct qg_flow_table *t, uint32_t idx, struct qg_flow *f, uint32_t now_ms)
 {
-	if (f->last_seen == now_ms)
-		return;
+	uint32_t moved = (f->last_seen ^ now_ms) >> t->svcs[f->svc].grain_shift;
+
 	f->last_seen = now_ms;
-	if (f->lru_next != QG_FLOW_NONE) {
+	if (moved && f->lru_next != QG_FLOW_NONE) {
 		lru_unlink(t, f);
 		lru_append(t, idx, f);
 	}
@@ -296,6 +302,18 @@ static size_t buckets_bytes(const struct qg_flow_table *t)
 	return ((size_t)t->bucket_mask + 1) * sizeof(uint32_t);
 }
 
+/* log2 of the grain: the largest power of two <= min(bound, timeout / 16), 0 for exact. */
+static uint32_t grain_shift_of(uint32_t bound_ms, uint32_t idle_timeout_ms)
+{
+	uint32_t g = idle_timeout_ms / 16, shift = 0;
+
+	if (g > bound_ms)
+		g = bound_ms;
+	while (shift < 31 && (UINT32_C(2) << shift) <= g)
+		shift++;
+	return shift;
+}
+
 static uint32_t pow2_at_least(uint32_t n)
 {
 	uint32_t p = 1;
@@ -332,6 +350,7 @@ int qg_flow_table_create(const struct qg_flow_table_params *p, struct qg_flow_ta
 		goto err;
 
 	t->seed = p->seed;
+	t->lru_grain_ms = p->lru_grain_ms;
 	t->cseed = qg_hash_mix64(p->seed ^ 0x5bd1e9955bd1e995ULL);
 	t->on_remove = p->on_remove;
 	t->cb_ctx = p->cb_ctx;
@@ -351,6 +370,7 @@ int qg_flow_table_create(const struct qg_flow_table_params *p, struct qg_flow_ta
 		t->svcs[i].tail = QG_FLOW_NONE;
 		t->svcs[i].idle_timeout_ms = p->idle_timeout_ms[i];
 		t->svcs[i].max_per_client = p->max_flows_per_client ? p->max_flows_per_client[i] : 0;
+		t->svcs[i].grain_shift = grain_shift_of(p->lru_grain_ms, p->idle_timeout_ms[i]);
 	}
 	*out = t;
 	return 0;
@@ -590,7 +610,7 @@ unsigned qg_flow_expire(struct qg_flow_table *t, uint32_t now_ms, unsigned budge
 		uint32_t s = start + k < t->n_services ? start + k : start + k - t->n_services;
 		struct qg_flow_svc *sv = &t->svcs[s];
 
-		/* The list is in last_seen order: stop at the first live flow. */
+		/* The list is in last_seen order (to within a grain): stop at the first live flow. */
 		while (done < budget && sv->head != QG_FLOW_NONE &&
 		       flow_idle_expired(&t->flows[sv->head], sv->idle_timeout_ms, now_ms)) {
 			flow_release(t, sv->head, QG_FLOW_REASON_EXPIRED);
@@ -609,6 +629,8 @@ void qg_flow_set_service(struct qg_flow_table *t, uint16_t svc, uint32_t idle_ti
 	 * uncounted; flows that hold one keep releasing it when they leave. */
 	t->svcs[svc].idle_timeout_ms = idle_timeout_ms;
 	t->svcs[svc].max_per_client = max_flows_per_client;
+	/* The list stays in relink order: expiry may lag by the larger of the two grains once. */
+	t->svcs[svc].grain_shift = grain_shift_of(t->lru_grain_ms, idle_timeout_ms);
 }
 
 uint32_t qg_flow_count(const struct qg_flow_table *t)

@@ -188,6 +188,10 @@ static void egress(struct qg_io *io, struct rte_mbuf *m, const struct qg_addr *s
 
 static void dpdk_tx_backend(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 {
+	/* One NAT port per flow: with many flows each lookup is a miss, so issue them all first. */
+	for (unsigned i = 0; i < n; i++)
+		if (likely(pkts[i].upstream < io->n_up))
+			rte_prefetch0(&io->up_dest[pkts[i].upstream]);
 	for (unsigned i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i].priv;
 		uint32_t up = pkts[i].upstream, d;

@@ -22,9 +22,9 @@
  * out what was queued. Others (an evicted idle flow's) close at once: their
  * index is free for the flow that evicted them.
  */
-static void relay_upstream_close(struct qg_relay *r, uint32_t up, int reuse)
+static void relay_upstream_close(struct qg_relay *r, const struct qg_flow *f, uint32_t up, int reuse)
 {
-	if (unlikely(r->in_burst && up < r->max_upstreams && r->up_queued[up] == r->burst_seq) &&
+	if (unlikely(r->in_burst && QG_RELAY_FLOW_QUEUED_SEQ(f) == r->burst_seq) &&
 	    r->n_deferred < r->deferred_cap) {
 		r->deferred[r->n_deferred].up = up;
 		r->deferred[r->n_deferred++].reuse = reuse;
@@ -53,7 +53,7 @@ static void relay_on_remove(void *ctx, uint32_t idx, const struct qg_flow *f, en
 		qg_relay_bt_close(r, f->upstream);
 	} else if (f->upstream != QG_FLOW_NONE) {
 		r->up_flow[f->upstream] = QG_FLOW_NONE;
-		relay_upstream_close(r, f->upstream, why == QG_FLOW_REASON_EXPIRED);
+		relay_upstream_close(r, f, f->upstream, why == QG_FLOW_REASON_EXPIRED);
 	}
 	if (f->backend != QG_FLOW_NONE) {
 		r->slot_active[f->backend]--;
@@ -230,7 +230,7 @@ void qg_relay_path_move(struct qg_relay *r, uint16_t svc, uint32_t member, uint3
 		qg_relay_bt_close(r, old);
 	} else {
 		r->up_flow[old] = QG_FLOW_NONE;
-		relay_upstream_close(r, old, 0);
+		relay_upstream_close(r, f, old, 0);
 	}
 	f->upstream = up;
 	if (!qg_relay_up_is_bt(up))
@@ -402,7 +402,9 @@ static void relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uin
 				r->drop[nd++] = *p;
 				continue;
 			}
-			r->up_queued[p->upstream] = r->burst_seq;
+			/* In the flow's own line, already in cache: a per-upstream array was a miss at 1M
+			 * flows. */
+			QG_RELAY_FLOW_QUEUED_SEQ(f) = r->burst_seq;
 			r->to_backend[nb++] = *p;
 		} else {
 			if (unlikely(p->flags & QG_PKT_F_OVERSIZE)) {
@@ -575,7 +577,7 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	r->worker = p->worker;
 	r->max_upstreams = p->max_upstreams;
 	r->burst = p->burst;
-	/* Both indexed by upstream, at random with many flows: huge pages (qgate/mem.h). */
+	/* Indexed by upstream, at random with many flows: huge pages (qgate/mem.h). */
 	r->up_flow = qg_mem_alloc(sizeof(*r->up_flow) * p->max_upstreams);
 	r->bstat = aligned_alloc(QG_CACHE_LINE, (sizeof(*r->bstat) * (kc + 1) + QG_CACHE_LINE - 1) /
 							QG_CACHE_LINE * QG_CACHE_LINE);
@@ -594,12 +596,11 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	r->hash = calloc(p->burst, sizeof(*r->hash));
 	r->deferred_cap = 3 * p->burst;
 	r->deferred = calloc(r->deferred_cap, sizeof(*r->deferred));
-	r->up_queued = qg_mem_alloc(sizeof(*r->up_queued) * p->max_upstreams);
 	r->burst_seq = 1;
 	r->quic = calloc(sc, sizeof(*r->quic));
 	if (!r->hash || !r->quic || !r->up_flow || !r->bstat || !r->slot_active || !r->svc_active ||
 	    !r->wrr || !r->lc_cursor || !r->timeouts || !r->limits || !r->to_backend || !r->to_client ||
-	    !r->drop || !r->lc_active || !r->svc_uid || !r->svc_ver || !r->deferred || !r->up_queued)
+	    !r->drop || !r->lc_active || !r->svc_uid || !r->svc_ver || !r->deferred)
 		goto err;
 	memset(r->bstat, 0, sizeof(*r->bstat) * (kc + 1));
 	for (uint32_t i = 0; i < p->max_upstreams; i++)
@@ -615,6 +616,7 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	fp.seed = p->seed;
 	fp.on_remove = relay_on_remove;
 	fp.cb_ctx = r;
+	fp.lru_grain_ms = QG_RELAY_LRU_GRAIN_MS;
 	rc = qg_flow_table_create(&fp, &r->flows);
 	if (rc) {
 		QG_LOG_ERR("cannot allocate a flow table of %u flows: %s", p->flows, strerror(-rc));
@@ -684,7 +686,6 @@ void qg_relay_destroy(struct qg_relay *r)
 	free(r->drop);
 	free(r->hash);
 	free(r->deferred);
-	qg_mem_free(r->up_queued, sizeof(*r->up_queued) * r->max_upstreams);
 	if (r->quic)
 		qg_quic_relay_fini(r);
 	free(r->quic);

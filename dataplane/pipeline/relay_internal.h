@@ -18,6 +18,17 @@
 
 /* Per-source token buckets for new QUIC connections (per worker; colliding sources share one). */
 #define QG_RELAY_TB_SIZE 65536
+
+/*
+ * LRU grain of the flow tables (struct qg_flow_table_params): at a million flows a
+ * flow sees a datagram every ~100 ms at 10 Mpps, so a second's grain relinks it about
+ * once in ten datagrams; eviction stays oldest-first to within a second.
+ */
+#define QG_RELAY_LRU_GRAIN_MS 1024
+
+/* The relay's use of the flow entry's owner spare (struct qg_flow.user2): see burst_seq below. */
+#define QG_RELAY_FLOW_QUEUED_SEQ(f) ((f)->user2)
+
 struct qg_relay_tb {
 	uint32_t last_ms;
 	uint32_t milli; /* tokens x 1000 */
@@ -79,15 +90,14 @@ struct qg_relay {
 	/*
 	 * Upstreams of flows removed during a burst while a datagram of that burst
 	 * waits to go out on them, closed when the next burst starts (relay.c,
-	 * relay_upstream_close()); up_queued: per upstream, the burst_seq of the
-	 * last burst that queued a datagram to it.
+	 * relay_upstream_close()). A flow's QG_RELAY_FLOW_QUEUED_SEQ is the burst_seq
+	 * of the last burst that queued a datagram of it toward its backend.
 	 */
 	struct qg_relay_deferred {
 		uint32_t up;
 		int reuse;
 	} * deferred;
 	uint32_t n_deferred, deferred_cap;
-	uint32_t *up_queued;
 	uint32_t burst_seq;
 	int in_burst;
 	int behind; /* qg_relay_set_behind(): new flows refused until the worker catches up */

@@ -57,6 +57,16 @@ struct qg_flow_table_params {
 	uint64_t seed;			      /**< hash seed */
 	qg_flow_remove_cb on_remove;	      /**< may be NULL */
 	void *cb_ctx;
+	/**
+	 * LRU grain in ms (0 or 1: exact). A flow moves to its list's tail at most
+	 * once per grain, the largest power of two <= min(lru_grain_ms, idle
+	 * timeout / 16): a hit within the same grain writes only the flow's own
+	 * entry, not its two neighbours' (two random misses per packet at a million
+	 * flows). Eviction then picks the oldest flow to within a grain, and
+	 * qg_flow_expire() may remove a flow up to a grain late (a lookup never
+	 * returns an idle flow, whatever the grain).
+	 */
+	uint32_t lru_grain_ms;
 };
 
 struct qg_flow_table;

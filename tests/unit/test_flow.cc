@@ -67,7 +67,7 @@ class Table
 {
       public:
 	Table(uint32_t capacity, std::vector<uint32_t> timeouts, std::vector<uint32_t> limits = {},
-	      Recorder *rec = nullptr, uint64_t seed = 0x1234)
+	      Recorder *rec = nullptr, uint64_t seed = 0x1234, uint32_t lru_grain_ms = 0)
 	    : timeouts_(std::move(timeouts)), limits_(std::move(limits))
 	{
 		qg_flow_table_params p{};
@@ -78,6 +78,7 @@ class Table
 		p.seed = seed;
 		p.on_remove = rec ? Recorder::cb : nullptr;
 		p.cb_ctx = rec;
+		p.lru_grain_ms = lru_grain_ms;
 		rc_ = qg_flow_table_create(&p, &t_);
 	}
 	~Table()
@@ -304,6 +305,75 @@ TEST(Flow, ExpiryStopsAtRecentlyUsed)
 	EXPECT_EQ(qg_flow_get(tb.get(), ids[1]), nullptr);
 	EXPECT_NE(qg_flow_get(tb.get(), ids[6]), nullptr);
 	EXPECT_EQ(qg_flow_count(tb.get()), 5u);
+}
+
+// With a grain, a hit within the grain of the flow's last use does not move it in
+// the LRU list: eviction is oldest-first to within a grain.
+TEST(Flow, LruGrainMovesAFlowOncePerGrain)
+{
+	Recorder rec;
+	Table tb(16, { 16384 }, {}, &rec, 0x1234, 1024); // grain min(1024, 16384 / 16) = 1024 ms
+	ASSERT_EQ(tb.rc(), 0);
+	qg_addr a = v4(1, 1), b = v4(2, 2);
+	uint32_t ia = tb.insert(0, a, 0), ib = tb.insert(0, b, 10);
+	EXPECT_EQ(tb.lookup(0, a, 500), ia); // same grain as 0: stays the head
+	EXPECT_EQ(qg_flow_get(tb.get(), ia)->last_seen, 500u);
+	ASSERT_EQ(qg_flow_evict_oldest(tb.get(), 0, QG_FLOW_NONE), 0);
+	ASSERT_EQ(rec.events.size(), 1u);
+	EXPECT_EQ(rec.events[0].idx, ia);
+
+	ia = tb.insert(0, a, 1000);	      // appended after b
+	EXPECT_EQ(tb.lookup(0, b, 1030), ib); // grain 1 (1024..2047): b moves behind a
+	ASSERT_EQ(qg_flow_evict_oldest(tb.get(), 0, QG_FLOW_NONE), 0);
+	ASSERT_EQ(rec.events.size(), 2u);
+	EXPECT_EQ(rec.events[1].idx, ia);
+}
+
+// The grain is at most a sixteenth of the idle timeout, and 1 ms (exact LRU) without one.
+TEST(Flow, LruGrainFollowsTheIdleTimeout)
+{
+	Recorder rec;
+	Table tb(16, { 1000, 1000 }, {}, &rec, 0x1234, 1024); // grain 32 ms (1000 / 16 = 62)
+	ASSERT_EQ(tb.rc(), 0);
+	uint32_t ia = tb.insert(0, v4(1, 1), 0);
+	tb.insert(0, v4(2, 2), 1);
+	EXPECT_EQ(tb.lookup(0, v4(1, 1), 31), ia); // still grain 0
+	ASSERT_EQ(qg_flow_evict_oldest(tb.get(), 0, QG_FLOW_NONE), 0);
+	ASSERT_EQ(rec.events.size(), 1u);
+	EXPECT_EQ(rec.events[0].idx, ia);
+	ia = tb.insert(0, v4(1, 1), 40);
+	uint32_t ib = tb.insert(0, v4(3, 3), 41);
+	EXPECT_EQ(tb.lookup(0, v4(1, 1), 64), ia); // grain 2 (64..95): moves behind 3
+	ASSERT_EQ(qg_flow_evict_oldest(tb.get(), 0, QG_FLOW_NONE), 0);
+	EXPECT_NE(rec.events.back().idx, ia);
+
+	// A reload to a short timeout makes the service's LRU exact again.
+	qg_flow_set_service(tb.get(), 1, 20, 0);
+	uint32_t ic = tb.insert(1, v4(4, 4), 100), id = tb.insert(1, v4(5, 5), 101);
+	EXPECT_EQ(tb.lookup(1, v4(4, 4), 102), ic);
+	ASSERT_EQ(qg_flow_evict_oldest(tb.get(), 1, QG_FLOW_NONE), 0);
+	EXPECT_EQ(rec.events.back().idx, id);
+	(void)ib;
+}
+
+// Expiry stops at the first live flow of the list, which with a grain may keep a
+// flow idle past its timeout for less than a grain; a lookup never returns it.
+TEST(Flow, LruGrainExpiryIsLateByLessThanAGrain)
+{
+	Recorder rec;
+	Table tb(16, { 16384 }, {}, &rec, 0x1234, 1024);
+	ASSERT_EQ(tb.rc(), 0);
+	qg_addr a = v4(1, 1), b = v4(2, 2);
+	uint32_t ia = tb.insert(0, a, 0), ib = tb.insert(0, b, 100);
+	EXPECT_EQ(tb.lookup(0, a, 900), ia);			  // same grain: a stays ahead of b
+	EXPECT_EQ(qg_flow_expire(tb.get(), 100 + 16385, 10), 0u); // b is idle, behind live a
+	EXPECT_NE(qg_flow_get(tb.get(), ib), nullptr);
+	EXPECT_EQ(qg_flow_expire(tb.get(), 900 + 16385, 10), 2u); // 800 ms late, < 1024
+	EXPECT_EQ(qg_flow_count(tb.get()), 0u);
+
+	tb.insert(0, b, 20000);
+	EXPECT_EQ(tb.lookup(0, b, 20000 + 16385), QG_FLOW_NONE); // idle: never returned
+	EXPECT_EQ(rec.events.back().why, QG_FLOW_REASON_EXPIRED);
 }
 
 TEST(Flow, LazyExpiryOnLookup)
