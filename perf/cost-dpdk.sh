@@ -41,6 +41,7 @@ PACKETS=200000
 FLOWS="1000,1000000"
 LARGE_PACKETS=
 SIZE=64
+ORDER=rr
 MODES=udp
 QUIC_KEY=8f95f09245765f80256934e50c66207f
 RESULTS="$ROOT/perf/results"
@@ -67,6 +68,9 @@ usage: perf/cost-dpdk.sh [options]
                       per value (with --cache-sim, two values give the steady state: the
                       difference between the runs is lookups only)
   --size BYTES        UDP payload (default 64)
+  --order rr|shuffled  datagram order over the flows: rr (round robin, default; as qgate-loadgen
+                      --dpdk sends) or shuffled (each pass over the flows in another order,
+                      as independent clients arrive: LRU neighbours are not the next flow)
   --modes LIST        comma list of udp, quic-lb1 (QUIC-LB single pass, 8 + 8), quic-lb4
                       (four pass, 3 + 6); every mode runs every --flows case (default udp)
   --cache-sim         also simulate caches and branch predictors (callgrind --cache-sim=yes
@@ -100,6 +104,7 @@ while [ $# -gt 0 ]; do
 	--flows) FLOWS=${2:?}; shift 2 ;;
 	--large-packets) LARGE_PACKETS=${2:?}; shift 2 ;;
 	--size) SIZE=${2:?}; shift 2 ;;
+	--order) ORDER=${2:?}; shift 2 ;;
 	--modes) MODES=${2:?}; shift 2 ;;
 	--results) RESULTS=${2:?}; shift 2 ;;
 	--keep) KEEP=1; shift ;;
@@ -127,6 +132,7 @@ if [ "$CACHE_SIM" = 1 ]; then
 fi
 [[ $FLOWS =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--flows wants a comma list of numbers"
 [ "$SIZE" -ge 24 ] && [ "$SIZE" -le 1472 ] || die "--size wants 24..1472"
+case "$ORDER" in rr | shuffled) ;; *) die "--order wants rr or shuffled" ;; esac
 [[ $MODES =~ ^(udp|quic-lb1|quic-lb4)(,(udp|quic-lb1|quic-lb4))*$ ]] ||
 	die "--modes wants a comma list of udp, quic-lb1, quic-lb4"
 for tool in valgrind callgrind_annotate python3; do
@@ -224,10 +230,10 @@ run_case() {
 	local name=$1 packets=$2 flows=$3 idle=$4 mode=${5:-udp} dir="$TMP/$1" t0 rc=0 lb sids
 	mkdir -p "$dir"
 	if [ "$mode" = udp ]; then
-		python3 "$HELPER" pcap "$dir/in.pcap" "$packets" "$flows" --size "$SIZE"
+		python3 "$HELPER" pcap "$dir/in.pcap" "$packets" "$flows" --size "$SIZE" --order "$ORDER"
 	else
 		read -r lb sids <<<"$(quic_lb_of "$mode")"
-		python3 "$HELPER" pcap "$dir/in.pcap" "$packets" "$flows" --size "$SIZE" \
+		python3 "$HELPER" pcap "$dir/in.pcap" "$packets" "$flows" --size "$SIZE" --order "$ORDER" \
 			--quic-lb "$lb" --server-ids "$sids"
 	fi
 	qgate_conf "$name" "$dir/in.pcap" "$flows" "$mode" >"$dir/qgate.yaml"
@@ -281,7 +287,7 @@ run_case() {
 # backend f % 3), and every flow was created by its server ID.
 check_quic_routing() {
 	local name=$1 dir=$2 packets=$3 flows=$4 want got created
-	want=$(python3 "$HELPER" backend-counts "$packets" "$flows" 3)
+	want=$(python3 "$HELPER" backend-counts "$packets" "$flows" 3 "$ORDER")
 	# The last --stats report holds the final per-backend totals ("total to N from M").
 	got=$(grep "^  backend " "$dir/qgate.out" | tail -3 | sed -n 's/.* total to \([0-9]*\) from .*/\1/p' | xargs)
 	[ "$got" = "$want" ] || die "$name: datagrams per backend $got, the CIDs name $want"
@@ -355,7 +361,7 @@ out = {
     "machine": {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
                 "dpdk": cmd("pkg-config", "--modversion", "libdpdk") or "unknown",
                 "valgrind": cmd("valgrind", "--version")},
-    "setup": {"qgate": "$QGATE_BIN", "size": $SIZE, "workers": 1, "policy": "maglev", "backends": 3,
+    "setup": {"qgate": "$QGATE_BIN", "size": $SIZE, "order": "$ORDER", "workers": 1, "policy": "maglev", "backends": 3,
               "modes": "$MODES".split(","),
               "quic": {"quic-lb1": "protocol quic, QUIC-LB config 1, server_id_len 8, nonce_len 8, AES-128 key (single pass)",
                        "quic-lb4": "protocol quic, QUIC-LB config 1, server_id_len 3, nonce_len 6, AES-128 key (four pass)",

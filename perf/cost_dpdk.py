@@ -2,11 +2,14 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Helper of perf/cost-dpdk.sh.
 
-  cost_dpdk.py pcap OUT PACKETS FLOWS [--size BYTES]
+  cost_dpdk.py pcap OUT PACKETS FLOWS [--size BYTES] [--order rr|shuffled]
                 [--quic-lb ID:SID_LEN:NONCE_LEN[:KEYHEX] --server-ids HEX,HEX,...]
       Writes a pcap of PACKETS UDP/IPv4 datagrams to the VIP 10.1.0.100:4433,
       round robin over FLOWS clients (flow f: 10.1.<1 + a/250>.<1 + a%250> with
       a = f / 64512, port 1024 + f % 64512), correct IPv4 and UDP checksums.
+      --order shuffled: every pass over the flows still sends each flow once,
+      in another order per pass (an affine permutation), so a flow's neighbours
+      in arrival order, and in an LRU list, are not the next datagram's flow.
       With --quic-lb each payload is a QUIC short header (0x41) whose DCID is
       the QUIC-LB CID of flow f (server ID server_ids[f % n], nonce = f), one
       CID per flow, then the same filler up to BYTES.
@@ -14,7 +17,7 @@
   cost_dpdk.py quic-cid ID:SID_LEN:NONCE_LEN[:KEYHEX] SERVER_ID_HEX NONCE_HEX
       Prints one QUIC-LB CID (to check the encoder against qgatectl cid decode).
 
-  cost_dpdk.py backend-counts PACKETS FLOWS N
+  cost_dpdk.py backend-counts PACKETS FLOWS N [rr|shuffled]
       Prints how many datagrams each of N backends must receive when flow f
       names server_ids[f % N] (the QUIC modes' routing check).
 
@@ -133,7 +136,37 @@ def quic_payload(lb, server_ids, flow, filler):
     return hdr + filler[len(hdr):]
 
 
-def write_pcap(path, packets, flows, size, lb=None, server_ids=None):
+def _is_prime(n):
+    if n < 2:
+        return False
+    i = 2
+    while i * i <= n:
+        if n % i == 0:
+            return False
+        i += 1
+    return True
+
+
+def flow_order(flows, order):
+    """flow_of(k): the flow of the k-th datagram. Shuffled: pass p sends flow (a_p * j + b_p) % flows
+    for j = 0..flows-1, a_p a prime above flows (so coprime with it: a permutation)."""
+    if order == "rr":
+        return lambda k: k % flows
+    mults = {}
+
+    def mult(p):
+        if p not in mults:
+            a = flows + 1 + (flows * 0.6180339887 * (p + 1)) // 1
+            a = int(a)
+            while not _is_prime(a):
+                a += 1
+            mults[p] = a
+        return mults[p]
+
+    return lambda k: (mult(k // flows) * (k % flows) + 7919 * (k // flows)) % flows
+
+
+def write_pcap(path, packets, flows, size, lb=None, server_ids=None, order="rr"):
     ulen = 8 + size
     tot = 20 + ulen
     filler = bytes((i * 7 + 3) & 0xFF for i in range(size))
@@ -148,10 +181,11 @@ def write_pcap(path, packets, flows, size, lb=None, server_ids=None):
     frame_len = 14 + tot
     # Headers per flow are computed once (a flow's frames differ only in the pcap record).
     cache = {}
+    flow_of = flow_order(flows, order)
     with open(path, "wb", buffering=1 << 22) as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         for k in range(packets):
-            fl = k % flows
+            fl = flow_of(k)
             hdr = cache.get(fl) if flows <= 100000 else None
             if hdr is None:
                 payload, ps = filler, psum
@@ -170,9 +204,14 @@ def write_pcap(path, packets, flows, size, lb=None, server_ids=None):
             f.write(hdr)
 
 
-def backend_counts(packets, flows, n):
+def backend_counts(packets, flows, n, order="rr"):
     """Datagrams per backend when flow f goes to backend f % n."""
     counts = [0] * n
+    if order != "rr":
+        flow_of = flow_order(flows, order)
+        for k in range(packets):
+            counts[flow_of(k) % n] += 1
+        return counts
     full, rest = divmod(packets, flows)
     for b in range(n):
         per_round = len(range(b, flows, n))
@@ -661,17 +700,21 @@ def print_cache(result):
 def main(argv):
     if len(argv) >= 5 and argv[1] == "pcap":
         opts = dict(zip(argv[5::2], argv[6::2]))
-        if len(argv[5:]) % 2 or set(opts) - {"--size", "--quic-lb", "--server-ids"}:
+        if len(argv[5:]) % 2 or set(opts) - {"--size", "--quic-lb", "--server-ids", "--order"}:
             sys.exit(__doc__)
+        if opts.get("--order", "rr") not in ("rr", "shuffled"):
+            sys.exit("cost_dpdk: --order is rr or shuffled")
         lb = QuicLb(opts["--quic-lb"]) if "--quic-lb" in opts else None
         sids = [bytes.fromhex(x) for x in opts.get("--server-ids", "").split(",") if x]
         if lb and (not sids or any(len(s) != lb.sid_len for s in sids)):
             sys.exit("cost_dpdk: --quic-lb needs --server-ids of SID_LEN bytes each")
-        write_pcap(argv[2], int(argv[3]), int(argv[4]), int(opts.get("--size", 64)), lb, sids)
+        write_pcap(argv[2], int(argv[3]), int(argv[4]), int(opts.get("--size", 64)), lb, sids,
+                   opts.get("--order", "rr"))
     elif len(argv) == 5 and argv[1] == "quic-cid":
         print(QuicLb(argv[2]).encode(bytes.fromhex(argv[3]), bytes.fromhex(argv[4])).hex())
-    elif len(argv) == 5 and argv[1] == "backend-counts":
-        print(" ".join(str(c) for c in backend_counts(int(argv[2]), int(argv[3]), int(argv[4]))))
+    elif len(argv) in (5, 6) and argv[1] == "backend-counts":
+        order = argv[5] if len(argv) == 6 else "rr"
+        print(" ".join(str(c) for c in backend_counts(int(argv[2]), int(argv[3]), int(argv[4]), order)))
     elif len(argv) == 3 and argv[1] == "worker-file":
         worker_file(argv[2])
     elif len(argv) == 4 and argv[1] == "analyze":
