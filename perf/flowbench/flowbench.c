@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * qgate-flowbench: cost of flow-table lookups as the relay does them, in
- * bursts, with and without the prefetch pass, for a small and a large table.
+ * bursts, with and without the prefetch pass, for a small and a large table;
+ * then with both prefetch passes and a clock that moves as at 10 Mpps (every
+ * hit refreshes its flow's LRU position), once with an exact LRU and once with
+ * the relay's LRU grain (lru_grain_ms 1024).
  * Usage: qgate-flowbench [FLOWS...]   (default: 1000 1048576)
  * Prints ns per lookup for each mode; the machine's noise applies, so it
  * reports the best of several rounds.
@@ -16,6 +19,11 @@
 
 #define BURST  32
 #define ROUNDS 7
+/* Lookups per simulated millisecond when the clock moves: 10 Mpps. */
+#define LOOKUPS_PER_MS 10000
+#define N_MODES	       5
+
+static uint64_t lookups_done; /* the simulated clock: lookups_done / LOOKUPS_PER_MS ms */
 
 static uint64_t rng = 0x2545f4914f6cdd1dULL;
 
@@ -27,14 +35,21 @@ static uint64_t next_rand(void)
 	return rng;
 }
 
+/* prefetch: 0 none, 1 bucket, 2 bucket + entry; moving: the clock advances (LRU refresh). */
 static double run(struct qg_flow_table *t, const struct qg_addr *keys, const uint32_t *order,
-		  size_t n_lookups, int prefetch)
+		  size_t n_lookups, int prefetch, int moving)
 {
 	uint32_t hashes[BURST];
 	uint64_t found = 0, t0 = qg_clock_ns();
+	uint32_t now = 1;
 
 	for (size_t base = 0; base + BURST <= n_lookups; base += BURST) {
 		const uint32_t *o = &order[base];
+
+		if (moving) {
+			lookups_done += BURST;
+			now = (uint32_t)(lookups_done / LOOKUPS_PER_MS) + 1;
+		}
 
 		if (prefetch) {
 			for (int i = 0; i < BURST; i++)
@@ -43,11 +58,11 @@ static double run(struct qg_flow_table *t, const struct qg_addr *keys, const uin
 				for (int i = 0; i < BURST; i++)
 					qg_flow_prefetch_entry(t, hashes[i]);
 			for (int i = 0; i < BURST; i++)
-				found += qg_flow_lookup_hashed(t, 0, &keys[o[i]], hashes[i], 1) !=
+				found += qg_flow_lookup_hashed(t, 0, &keys[o[i]], hashes[i], now) !=
 					 QG_FLOW_NONE;
 		} else {
 			for (int i = 0; i < BURST; i++)
-				found += qg_flow_lookup(t, 0, &keys[o[i]], 1) != QG_FLOW_NONE;
+				found += qg_flow_lookup(t, 0, &keys[o[i]], now) != QG_FLOW_NONE;
 		}
 	}
 	if (found != n_lookups / BURST * BURST)
@@ -57,18 +72,25 @@ static double run(struct qg_flow_table *t, const struct qg_addr *keys, const uin
 
 static int bench(uint32_t flows)
 {
+	/* Longer than the run: nothing expires (the simulated clock reaches ~15 s). */
 	uint32_t timeout = 1000000;
 	struct qg_flow_table_params p = { .capacity = flows, .n_services = 1, .idle_timeout_ms = &timeout };
 	size_t n_lookups = 4u << 20;
-	struct qg_flow_table *t;
+	/* Static clock, moving clock with exact LRU, moving clock with the grain: a table each (a
+	 * static lookup at time 1 after the clock moved would find every flow idle). */
+	struct qg_flow_table *ts = NULL, *t = NULL, *tg = NULL;
 	struct qg_addr *keys = calloc(flows, sizeof(*keys));
 	uint32_t *order = malloc(sizeof(*order) * n_lookups);
-	double best[3] = { 1e9, 1e9, 1e9 };
+	double best[N_MODES];
+	int rc = 1;
 
-	if (!keys || !order || qg_flow_table_create(&p, &t)) {
-		fprintf(stderr, "flowbench: cannot allocate %u flows\n", flows);
-		return 1;
-	}
+	for (int m = 0; m < N_MODES; m++)
+		best[m] = 1e9;
+	if (!keys || !order || qg_flow_table_create(&p, &ts) || qg_flow_table_create(&p, &t))
+		goto err;
+	p.lru_grain_ms = 1024;
+	if (qg_flow_table_create(&p, &tg))
+		goto err;
 	for (uint32_t i = 0; i < flows; i++) {
 		uint32_t idx, ip = (uint32_t)next_rand();
 
@@ -76,27 +98,37 @@ static int bench(uint32_t flows)
 		memcpy(keys[i].ip, &ip, 4);
 		keys[i].port = (uint16_t)(i & 0xffff);
 		memcpy(&keys[i].ip[4], &i, 4); /* keeps keys distinct; the table hashes all 16 bytes */
-		if (qg_flow_insert(t, 0, &keys[i], 1, &idx)) {
+		if (qg_flow_insert(ts, 0, &keys[i], 1, &idx) || qg_flow_insert(t, 0, &keys[i], 1, &idx) ||
+		    qg_flow_insert(tg, 0, &keys[i], 1, &idx)) {
 			fprintf(stderr, "flowbench: insert failed at %u\n", i);
-			return 1;
+			goto out;
 		}
 	}
 	for (size_t i = 0; i < n_lookups; i++)
 		order[i] = (uint32_t)(next_rand() % flows);
 	for (int r = 0; r < ROUNDS; r++)
-		for (int m = 0; m < 3; m++) {
-			double ns = run(t, keys, order, n_lookups, m);
+		for (int m = 0; m < N_MODES; m++) {
+			double ns = m < 3 ? run(ts, keys, order, n_lookups, m, 0)
+					  : run(m == 3 ? t : tg, keys, order, n_lookups, 2, 1);
 
 			if (ns < best[m])
 				best[m] = ns;
 		}
 	printf("{\"flows\":%u,\"burst\":%d,\"ns_plain\":%.1f,\"ns_prefetch_bucket\":%.1f,"
-	       "\"ns_prefetch_bucket_entry\":%.1f}\n",
-	       flows, BURST, best[0], best[1], best[2]);
+	       "\"ns_prefetch_bucket_entry\":%.1f,\"ns_refresh_exact_lru\":%.1f,"
+	       "\"ns_refresh_lru_grain_1024\":%.1f}\n",
+	       flows, BURST, best[0], best[1], best[2], best[3], best[4]);
+	rc = 0;
+	goto out;
+err:
+	fprintf(stderr, "flowbench: cannot allocate %u flows\n", flows);
+out:
+	qg_flow_table_destroy(ts);
 	qg_flow_table_destroy(t);
+	qg_flow_table_destroy(tg);
 	free(keys);
 	free(order);
-	return 0;
+	return rc;
 }
 
 int main(int argc, char **argv)
