@@ -5,13 +5,16 @@
  * then with both prefetch passes and a clock that moves as at 10 Mpps (every
  * hit refreshes its flow's LRU position), once with an exact LRU and once with
  * the relay's LRU grain (lru_grain_ms 1024).
- * Usage: qgate-flowbench [FLOWS...]   (default: 1000 1048576)
+ * Usage: qgate-flowbench [--no-thp] [FLOWS...]   (default: 1000 1048576)
+ * --no-thp: the tables on 4 KiB pages (prctl PR_SET_THP_DISABLE), to measure
+ * what the transparent huge pages of qg_mem_alloc() save.
  * Prints ns per lookup for each mode; the machine's noise applies, so it
  * reports the best of several rounds.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 
 #include "qgate/clock.h"
@@ -135,6 +138,14 @@ int main(int argc, char **argv)
 {
 	int rc = 0;
 
+	if (argc > 1 && strcmp(argv[1], "--no-thp") == 0) {
+		if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0) {
+			perror("flowbench: PR_SET_THP_DISABLE");
+			return 1;
+		}
+		argv++;
+		argc--;
+	}
 	if (argc < 2) {
 		rc |= bench(1000);
 		rc |= bench(1u << 20);
