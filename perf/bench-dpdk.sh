@@ -3,6 +3,8 @@
 #
 # bench-dpdk.sh: forwarding rate (Mpps) of small UDP datagrams through
 #   testpmd    dpdk-testpmd --forward-mode=io (the ceiling of memif + generator)
+#   testpmd-1m the same with the generator keeping --flows-large flows: the generator's own
+#              ceiling at 1M flows (its per-flow state misses too), the baseline of qgate-1m
 #   qgate-1k   qgate, DPDK backend, NAT, --flows-small flows (default 1000)
 #   qgate-1m   the same with --flows-large flows (default 1000000)
 #   qgate-udp-1m          = qgate-1m (its runs are reused when both are asked for),
@@ -34,7 +36,7 @@ SIZE=64
 FLOWS_SMALL=1000
 FLOWS_LARGE=1000000
 NAT_ADDRS=16
-LEGS="testpmd,qgate-1k,qgate-1m,qgate-udp-1m,qgate-quic-single-1m,qgate-quic-four-1m"
+LEGS="testpmd,testpmd-1m,qgate-1k,qgate-1m,qgate-udp-1m,qgate-quic-single-1m,qgate-quic-four-1m"
 # QUIC-LB of the QUIC legs: one key, server IDs of the two backends per leg.
 QLB_KEY=8f95f09245765f80256934e50c66207f
 NCPU=$(nproc)
@@ -63,7 +65,7 @@ usage: perf/bench-dpdk.sh [options]
   --flows-small N     flows of the qgate-1k leg (default 1000)
   --flows-large N     flows of the qgate-1m, qgate-udp-1m and qgate-quic-*-1m legs (default 1000000)
   --nat-addresses N   NAT source addresses given to qgate (default 16: 1M flows fit in their ports)
-  --legs LIST         comma list of testpmd,qgate-1k,qgate-1m,qgate-udp-1m,
+  --legs LIST         comma list of testpmd,testpmd-1m,qgate-1k,qgate-1m,qgate-udp-1m,
                       qgate-quic-single-1m,qgate-quic-four-1m (default all)
   --lg-cpu N          CPU of the load generator (default 0)
   --dut-cpu N         CPU of the device under test (default: last CPU, $DUT_CPU)
@@ -326,7 +328,7 @@ run_leg() {
 		return 1
 	}
 	case "$leg" in
-	testpmd) start_testpmd "$name" ;;
+	testpmd | testpmd-1m) start_testpmd "$name" ;;
 	*) start_qgate "$name" "$flows" "$mode" ;;
 	esac
 	wait "$LG_PID" || rc=$?
@@ -369,8 +371,9 @@ LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 
 for leg in "${LEG_LIST[@]}"; do
 	case "$leg" in
-	testpmd)
+	testpmd | testpmd-1m)
 		flows=$FLOWS_SMALL
+		[ "$leg" = testpmd ] || flows=$FLOWS_LARGE
 		command -v "$TESTPMD" >/dev/null || { STATUS[$leg]=skipped; REASON[$leg]="$TESTPMD not found"; }
 		;;
 	qgate-1k) flows=$FLOWS_SMALL ;;
@@ -378,7 +381,7 @@ for leg in "${LEG_LIST[@]}"; do
 	*) die "unknown leg: $leg" ;;
 	esac
 	FLOWS_OF[$leg]=$flows
-	if [ "$leg" != testpmd ] && ! qgate_accepts_dpdk "$(leg_mode "$leg")"; then
+	if [ "${leg#testpmd}" = "$leg" ] && ! qgate_accepts_dpdk "$(leg_mode "$leg")"; then
 		STATUS[$leg]=skipped
 		REASON[$leg]=$QGATE_REASON
 	fi
@@ -431,6 +434,7 @@ ratio() { # ratio A B: A/B of the median Mpps with 3 decimals, or null
 }
 R_QT=$(ratio qgate-1k testpmd)
 R_LS=$(ratio qgate-1m qgate-1k)
+R_QT1M=$(ratio qgate-1m testpmd-1m)
 ratio_best() { # the same from the best seconds
 	if [ "${BEST[$1]:-null}" != null ] && [ "${BEST[$2]:-null}" != null ]; then
 		jq -n --argjson a "${BEST[$1]}" --argjson b "${BEST[$2]}" 'if $b > 0 then ($a / $b * 1000 | round) / 1000 else null end'
@@ -440,6 +444,7 @@ ratio_best() { # the same from the best seconds
 }
 RB_QT=$(ratio_best qgate-1k testpmd)
 RB_LS=$(ratio_best qgate-1m qgate-1k)
+RB_QT1M=$(ratio_best qgate-1m testpmd-1m)
 # ns per packet is 1e3 / Mpps, so (QUIC-LB ns/pkt) / (UDP ns/pkt) = UDP Mpps / QUIC-LB Mpps.
 R_QS=$(ratio qgate-udp-1m qgate-quic-single-1m)
 R_QF=$(ratio qgate-udp-1m qgate-quic-four-1m)
@@ -469,6 +474,7 @@ jq -n --argjson legs "$legs_json" --argjson qt "$R_QT" --argjson ls "$R_LS" \
 	--argjson duration "$DURATION" --argjson warmup "$WARMUP" --argjson repeat "$REPEAT" \
 	--argjson size "$SIZE" --argjson fs "$FLOWS_SMALL" --argjson fl "$FLOWS_LARGE" \
 	--argjson rbqt "$RB_QT" --argjson rbls "$RB_LS" --argjson zc "$ZERO_COPY" \
+	--argjson qt1m "$R_QT1M" --argjson rbqt1m "$RB_QT1M" \
 	--arg memory "$MEMORY" --arg dpdk "$(pkg-config --modversion libdpdk 2>/dev/null || echo unknown)" \
 	'{date: $date,
 	  machine: {nproc: $nproc, cpu_model: $cpu, kernel: $kernel, loadavg_at_start: $loadavg, dpdk: $dpdk},
@@ -478,8 +484,9 @@ jq -n --argjson legs "$legs_json" --argjson qt "$R_QT" --argjson ls "$R_LS" \
 	  legs: $legs,
 	  quic_lb: {single: "server_id_len 8, nonce_len 8, key (one AES-128-ECB block)",
 	            four: "server_id_len 3, nonce_len 6, key (four-pass Feistel)", note: $key_note},
-	  ratios: {qgate_1k_over_testpmd: $qt, qgate_1m_over_qgate_1k: $ls,
-	           best_second: {qgate_1k_over_testpmd: $rbqt, qgate_1m_over_qgate_1k: $rbls},
+	  ratios: {qgate_1k_over_testpmd: $qt, qgate_1m_over_qgate_1k: $ls, qgate_1m_over_testpmd_1m: $qt1m,
+	           best_second: {qgate_1k_over_testpmd: $rbqt, qgate_1m_over_qgate_1k: $rbls,
+	                         qgate_1m_over_testpmd_1m: $rbqt1m},
 	           quic_single_ns_over_udp: $qs, quic_four_ns_over_udp: $qf, quic_target: $qtarget}}' >"$JSON_OUT"
 
 {
@@ -498,7 +505,7 @@ jq -n --argjson legs "$legs_json" --argjson qt "$R_QT" --argjson ls "$R_LS" \
 			  else "| \($leg) | - | \($l.payload) | - | - | - | - | - | - | - | \($l.status)\(if $l.reason != "" then ": " + $l.reason else "" end) |" end' "$JSON_OUT"
 	done
 	echo
-	echo "qgate-1k/testpmd: ${R_QT/null/n\/a}, qgate-1m/qgate-1k: ${R_LS/null/n\/a} (from the best seconds: ${RB_QT/null/n\/a} and ${RB_LS/null/n\/a})"
+	echo "qgate-1k/testpmd: ${R_QT/null/n\/a}, qgate-1m/qgate-1k: ${R_LS/null/n\/a}, qgate-1m/testpmd-1m: ${R_QT1M/null/n\/a} (from the best seconds: ${RB_QT/null/n\/a}, ${RB_LS/null/n\/a} and ${RB_QT1M/null/n\/a})"
 	echo "QUIC-LB ns/pkt over UDP ns/pkt (qgate-udp-1m), target <= $QUIC_TARGET: single-pass ${R_QS/null/n\/a}, four-pass ${R_QF/null/n\/a}"
 	echo
 	echo "ns/pkt = 1e3 / median forwarded Mpps. memif back-pressures the generator (it sends only what the"
