@@ -425,9 +425,10 @@ STAMP=$(date +%Y%m%d-%H%M%S)
 JSON_OUT="$RESULTS/bench-dpdk-$STAMP.json"
 MD_OUT="$RESULTS/bench-dpdk-latest.md"
 
-ratio() { # ratio A B: A/B of the median Mpps with 3 decimals, or null
-	if [ -n "${MEDIAN[$1]:-}" ] && [ -n "${MEDIAN[$2]:-}" ]; then
-		jq -n --argjson a "${MEDIAN[$1]}" --argjson b "${MEDIAN[$2]}" 'if $b > 0 then ($a / $b * 1000 | round) / 1000 else null end'
+ratio() { # ratio A B [TABLE]: A/B of TABLE's Mpps (MEDIAN, or BEST: the best seconds) with 3 decimals, or null
+	local -n tab=${3:-MEDIAN}
+	if [ "${tab[$1]:-null}" != null ] && [ "${tab[$2]:-null}" != null ]; then
+		jq -n --argjson a "${tab[$1]}" --argjson b "${tab[$2]}" 'if $b > 0 then ($a / $b * 1000 | round) / 1000 else null end'
 	else
 		echo null
 	fi
@@ -435,16 +436,9 @@ ratio() { # ratio A B: A/B of the median Mpps with 3 decimals, or null
 R_QT=$(ratio qgate-1k testpmd)
 R_LS=$(ratio qgate-1m qgate-1k)
 R_QT1M=$(ratio qgate-1m testpmd-1m)
-ratio_best() { # the same from the best seconds
-	if [ "${BEST[$1]:-null}" != null ] && [ "${BEST[$2]:-null}" != null ]; then
-		jq -n --argjson a "${BEST[$1]}" --argjson b "${BEST[$2]}" 'if $b > 0 then ($a / $b * 1000 | round) / 1000 else null end'
-	else
-		echo null
-	fi
-}
-RB_QT=$(ratio_best qgate-1k testpmd)
-RB_LS=$(ratio_best qgate-1m qgate-1k)
-RB_QT1M=$(ratio_best qgate-1m testpmd-1m)
+RB_QT=$(ratio qgate-1k testpmd BEST)
+RB_LS=$(ratio qgate-1m qgate-1k BEST)
+RB_QT1M=$(ratio qgate-1m testpmd-1m BEST)
 # ns per packet is 1e3 / Mpps, so (QUIC-LB ns/pkt) / (UDP ns/pkt) = UDP Mpps / QUIC-LB Mpps.
 R_QS=$(ratio qgate-udp-1m qgate-quic-single-1m)
 R_QF=$(ratio qgate-udp-1m qgate-quic-four-1m)
