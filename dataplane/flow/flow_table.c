@@ -391,6 +391,26 @@ void qg_flow_table_destroy(struct qg_flow_table *t)
 	qg_mem_free(t, table_bytes(t->n_services));
 }
 
+int qg_flow_table_memory(const struct qg_flow_table *t, size_t *bytes, size_t *huge_bytes)
+{
+	const void *base[4] = { t->flows, t->clients, t->buckets, t->cbuckets };
+	size_t len[4] = { flows_bytes(t), clients_bytes(t), buckets_bytes(t), buckets_bytes(t) };
+	size_t total = 0, huge = 0;
+
+	for (unsigned i = 0; i < 4; i++) {
+		long h = qg_mem_huge_bytes(base[i], len[i]);
+
+		if (h < 0)
+			return (int)h;
+		/* A neighbouring mapping merged with ours may count too: never more than the array. */
+		huge += (size_t)h < len[i] ? (size_t)h : len[i];
+		total += len[i];
+	}
+	*bytes = total;
+	*huge_bytes = huge;
+	return 0;
+}
+
 uint32_t qg_flow_prefetch(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client)
 {
 	uint32_t h = flow_hash(t, svc, client);

@@ -547,6 +547,11 @@ const struct qg_relay_bstat *qg_relay_bstats(const struct qg_relay *r)
 	return r->bstat;
 }
 
+const struct qg_flow_table *qg_relay_flow_table(const struct qg_relay *r)
+{
+	return r->flows;
+}
+
 uint64_t qg_relay_flows_active(const struct qg_relay *r, unsigned svc)
 {
 	return svc < r->svc_cap ? QG_LOAD_RELAXED(&r->svc_active[svc]) : 0;

@@ -103,4 +103,7 @@ const struct qg_relay_bstat *qg_relay_bstats(const struct qg_relay *r);
 /** Active flows of a service in this worker. */
 uint64_t qg_relay_flows_active(const struct qg_relay *r, unsigned svc);
 
+/** The worker's flow table (read-only use off the fast path, e.g. its memory at start-up). */
+const struct qg_flow_table *qg_relay_flow_table(const struct qg_relay *r);
+
 #endif /* QG_RELAY_H */

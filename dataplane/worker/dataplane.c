@@ -18,7 +18,9 @@
 
 #include "dataplane_internal.h"
 #include "qgate/degrade.h"
+#include "qgate/flow.h"
 #include "qgate/log.h"
+#include "qgate/mem.h"
 #include "commands.h"
 #include "qgate/clock.h"
 #include "telemetry.h"
@@ -115,6 +117,22 @@ static int worker_init(struct qg_dataplane *dp, struct qg_worker *w, unsigned id
 	return qg_relay_create(&rp, &w->relay);
 }
 
+/* A flow table on 4 KiB pages costs a TLB miss per lookup at scale: say what the kernel gave. */
+static void log_flow_memory(const struct qg_dataplane *dp)
+{
+	size_t bytes, huge;
+
+	if (qg_flow_table_memory(qg_relay_flow_table(dp->workers[0].relay), &bytes, &huge))
+		return;
+	if (bytes >= QG_MEM_HUGE_MIN && huge == 0)
+		QG_LOG_WARN("dataplane: flow table %zu MiB per worker, none of it on huge pages "
+			    "(transparent huge pages off? /sys/kernel/mm/transparent_hugepage/enabled)",
+			    bytes >> 20);
+	else
+		QG_LOG_INFO("dataplane: flow table %zu MiB per worker, %zu MiB of it on huge pages",
+			    bytes >> 20, huge >> 20);
+}
+
 int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 {
 	const struct qg_config_dataplane *d = &cfg->dataplane;
@@ -203,6 +221,7 @@ int qg_dataplane_create(const struct qg_config *cfg, struct qg_dataplane **out)
 	QG_LOG_INFO("dataplane: %u worker(s), %s backend, %u flows and %u upstreams per worker",
 		    dp->n_workers, dp->ops->name, d->flows_per_core,
 		    dp->ops->max_upstreams(dp->workers[0].io));
+	log_flow_memory(dp);
 	*out = dp;
 	return 0;
 err:

@@ -78,6 +78,13 @@ int qg_flow_table_create(const struct qg_flow_table_params *p, struct qg_flow_ta
 void qg_flow_table_destroy(struct qg_flow_table *t);
 
 /**
+ * Memory of the table's arrays and how much of it the kernel backs with huge
+ * pages now (qg_mem_huge_bytes(): reads /proc/self/smaps, for start-up logs and
+ * tests, not the fast path). @return 0 or -errno.
+ */
+int qg_flow_table_memory(const struct qg_flow_table *t, size_t *bytes, size_t *huge_bytes);
+
+/**
  * Find the flow of (svc, client). A hit refreshes its LRU position and
  * last_seen. A flow found idle past its timeout is removed (callback with
  * QG_FLOW_REASON_EXPIRED) and reported as a miss.
