@@ -25,6 +25,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=perf/lib.sh
+. "$ROOT/perf/lib.sh"
 BUILD=build-release
 DURATION=10
 WARMUP=1
@@ -144,15 +146,7 @@ CLK_TCK=$(getconf CLK_TCK)
 
 # shellcheck disable=SC2317 # called through trap
 cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	sleep 0.3
-	for p in "${PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
+	kill_pids "${PIDS[@]}"
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -189,17 +183,6 @@ while time.monotonic() < end:
         time.sleep(0.1)
 sys.exit(1)
 EOF
-}
-
-stop_pid() {
-	local pid=$1
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
 }
 
 # CPU seconds (user + system) of /proc/$1/stat or /proc/$1/task/$2/stat.
@@ -344,7 +327,7 @@ run_leg() {
 	if ! probe "$vip" 10; then
 		echo "bench-control: $leg: no echo through 127.0.0.1:$vip" >&2
 		tail -20 "$TMP/relay-$leg.$run.err" >&2 || true
-		stop_pid "$qpid"
+		stop_pid "$qpid" 10
 		return 1
 	fi
 	if [ "$leg" = busy ]; then
@@ -380,7 +363,7 @@ run_leg() {
 		health=$(ctl backends --json 2>/dev/null |
 			jq -c '[.services[0].backends[].health] | group_by(.) | map({(.[0]): length}) | add // {}') || health='{}'
 	fi
-	stop_pid "$qpid"
+	stop_pid "$qpid" 10
 	if [ "$lg_rc" != 0 ] || ! jq -e '.rtt_per_s' "$TMP/$leg.$run.lg" >/dev/null 2>&1; then
 		cat "$TMP/$leg.$run.lgerr" >&2
 		echo "bench-control: $leg: qgate-loadgen failed" >&2
@@ -435,7 +418,7 @@ runs_of() {
 
 jq -n --argjson quiet "$(runs_of quiet)" --argjson busy "$(runs_of busy)" \
 	--arg date "$(date -Iseconds)" --arg kernel "$(uname -r)" --argjson nproc "$NCPU" \
-	--arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+	--arg cpu "$(cpu_model)" \
 	--arg loadavg "$LOADAVG" --arg loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
 	--arg build "$BUILD" --arg io "$IO" --argjson backends "$N_BACKENDS" \
 	--arg health_interval "$HEALTH_INTERVAL" --arg busy_list "$BUSY" --argjson scrape "$SCRAPE_INTERVAL" --argjson reload "$RELOAD_INTERVAL" \

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 #
 # perf/lib.sh: shell helpers the perf/ scripts share (bench-kernel.sh,
-# bench-dpdk.sh, soak.sh, faults.sh). Sourced, never run; it defines
+# bench-dpdk.sh, bench-control.sh, soak.sh, faults.sh). Sourced, never run; it defines
 # functions only and changes no option of the calling shell.
 
 # free_port: a free UDP port on 127.0.0.1 right now (the kernel picks it; the
@@ -25,11 +25,11 @@ wait_line() {
 	return 1
 }
 
-# stop_pid PID: SIGTERM, up to 5 s to exit, then SIGKILL; reaped
+# stop_pid PID [SECONDS]: SIGTERM, up to SECONDS (default 5) to exit, then SIGKILL; reaped
 stop_pid() {
 	local pid=$1
 	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 50); do
+	for _ in $(seq 1 $((${2:-5} * 10))); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done

@@ -376,45 +376,6 @@ TEST(Flow, LruGrainExpiryIsLateByLessThanAGrain)
 	EXPECT_EQ(rec.events.back().why, QG_FLOW_REASON_EXPIRED);
 }
 
-// The arrays' size is what the capacity implies, and a table of tens of megabytes is on huge
-// pages when the kernel offers them (qgate logs both at start-up).
-TEST(Flow, MemoryIsReportedAndOnHugePages)
-{
-	const uint32_t cap = 1u << 18;
-	auto thp_fallbacks = [] {
-		unsigned long v = 0, found = 0;
-		char key[64];
-		std::FILE *vm = std::fopen("/proc/vmstat", "re");
-		while (vm && std::fscanf(vm, "%63s %lu", key, &v) == 2)
-			if (std::strcmp(key, "thp_fault_fallback") == 0) {
-				found = v;
-				break;
-			}
-		if (vm)
-			std::fclose(vm);
-		return found;
-	};
-	unsigned long fallback0 = thp_fallbacks();
-	Table tb(cap, { 1000 });
-	ASSERT_EQ(tb.rc(), 0);
-	size_t bytes = 0, huge = 0;
-	ASSERT_EQ(qg_flow_table_memory(tb.get(), &bytes, &huge), 0);
-	EXPECT_EQ(bytes, size_t(cap) * (sizeof(qg_flow) + 32) + 2 * size_t(cap) * sizeof(uint32_t));
-	EXPECT_LE(huge, bytes);
-	std::FILE *f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
-	char mode[128] = "";
-	if (f) {
-		if (!std::fgets(mode, sizeof(mode), f))
-			mode[0] = 0;
-		std::fclose(f);
-	}
-	if (!std::strstr(mode, "[always]") && !std::strstr(mode, "[madvise]"))
-		GTEST_SKIP() << "transparent huge pages are off here: " << mode;
-	if (huge == 0 && thp_fallbacks() > fallback0)
-		GTEST_SKIP() << "the kernel had no free huge page (thp_fault_fallback grew)";
-	EXPECT_GE(huge, size_t(cap) * sizeof(qg_flow) / 2) << "of " << bytes << " bytes";
-}
-
 TEST(Flow, LazyExpiryOnLookup)
 {
 	Recorder rec;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // Huge-page backed tables: alignment, zeroing, and that the kernel's
-// transparent huge pages really back a large table when it offers them.
+// transparent huge pages really back a large table (and the flow table) when
+// it offers them.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "qgate/flow.h"
 #include "qgate/mem.h"
 
 namespace
@@ -31,6 +33,15 @@ unsigned long vmstat(const char *key)
 		if (k == key)
 			return v;
 	return 0;
+}
+
+// "" when the kernel gives transparent huge pages on madvise, else its mode line.
+std::string thp_off()
+{
+	std::string thp = read_file("/sys/kernel/mm/transparent_hugepage/enabled");
+	if (thp.find("[always]") != std::string::npos || thp.find("[madvise]") != std::string::npos)
+		return "";
+	return thp.substr(0, thp.find('\n'));
 }
 
 bool all_zero(const uint8_t *p, size_t n)
@@ -71,10 +82,10 @@ TEST(Mem, LargeAllocationsStartOnAHugePageAndAreZeroed)
 
 TEST(Mem, LargeTablesGetHugePagesWhenTheKernelOffersThem)
 {
-	std::string thp = read_file("/sys/kernel/mm/transparent_hugepage/enabled");
-	if (thp.find("[always]") == std::string::npos && thp.find("[madvise]") == std::string::npos)
-		GTEST_SKIP() << "transparent huge pages are off on this kernel ("
-			     << thp.substr(0, thp.find('\n')) << "): tables fall back to 4 KiB pages";
+	std::string off = thp_off();
+	if (!off.empty())
+		GTEST_SKIP() << "transparent huge pages are off on this kernel (" << off
+			     << "): tables fall back to 4 KiB pages";
 	const size_t n = size_t(16) << 20;
 	unsigned long fallback0 = vmstat("thp_fault_fallback");
 	void *p = qg_mem_alloc(n);
@@ -87,4 +98,31 @@ TEST(Mem, LargeTablesGetHugePagesWhenTheKernelOffersThem)
 		GTEST_SKIP() << "the kernel had no free huge page (thp_fault_fallback +" << fallback << ")";
 	// Background allocations may fall back for a page or two; most of the table must be huge.
 	EXPECT_GE(huge, long(n / 2)) << "16 MiB table, " << huge << " bytes on huge pages";
+}
+
+// The flow table's arrays are the size its capacity implies, and a table of tens of megabytes is
+// on huge pages when the kernel offers them (qgate logs both at start-up).
+TEST(Mem, FlowTableMemoryIsReportedAndOnHugePages)
+{
+	const uint32_t cap = 1u << 18, timeout = 1000;
+	qg_flow_table_params p{};
+	p.capacity = cap;
+	p.n_services = 1;
+	p.idle_timeout_ms = &timeout;
+	unsigned long fallback0 = vmstat("thp_fault_fallback");
+	qg_flow_table *t = nullptr;
+	ASSERT_EQ(qg_flow_table_create(&p, &t), 0);
+	size_t bytes = 0, huge = 0;
+	int rc = qg_flow_table_memory(t, &bytes, &huge);
+	qg_flow_table_destroy(t);
+	ASSERT_EQ(rc, 0);
+	// Entries (64 bytes), per-client counters (32), two bucket arrays (4 each).
+	EXPECT_EQ(bytes, size_t(cap) * (sizeof(qg_flow) + 32) + 2 * size_t(cap) * sizeof(uint32_t));
+	EXPECT_LE(huge, bytes);
+	std::string off = thp_off();
+	if (!off.empty())
+		GTEST_SKIP() << "transparent huge pages are off here: " << off;
+	if (huge == 0 && vmstat("thp_fault_fallback") > fallback0)
+		GTEST_SKIP() << "the kernel had no free huge page (thp_fault_fallback grew)";
+	EXPECT_GE(huge, size_t(cap) * sizeof(qg_flow) / 2) << "of " << bytes << " bytes";
 }
