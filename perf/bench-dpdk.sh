@@ -341,9 +341,13 @@ run_leg() {
 	fi
 	# The generator's live lines (one a second, warm-up left out): rx pps per second, to tell a run
 	# that was slow throughout from one that a neighbour slowed for a few seconds.
-	grep '^t=[0-9]*s .* rx=[0-9]* pps' "$TMP/$name/lg.err" | grep -v '(warmup)' | sed -n 's/.* rx=\([0-9]*\) pps.*/\1/p' |
-		jq -s --slurpfile lg "$TMP/$name/lg.json" '$lg[0] + {rx_pps_per_s: .}' >"$TMP/$name.json"
-	jq -r --arg leg "$leg" --arg run "$2" '"  \($leg) run \($run): \(.rx_mpps) Mpps forwarded (generator sent \(.tx_mpps) Mpps), loss \(.loss_pct)%, p50 \(.p50_us) us; per second \([.rx_pps_per_s[] / 1e4 | round / 100])"' \
+	# With each second's ring_full: the share of the generator's bursts the device's ring refused in
+	# part. Near 0 the generator set that second's rate; well above 0 the device did.
+	grep '^t=[0-9]*s .* rx=[0-9]* pps' "$TMP/$name/lg.err" | grep -v '(warmup)' |
+		sed -n 's/.* rx=\([0-9]*\) pps.* ring_full=\([0-9.]*\)%.*/[\1,\2]/p' |
+		jq -s --slurpfile lg "$TMP/$name/lg.json" \
+			'$lg[0] + {rx_pps_per_s: map(.[0]), ring_full_pct_per_s: map(.[1])}' >"$TMP/$name.json"
+	jq -r --arg leg "$leg" --arg run "$2" '"  \($leg) run \($run): \(.rx_mpps) Mpps forwarded (generator sent \(.tx_mpps) Mpps, device ring full on \(.tx_full_pct)% of its bursts), loss \(.loss_pct)%, p50 \(.p50_us) us; per second \([.rx_pps_per_s[] / 1e4 | round / 100])"' \
 		"$TMP/$name.json" >&2
 }
 
@@ -490,13 +494,13 @@ jq -n --argjson legs "$legs_json" --argjson qt "$R_QT" --argjson ls "$R_LS" \
 	echo "Forward path over two memif ports, $SIZE-byte UDP payload, ${DURATION}s measured (+${WARMUP}s warm-up), median of $REPEAT (runs round robin over the legs); memory: $MEMORY; device under test's memif $([ "$ZERO_COPY" = 1 ] && echo zero-copy || echo copying)."
 	echo "qgate-loadgen on CPU $LG_CPU, device under test on CPU $DUT_CPU."
 	echo
-	echo "| leg | flows | payload | forwarded Mpps | min-max Mpps | best second Mpps | ns/pkt | generator Mpps | loss % | p50 us | status |"
-	echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"
+	echo "| leg | flows | payload | forwarded Mpps | min-max Mpps | best second Mpps | ns/pkt | generator Mpps | ring full % | loss % | p50 us | status |"
+	echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	for leg in "${LEG_LIST[@]}"; do
 		jq -r --arg leg "$leg" '.legs[$leg] as $l
 			| ($l.runs | map(select(.rx_mpps == $l.median_rx_mpps)) | .[0]) as $m
-			| if $m then "| \($leg) | \($m.flows) | \($l.payload) | \($m.rx_mpps) | \($l.min_rx_mpps)-\($l.max_rx_mpps) | \($l.best_second_mpps) | \($l.ns_per_pkt) | \($m.tx_mpps) | \($m.loss_pct) | \($m.p50_us) | \($l.status) |"
-			  else "| \($leg) | - | \($l.payload) | - | - | - | - | - | - | - | \($l.status)\(if $l.reason != "" then ": " + $l.reason else "" end) |" end' "$JSON_OUT"
+			| if $m then "| \($leg) | \($m.flows) | \($l.payload) | \($m.rx_mpps) | \($l.min_rx_mpps)-\($l.max_rx_mpps) | \($l.best_second_mpps) | \($l.ns_per_pkt) | \($m.tx_mpps) | \($m.tx_full_pct // "-") | \($m.loss_pct) | \($m.p50_us) | \($l.status) |"
+			  else "| \($leg) | - | \($l.payload) | - | - | - | - | - | - | - | - | \($l.status)\(if $l.reason != "" then ": " + $l.reason else "" end) |" end' "$JSON_OUT"
 	done
 	echo
 	echo "qgate-1k/testpmd: ${R_QT/null/n\/a}, qgate-1m/qgate-1k: ${R_LS/null/n\/a}, qgate-1m/testpmd-1m: ${R_QT1M/null/n\/a} (from the best seconds: ${RB_QT/null/n\/a}, ${RB_LS/null/n\/a} and ${RB_QT1M/null/n\/a})"
@@ -505,6 +509,9 @@ jq -n --argjson legs "$legs_json" --argjson qt "$R_QT" --argjson ls "$R_LS" \
 	echo "ns/pkt = 1e3 / median forwarded Mpps. memif back-pressures the generator (it sends only what the"
 	echo "rings take), so loss stays near 0 and the forwarded rate is min(generator, device): the testpmd leg"
 	echo "shows the generator + memif ceiling, and a leg near it says little about the device's own cost."
+	echo "ring full %: the share of the generator's transmit bursts the device's receive ring took only in"
+	echo "part (median run). Near 0 the generator set the rate (the device kept up); well above 0 the device"
+	echo "was the limit, and the leg measures the device."
 	echo "Runs vary a lot on a shared VM: compare min-max, and the load average above."
 	echo
 	echo "Raw results: $(basename "$JSON_OUT")"

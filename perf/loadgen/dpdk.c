@@ -301,9 +301,15 @@ static unsigned tx_burst(uint64_t g, unsigned want, uint64_t now)
 	sent = rte_eth_tx_burst(dps.tx->id, 0, m, (uint16_t)want);
 	if (sent < want)
 		rte_pktmbuf_free_bulk(m + sent, want - sent);
+	/* A ring-full burst means the device, not this generator, limited the rate (lg_tx_full_pct). */
 	QG_COUNTER_ADD(&dps.st->live.tx, sent);
-	if (dp_in_window(now))
+	QG_COUNTER_ADD(&dps.st->live.tx_bursts, 1);
+	QG_COUNTER_ADD(&dps.st->live.tx_full, sent < want);
+	if (dp_in_window(now)) {
 		QG_COUNTER_ADD(&dps.st->meas.tx, sent);
+		QG_COUNTER_ADD(&dps.st->meas.tx_bursts, 1);
+		QG_COUNTER_ADD(&dps.st->meas.tx_full, sent < want);
+	}
 	return sent;
 }
 
@@ -369,6 +375,8 @@ static void live_line(uint64_t now, struct lg_counters *pc, struct lg_hist *ph, 
 {
 	struct lg_counters c = dps.st->live;
 	uint64_t dtx = c.tx - pc->tx, drx = c.rx - pc->rx, dlost = c.lost - pc->lost;
+	struct lg_counters delta = { .tx_bursts = c.tx_bursts - pc->tx_bursts,
+				     .tx_full = c.tx_full - pc->tx_full };
 	double loss;
 
 	lg_hist_diff(diff, &dps.st->live_hist, ph);
@@ -378,10 +386,12 @@ static void live_line(uint64_t now, struct lg_counters *pc, struct lg_hist *ph, 
 	else
 		loss = drx + dlost ? 100.0 * (double)dlost / (double)(drx + dlost) : 0.0;
 	if (!dpo.quiet)
-		fprintf(stderr, "t=%.0fs tx=%.0f pps rx=%.0f pps loss=%.2f%% p50=%.0fus p99=%.0fus%s\n",
+		fprintf(stderr,
+			"t=%.0fs tx=%.0f pps rx=%.0f pps loss=%.2f%% p50=%.0fus p99=%.0fus "
+			"ring_full=%.1f%%%s\n",
 			(double)now / 1e9, (double)dtx / secs, (double)drx / secs, loss,
 			(double)lg_hist_quantile(diff, 0.5) / 1e3, (double)lg_hist_quantile(diff, 0.99) / 1e3,
-			now < dps.warm_end ? " (warmup)" : "");
+			lg_tx_full_pct(&delta), now < dps.warm_end ? " (warmup)" : "");
 	*pc = c;
 	memcpy(ph, &dps.st->live_hist, sizeof(*ph));
 }

@@ -241,6 +241,8 @@ struct lg_counters {
 	uint64_t mismatched;
 	uint64_t late;	     /* replies to datagrams already counted lost, or duplicates */
 	uint64_t tx_skipped; /* open loop: the flow's ring was full, datagram not sent */
+	uint64_t tx_bursts;  /* DPDK: transmit bursts offered to the port */
+	uint64_t tx_full;    /* DPDK: of which the port took only part: the device's receive ring was full */
 };
 
 /* Per thread: "live" covers the whole run (for the 1 s line), "meas" only the measured window. */
@@ -252,6 +254,13 @@ struct lg_stats {
 };
 
 void lg_counters_add(struct lg_counters *dst, const struct lg_counters *src);
+
+/*
+ * Share of transmit bursts the port took only in part (DPDK; 0 without bursts).
+ * It tells who limited a run: a device under test that keeps up leaves room in
+ * its ring, so near 0 % the generator (or the wire) set the rate, not the device.
+ */
+double lg_tx_full_pct(const struct lg_counters *c);
 
 /* Everything the JSON summary reports. */
 struct lg_report {

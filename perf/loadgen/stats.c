@@ -80,6 +80,13 @@ void lg_counters_add(struct lg_counters *dst, const struct lg_counters *src)
 	dst->mismatched += QG_LOAD_RELAXED(&src->mismatched);
 	dst->late += QG_LOAD_RELAXED(&src->late);
 	dst->tx_skipped += QG_LOAD_RELAXED(&src->tx_skipped);
+	dst->tx_bursts += QG_LOAD_RELAXED(&src->tx_bursts);
+	dst->tx_full += QG_LOAD_RELAXED(&src->tx_full);
+}
+
+double lg_tx_full_pct(const struct lg_counters *c)
+{
+	return c->tx_bursts ? 100.0 * (double)c->tx_full / (double)c->tx_bursts : 0.0;
 }
 
 static double loss_pct(const struct lg_counters *c)
@@ -127,6 +134,9 @@ void lg_report_json(FILE *f, const struct lg_report *r)
 		(unsigned long long)c->tx, (unsigned long long)c->rx, (unsigned long long)c->lost,
 		(unsigned long long)c->mismatched, (unsigned long long)c->late,
 		(unsigned long long)c->tx_skipped);
+	if (c->tx_bursts)
+		fprintf(f, ",\"tx_bursts\":%llu,\"tx_full\":%llu,\"tx_full_pct\":%.2f",
+			(unsigned long long)c->tx_bursts, (unsigned long long)c->tx_full, lg_tx_full_pct(c));
 	fprintf(f, ",\"loss_pct\":%.4f,\"rtt_per_s\":%.1f,\"tx_pps\":%.1f", loss_pct(c), (double)c->rx / d,
 		(double)c->tx / d);
 	fprintf(f, ",\"p50_us\":%.2f,\"p90_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f}\n",
@@ -152,4 +162,7 @@ void lg_report_text(FILE *f, const struct lg_report *r)
 		(double)lg_hist_quantile(r->hist, 0.50) / 1e3, (double)lg_hist_quantile(r->hist, 0.90) / 1e3,
 		(double)lg_hist_quantile(r->hist, 0.99) / 1e3, (double)lg_hist_quantile(r->hist, 0.999) / 1e3,
 		(double)r->hist->max / 1e3);
+	if (c->tx_bursts)
+		fprintf(f, "  device ring full on %.1f%% of %llu transmit bursts\n", lg_tx_full_pct(c),
+			(unsigned long long)c->tx_bursts);
 }
