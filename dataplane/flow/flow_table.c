@@ -92,7 +92,7 @@ struct qg_flow_table {
 static inline uint32_t flow_hash(const struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client)
 {
 	/* Folding svc into the seed hashes the 24-byte key without copying it. */
-	return (uint32_t)qg_hash_addr(client, t->seed ^ ((uint64_t)(svc + 1) * FLOW_SEED_MUL));
+	return (uint32_t)qg_hash_addr_fast(client, t->seed ^ ((uint64_t)(svc + 1) * FLOW_SEED_MUL));
 }
 
 static inline uint32_t client_hash(const struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client)
