@@ -15,6 +15,49 @@ static enum qg_net_kind net_bad(struct qg_net_pkt *out, enum qg_net_bad why)
 	return QG_NET_MALFORMED;
 }
 
+/*
+ * Store a whole endpoint: the 16 address bytes in one 16-byte store and port,
+ * family and pad in one 4-byte store. The gateway reads these back at once
+ * (VIP match, hashing, copies into the burst) with 8- and 16-byte loads; a load
+ * that spans several narrower stores still in the store buffer cannot be
+ * forwarded from them and waits for them to reach the cache. Field by field,
+ * that wait was 7 % of a worker's time (perf annotate, docs/PERFORMANCE.md).
+ */
+typedef uint32_t net_v16 __attribute__((vector_size(16)));
+
+static inline void net_addr_store(struct qg_addr *a, net_v16 ip, const uint8_t *port, uint8_t family)
+{
+	uint16_t p16;
+	uint32_t t;
+
+	/* Port, family and pad built in a register from loads (little or big endian alike). */
+	memcpy(&p16, port, 2);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	t = (uint32_t)p16 | (uint32_t)family << 16;
+#else
+	t = (uint32_t)p16 << 16 | (uint32_t)family << 8;
+#endif
+	memcpy(a->ip, &ip, 16);
+	memcpy((uint8_t *)a + 16, &t, 4);
+}
+
+/* The 4 IPv4 address bytes at p, zero-extended to a 16-byte address in a register. */
+static inline net_v16 net_ip4_v16(const uint8_t *p)
+{
+	uint32_t w;
+
+	memcpy(&w, p, 4);
+	return (net_v16){ w, 0, 0, 0 };
+}
+
+static inline net_v16 net_ip6_v16(const uint8_t *p)
+{
+	net_v16 v;
+
+	memcpy(&v, p, 16);
+	return v;
+}
+
 /* UDP header at out->l4_off, ip_payload bytes of it covered by the IP length. */
 static enum qg_net_kind net_parse_udp(const uint8_t *frame, uint32_t ip_payload, struct qg_net_pkt *out)
 {
@@ -27,8 +70,13 @@ static enum qg_net_kind net_parse_udp(const uint8_t *frame, uint32_t ip_payload,
 	/* Bytes after the UDP length but inside the IP payload are ignored (RFC 768 allows it). */
 	if (unlikely(ulen < NET_UDP_HLEN || ulen > ip_payload))
 		return net_bad(out, QG_NET_BAD_L4);
-	memcpy(&out->src.port, udp, 2);
-	memcpy(&out->dst.port, udp + 2, 2);
+	if (out->src.family == AF_INET) {
+		net_addr_store(&out->src, net_ip4_v16(frame + out->l3_off + 12), udp, AF_INET);
+		net_addr_store(&out->dst, net_ip4_v16(frame + out->l3_off + 16), udp + 2, AF_INET);
+	} else {
+		net_addr_store(&out->src, net_ip6_v16(frame + out->l3_off + 8), udp, AF_INET6);
+		net_addr_store(&out->dst, net_ip6_v16(frame + out->l3_off + 24), udp + 2, AF_INET6);
+	}
 	out->payload_off = (uint16_t)(out->l4_off + NET_UDP_HLEN);
 	out->payload_len = (uint16_t)(ulen - NET_UDP_HLEN);
 	return QG_NET_UDP;

@@ -393,11 +393,11 @@ static void relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uin
 				}
 			}
 			f = qg_flow_get(r->flows, idx);
-			p->upstream = f->upstream;
 			QG_COUNTER_ADD(&r->bstat[f->backend].tx_pkts, 1);
 			QG_COUNTER_ADD(&r->bstat[f->backend].tx_bytes, p->len);
-			if (unlikely(qg_relay_up_is_bt(p->upstream))) {
+			if (unlikely(qg_relay_up_is_bt(f->upstream))) {
 				/* Copied into the bridge's ring; the buffer is released with the drops. */
+				p->upstream = f->upstream;
 				qg_relay_bt_send(r, p, 0);
 				r->drop[nd++] = *p;
 				continue;
@@ -405,7 +405,10 @@ static void relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uin
 			/* In the flow's own line, already in cache: a per-upstream array was a miss at 1M
 			 * flows. */
 			QG_RELAY_FLOW_QUEUED_SEQ(f) = r->burst_seq;
-			r->to_backend[nb++] = *p;
+			/* Copy, then set the upstream in the copy: a 16-byte load over a field just
+			 * stored would wait for that store to reach the cache. */
+			r->to_backend[nb] = *p;
+			r->to_backend[nb++].upstream = f->upstream;
 		} else {
 			if (unlikely(p->flags & QG_PKT_F_OVERSIZE)) {
 				qg_ctr_add(r->ctr, QG_CTR_DROP_OVERSIZE, 1);
@@ -421,13 +424,20 @@ static void relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uin
 			}
 			qg_flow_touch(r->flows, idx, now_ms);
 			f = qg_flow_get(r->flows, idx);
-			p->peer = f->client;
-			p->svc = f->svc;
 			if (r->cids && r->table->svc[f->svc].protocol == QG_CONFIG_PROTO_QUIC)
-				qg_quic_learn_reply(r, p, f->svc, idx);
+				qg_quic_learn_reply(r, p, f->svc, idx); /* reads the payload only */
 			QG_COUNTER_ADD(&r->bstat[f->backend].rx_pkts, 1);
 			QG_COUNTER_ADD(&r->bstat[f->backend].rx_bytes, p->len);
-			relay_to_client(r, p, &nc, &nd);
+			if (unlikely(f->client.family == AF_BLUETOOTH)) {
+				p->peer = f->client;
+				p->svc = f->svc;
+				relay_to_client(r, p, &nc, &nd);
+				continue;
+			}
+			/* Copy, then address the copy (as toward a backend: no load over fresh stores). */
+			r->to_client[nc] = *p;
+			r->to_client[nc].peer = f->client;
+			r->to_client[nc++].svc = f->svc;
 		}
 	}
 	qg_ctr_add(r->ctr, QG_CTR_RX_CLIENT, from_client);
