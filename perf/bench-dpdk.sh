@@ -46,6 +46,8 @@ RESULTS="$ROOT/perf/results"
 LOADGEN_BIN=${LOADGEN:-}
 TESTPMD=${TESTPMD:-dpdk-testpmd}
 ZERO_COPY=1
+NEAR_NS=80
+WAIT_NEAR=0
 
 # Fixed MACs (memif devarg mac=) so configs can name them statically.
 LG_MAC0=02:00:00:00:00:01
@@ -74,6 +76,12 @@ usage: perf/bench-dpdk.sh [options]
                       zero-copy (zero-copy=yes, --single-file-segments): the generator writes
                       and reads frames in the device's own mbufs, as a NIC's DMA would, so
                       the device's cost is its own work, not memif's copies
+  --near-ns N         a run is "near" when qgate-c2c measured the generator's and the device's
+                      CPUs at most N ns apart (one-way cache-line transfer) before and after it
+                      (default 80). On a VM the host moves vCPUs between cores that share a
+                      cache (~30 ns here) and cores that do not (~180 ns); each leg also
+                      reports the median of its near runs
+  --wait-near SEC     before each run, wait up to SEC seconds for the CPUs to be near (default 0)
   --results DIR       where results go (default perf/results)
   -h, --help          this text
 Writes perf/results/bench-dpdk-YYYYmmdd-HHMMSS.json and bench-dpdk-latest.md.
@@ -101,11 +109,13 @@ while [ $# -gt 0 ]; do
 	--dut-cpu) DUT_CPU=${2:?}; shift 2 ;;
 	--copy) ZERO_COPY=0; shift ;;
 	--results) RESULTS=${2:?}; shift 2 ;;
+	--near-ns) NEAR_NS=${2:?}; shift 2 ;;
+	--wait-near) WAIT_NEAR=${2:?}; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
 	esac
 done
-for v in DURATION WARMUP REPEAT SIZE FLOWS_SMALL FLOWS_LARGE NAT_ADDRS LG_CPU DUT_CPU; do
+for v in DURATION WARMUP REPEAT SIZE FLOWS_SMALL FLOWS_LARGE NAT_ADDRS LG_CPU DUT_CPU NEAR_NS WAIT_NEAR; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "--$(echo "$v" | tr 'A-Z_' 'a-z-') wants a whole number"
 done
 [ "$REPEAT" -ge 1 ] || die "--repeat wants >= 1"
@@ -116,6 +126,7 @@ command -v jq >/dev/null || die "jq is required"
 
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 [ -n "$LOADGEN_BIN" ] || LOADGEN_BIN="$BUILD/perf/qgate-loadgen"
+C2C_BIN="$BUILD/perf/qgate-c2c"
 QGATE_BIN="$BUILD/controlplane/qgate"
 
 has_dpdk_loadgen() {
@@ -127,6 +138,9 @@ if ! has_dpdk_loadgen; then
 	cmake --build "$BUILD" --target qgate-loadgen >&2
 	cmake --build "$BUILD" --target qgate >&2 || echo "bench-dpdk: qgate did not build" >&2
 	has_dpdk_loadgen || die "$LOADGEN_BIN has no DPDK driver (is libdpdk-dev installed?)"
+fi
+if [ ! -x "$C2C_BIN" ] && [ -f "$BUILD/CMakeCache.txt" ]; then
+	cmake --build "$BUILD" --target qgate-c2c >&2 || echo "bench-dpdk: no qgate-c2c: runs are not classified near/far" >&2
 fi
 
 TMP=$(mktemp -d /tmp/qgate-bench-dpdk.XXXXXX)
@@ -316,10 +330,33 @@ start_qgate() {
 	PIDS+=("$DUT_PID")
 }
 
+# c2c_ns: one-way cache-line transfer time between the generator's and the device's CPUs, or null.
+c2c_ns() {
+	if [ -x "$C2C_BIN" ]; then
+		"$C2C_BIN" "$LG_CPU" "$DUT_CPU" 2>/dev/null | jq '.one_way_ns' 2>/dev/null || echo null
+	else
+		echo null
+	fi
+}
+
+# wait_near: up to WAIT_NEAR seconds until the two CPUs share a cache; prints the last c2c_ns.
+wait_near() {
+	local ns waited=0
+	ns=$(c2c_ns)
+	while [ "$waited" -lt "$WAIT_NEAR" ] && [ "$ns" != null ] &&
+		jq -en --argjson ns "$ns" --argjson near "$NEAR_NS" '$ns > $near' >/dev/null; do
+		sleep 1
+		waited=$((waited + 1))
+		ns=$(c2c_ns)
+	done
+	echo "$ns"
+}
+
 # run_leg LEG RUN FLOWS: one measurement into $TMP/LEG.RUN.json
 run_leg() {
-	local leg=$1 name="$1.$2" flows=$3 rc=0 mode lg_args=()
+	local leg=$1 name="$1.$2" flows=$3 rc=0 mode lg_args=() c2c_before c2c_after
 	mode=$(leg_mode "$leg")
+	c2c_before=$(wait_near)
 	read -r -a lg_args <<<"$(loadgen_args "$mode")"
 	LG_PID=
 	DUT_PID=
@@ -333,6 +370,7 @@ run_leg() {
 	esac
 	wait "$LG_PID" || rc=$?
 	stop_pid "$DUT_PID"
+	c2c_after=$(c2c_ns)
 	if [ "$rc" -ne 0 ] || ! jq -e '.rx_mpps > 0' "$TMP/$name/lg.json" >/dev/null 2>&1; then
 		echo "bench-dpdk: $leg: nothing forwarded (generator exit $rc)" >&2
 		tail -5 "$TMP/$name/lg.err" >&2 || true
@@ -345,9 +383,12 @@ run_leg() {
 	# part. Near 0 the generator set that second's rate; well above 0 the device did.
 	grep '^t=[0-9]*s .* rx=[0-9]* pps' "$TMP/$name/lg.err" | grep -v '(warmup)' |
 		sed -n 's/.* rx=\([0-9]*\) pps.* ring_full=\([0-9.]*\)%.*/[\1,\2]/p' |
-		jq -s --slurpfile lg "$TMP/$name/lg.json" \
-			'$lg[0] + {rx_pps_per_s: map(.[0]), ring_full_pct_per_s: map(.[1])}' >"$TMP/$name.json"
-	jq -r --arg leg "$leg" --arg run "$2" '"  \($leg) run \($run): \(.rx_mpps) Mpps forwarded (generator sent \(.tx_mpps) Mpps, device ring full on \(.tx_full_pct)% of its bursts), loss \(.loss_pct)%, p50 \(.p50_us) us; per second \([.rx_pps_per_s[] / 1e4 | round / 100])"' \
+		jq -s --slurpfile lg "$TMP/$name/lg.json" --argjson b "$c2c_before" --argjson a "$c2c_after" \
+			--argjson near "$NEAR_NS" \
+			'$lg[0] + {rx_pps_per_s: map(.[0]), ring_full_pct_per_s: map(.[1]),
+			  c2c_ns_before: $b, c2c_ns_after: $a,
+			  near: ($b != null and $a != null and $b <= $near and $a <= $near)}' >"$TMP/$name.json"
+	jq -r --arg leg "$leg" --arg run "$2" '"  \($leg) run \($run): \(.rx_mpps) Mpps forwarded (generator sent \(.tx_mpps) Mpps, device ring full on \(.tx_full_pct)% of its bursts, CPUs \(.c2c_ns_before)/\(.c2c_ns_after) ns apart), loss \(.loss_pct)%, p50 \(.p50_us) us; per second \([.rx_pps_per_s[] / 1e4 | round / 100])"' \
 		"$TMP/$name.json" >&2
 }
 
@@ -367,7 +408,7 @@ qgate_accepts_dpdk() {
 	fi
 }
 
-declare -A MEDIAN MIN MAX BEST STATUS REASON FLOWS_OF
+declare -A MEDIAN MIN MAX BEST NEAR NEAR_RUNS STATUS REASON FLOWS_OF
 LEG_LIST=()
 IFS=',' read -r -a LEG_LIST <<<"$LEGS"
 FAILED=0
@@ -420,6 +461,10 @@ for leg in "${LEG_LIST[@]}"; do
 	# leg for seconds at a time, by up to 2x, and never speed it up.
 	BEST[$leg]=$(cat "$TMP/$leg".*.json | jq -s \
 		'[.[] | .rx_pps_per_s[]] | if length > 0 then (max / 1e4 | round) / 100 else null end')
+	# The runs with both CPUs sharing a cache before and after (see --near-ns).
+	NEAR[$leg]=$(cat "$TMP/$leg".*.json | jq -s \
+		'map(select(.near) | .rx_mpps) | sort | if length > 0 then .[(length - 1) / 2 | floor] else null end')
+	NEAR_RUNS[$leg]=$(cat "$TMP/$leg".*.json | jq -s 'map(select(.near)) | length')
 done
 
 # ---- report ----------------------------------------------------------------------
@@ -443,6 +488,9 @@ R_QT1M=$(ratio qgate-1m testpmd-1m)
 RB_QT=$(ratio qgate-1k testpmd BEST)
 RB_LS=$(ratio qgate-1m qgate-1k BEST)
 RB_QT1M=$(ratio qgate-1m testpmd-1m BEST)
+RN_QT=$(ratio qgate-1k testpmd NEAR)
+RN_LS=$(ratio qgate-1m qgate-1k NEAR)
+RN_QT1M=$(ratio qgate-1m testpmd-1m NEAR)
 # ns per packet is 1e3 / Mpps, so (QUIC-LB ns/pkt) / (UDP ns/pkt) = UDP Mpps / QUIC-LB Mpps.
 R_QS=$(ratio qgate-udp-1m qgate-quic-single-1m)
 R_QF=$(ratio qgate-udp-1m qgate-quic-four-1m)
@@ -457,9 +505,11 @@ for leg in "${LEG_LIST[@]}"; do
 	legs_json=$(jq -n --argjson acc "$legs_json" --arg leg "$leg" --arg st "${STATUS[$leg]}" \
 		--arg why "${REASON[$leg]:-}" --argjson med "${MEDIAN[$leg]:-null}" --argjson runs "$runs" \
 		--argjson min "${MIN[$leg]:-null}" --argjson max "${MAX[$leg]:-null}" --arg mode "$(leg_mode "$leg")" \
-		--argjson best "${BEST[$leg]:-null}" \
+		--argjson best "${BEST[$leg]:-null}" --argjson near "${NEAR[$leg]:-null}" \
+		--argjson nnear "${NEAR_RUNS[$leg]:-0}" \
 		'$acc + {($leg): {status: $st, reason: $why, payload: $mode, median_rx_mpps: $med,
 		  min_rx_mpps: $min, max_rx_mpps: $max, best_second_mpps: $best,
+		  near_median_rx_mpps: $near, near_runs: $nnear,
 		  ns_per_pkt: (if $med != null and $med > 0 then (1e6 / $med | round) / 1000 else null end),
 		  runs: $runs}}')
 done
@@ -473,18 +523,21 @@ jq -n --argjson legs "$legs_json" --argjson qt "$R_QT" --argjson ls "$R_LS" \
 	--argjson size "$SIZE" --argjson fs "$FLOWS_SMALL" --argjson fl "$FLOWS_LARGE" \
 	--argjson rbqt "$RB_QT" --argjson rbls "$RB_LS" --argjson zc "$ZERO_COPY" \
 	--argjson qt1m "$R_QT1M" --argjson rbqt1m "$RB_QT1M" \
+	--argjson rnqt "$RN_QT" --argjson rnls "$RN_LS" --argjson rnqt1m "$RN_QT1M" --argjson nearns "$NEAR_NS" \
 	--arg memory "$MEMORY" --arg dpdk "$(pkg-config --modversion libdpdk 2>/dev/null || echo unknown)" \
 	'{date: $date,
 	  machine: {nproc: $nproc, cpu_model: $cpu, kernel: $kernel, loadavg_at_start: $loadavg, dpdk: $dpdk},
 	  setup: {duration_s: $duration, warmup_s: $warmup, repeat: $repeat, size: $size,
 	          flows_small: $fs, flows_large: $fl, loadgen_cpu: $lg_cpu, dut_cpu: $dut_cpu,
-	          memory: $memory, dut_memif_zero_copy: ($zc == 1), link: "memif (2 ports)", mode: "forward, open loop, as fast as possible"},
+	          memory: $memory, dut_memif_zero_copy: ($zc == 1), near_ns: $nearns, link: "memif (2 ports)", mode: "forward, open loop, as fast as possible"},
 	  legs: $legs,
 	  quic_lb: {single: "server_id_len 8, nonce_len 8, key (one AES-128-ECB block)",
 	            four: "server_id_len 3, nonce_len 6, key (four-pass Feistel)", note: $key_note},
 	  ratios: {qgate_1k_over_testpmd: $qt, qgate_1m_over_qgate_1k: $ls, qgate_1m_over_testpmd_1m: $qt1m,
 	           best_second: {qgate_1k_over_testpmd: $rbqt, qgate_1m_over_qgate_1k: $rbls,
 	                         qgate_1m_over_testpmd_1m: $rbqt1m},
+	           near_runs: {qgate_1k_over_testpmd: $rnqt, qgate_1m_over_qgate_1k: $rnls,
+	                       qgate_1m_over_testpmd_1m: $rnqt1m},
 	           quic_single_ns_over_udp: $qs, quic_four_ns_over_udp: $qf, quic_target: $qtarget}}' >"$JSON_OUT"
 
 {
@@ -494,16 +547,16 @@ jq -n --argjson legs "$legs_json" --argjson qt "$R_QT" --argjson ls "$R_LS" \
 	echo "Forward path over two memif ports, $SIZE-byte UDP payload, ${DURATION}s measured (+${WARMUP}s warm-up), median of $REPEAT (runs round robin over the legs); memory: $MEMORY; device under test's memif $([ "$ZERO_COPY" = 1 ] && echo zero-copy || echo copying)."
 	echo "qgate-loadgen on CPU $LG_CPU, device under test on CPU $DUT_CPU."
 	echo
-	echo "| leg | flows | payload | forwarded Mpps | min-max Mpps | best second Mpps | ns/pkt | generator Mpps | ring full % | loss % | p50 us | status |"
-	echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	echo "| leg | flows | payload | forwarded Mpps | min-max Mpps | best second Mpps | near runs Mpps (n) | ns/pkt | generator Mpps | ring full % | loss % | p50 us | status |"
+	echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	for leg in "${LEG_LIST[@]}"; do
 		jq -r --arg leg "$leg" '.legs[$leg] as $l
 			| ($l.runs | map(select(.rx_mpps == $l.median_rx_mpps)) | .[0]) as $m
-			| if $m then "| \($leg) | \($m.flows) | \($l.payload) | \($m.rx_mpps) | \($l.min_rx_mpps)-\($l.max_rx_mpps) | \($l.best_second_mpps) | \($l.ns_per_pkt) | \($m.tx_mpps) | \($m.tx_full_pct // "-") | \($m.loss_pct) | \($m.p50_us) | \($l.status) |"
-			  else "| \($leg) | - | \($l.payload) | - | - | - | - | - | - | - | - | \($l.status)\(if $l.reason != "" then ": " + $l.reason else "" end) |" end' "$JSON_OUT"
+			| if $m then "| \($leg) | \($m.flows) | \($l.payload) | \($m.rx_mpps) | \($l.min_rx_mpps)-\($l.max_rx_mpps) | \($l.best_second_mpps) | \($l.near_median_rx_mpps // "-") (\($l.near_runs)) | \($l.ns_per_pkt) | \($m.tx_mpps) | \($m.tx_full_pct // "-") | \($m.loss_pct) | \($m.p50_us) | \($l.status) |"
+			  else "| \($leg) | - | \($l.payload) | - | - | - | - | - | - | - | - | - | \($l.status)\(if $l.reason != "" then ": " + $l.reason else "" end) |" end' "$JSON_OUT"
 	done
 	echo
-	echo "qgate-1k/testpmd: ${R_QT/null/n\/a}, qgate-1m/qgate-1k: ${R_LS/null/n\/a}, qgate-1m/testpmd-1m: ${R_QT1M/null/n\/a} (from the best seconds: ${RB_QT/null/n\/a}, ${RB_LS/null/n\/a} and ${RB_QT1M/null/n\/a})"
+	echo "qgate-1k/testpmd: ${R_QT/null/n\/a}, qgate-1m/qgate-1k: ${R_LS/null/n\/a}, qgate-1m/testpmd-1m: ${R_QT1M/null/n\/a} (from the best seconds: ${RB_QT/null/n\/a}, ${RB_LS/null/n\/a} and ${RB_QT1M/null/n\/a}; from the near runs: ${RN_QT/null/n\/a}, ${RN_LS/null/n\/a} and ${RN_QT1M/null/n\/a})"
 	echo "QUIC-LB ns/pkt over UDP ns/pkt (qgate-udp-1m), target <= $QUIC_TARGET: single-pass ${R_QS/null/n\/a}, four-pass ${R_QF/null/n\/a}"
 	echo
 	echo "ns/pkt = 1e3 / median forwarded Mpps. memif back-pressures the generator (it sends only what the"
@@ -512,6 +565,10 @@ jq -n --argjson legs "$legs_json" --argjson qt "$R_QT" --argjson ls "$R_LS" \
 	echo "ring full %: the share of the generator's transmit bursts the device's receive ring took only in"
 	echo "part (median run). Near 0 the generator set the rate (the device kept up); well above 0 the device"
 	echo "was the limit, and the leg measures the device."
+	echo "near runs: runs with the two CPUs at most $NEAR_NS ns apart (qgate-c2c, one-way cache-line transfer,"
+	echo "before and after the run). The generator hands every frame to the device through shared memory,"
+	echo "so on a VM whose host moves the vCPUs to cores without a shared cache every leg slows, and a"
+	echo "leg that reads the frames (qgate) slows most."
 	echo "Runs vary a lot on a shared VM: compare min-max, and the load average above."
 	echo
 	echo "Raw results: $(basename "$JSON_OUT")"
