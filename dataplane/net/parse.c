@@ -58,6 +58,17 @@ static inline net_v16 net_ip6_v16(const uint8_t *p)
 	return v;
 }
 
+/* Ports of a datagram that is not (valid) UDP. */
+static const uint8_t net_no_ports[4];
+
+/* Both endpoints, once per frame; ports: source then destination port, network order. */
+static inline void net_endpoints_store(struct qg_net_pkt *out, net_v16 src, net_v16 dst, const uint8_t *ports,
+				       uint8_t family)
+{
+	net_addr_store(&out->src, src, ports, family);
+	net_addr_store(&out->dst, dst, ports + 2, family);
+}
+
 /* UDP header at out->l4_off, ip_payload bytes of it covered by the IP length. */
 static enum qg_net_kind net_parse_udp(const uint8_t *frame, uint32_t ip_payload, struct qg_net_pkt *out)
 {
@@ -70,13 +81,6 @@ static enum qg_net_kind net_parse_udp(const uint8_t *frame, uint32_t ip_payload,
 	/* Bytes after the UDP length but inside the IP payload are ignored (RFC 768 allows it). */
 	if (unlikely(ulen < NET_UDP_HLEN || ulen > ip_payload))
 		return net_bad(out, QG_NET_BAD_L4);
-	if (out->src.family == AF_INET) {
-		net_addr_store(&out->src, net_ip4_v16(frame + out->l3_off + 12), udp, AF_INET);
-		net_addr_store(&out->dst, net_ip4_v16(frame + out->l3_off + 16), udp + 2, AF_INET);
-	} else {
-		net_addr_store(&out->src, net_ip6_v16(frame + out->l3_off + 8), udp, AF_INET6);
-		net_addr_store(&out->dst, net_ip6_v16(frame + out->l3_off + 24), udp + 2, AF_INET6);
-	}
 	out->payload_off = (uint16_t)(out->l4_off + NET_UDP_HLEN);
 	out->payload_len = (uint16_t)(ulen - NET_UDP_HLEN);
 	return QG_NET_UDP;
@@ -86,6 +90,8 @@ static enum qg_net_kind net_parse_ipv4(const uint8_t *frame, uint32_t len, struc
 {
 	const uint8_t *ip = frame + out->l3_off;
 	uint32_t avail = len - out->l3_off;
+	const uint8_t *ports = net_no_ports;
+	enum qg_net_kind kind;
 	uint32_t ihl, tot;
 
 	if (unlikely(avail < NET_IPV4_HLEN))
@@ -97,37 +103,20 @@ static enum qg_net_kind net_parse_ipv4(const uint8_t *frame, uint32_t len, struc
 		return net_bad(out, QG_NET_BAD_L3);
 	out->l4_proto = ip[9];
 	out->l4_off = (uint16_t)(out->l3_off + ihl);
-	out->src.family = AF_INET;
-	out->dst.family = AF_INET;
-	memcpy(out->src.ip, ip + 12, 4);
-	memcpy(out->dst.ip, ip + 16, 4);
 	/* MF set or a nonzero offset: a piece of a datagram we do not reassemble. */
 	if (unlikely(net_rd16(ip + 6) & 0x3fff))
-		return net_bad(out, QG_NET_BAD_FRAGMENT);
-	if (unlikely(ip[9] != NET_PROTO_UDP))
-		return QG_NET_OTHER;
-	return net_parse_udp(frame, tot - ihl, out);
+		kind = net_bad(out, QG_NET_BAD_FRAGMENT);
+	else if (unlikely(ip[9] != NET_PROTO_UDP))
+		kind = QG_NET_OTHER;
+	else if ((kind = net_parse_udp(frame, tot - ihl, out)) == QG_NET_UDP)
+		ports = frame + out->l4_off;
+	net_endpoints_store(out, net_ip4_v16(ip + 12), net_ip4_v16(ip + 16), ports, AF_INET);
+	return kind;
 }
 
-static enum qg_net_kind net_parse_ipv6(const uint8_t *frame, uint32_t len, struct qg_net_pkt *out)
+/* An IPv6 next header other than UDP. */
+static enum qg_net_kind net_ipv6_other(const uint8_t *ip, uint32_t plen, struct qg_net_pkt *out)
 {
-	const uint8_t *ip = frame + out->l3_off;
-	uint32_t avail = len - out->l3_off;
-	uint32_t plen;
-
-	if (unlikely(avail < NET_IPV6_HLEN || (ip[0] >> 4) != 6))
-		return net_bad(out, QG_NET_BAD_L3);
-	plen = net_rd16(ip + 4);
-	if (unlikely(plen > avail - NET_IPV6_HLEN))
-		return net_bad(out, QG_NET_BAD_L3);
-	out->l4_proto = ip[6];
-	out->l4_off = (uint16_t)(out->l3_off + NET_IPV6_HLEN);
-	out->src.family = AF_INET6;
-	out->dst.family = AF_INET6;
-	memcpy(out->src.ip, ip + 8, 16);
-	memcpy(out->dst.ip, ip + 24, 16);
-	if (likely(ip[6] == NET_PROTO_UDP))
-		return net_parse_udp(frame, plen, out);
 	switch (ip[6]) {
 	case NET_PROTO_ICMPV6:
 		if (unlikely(plen < 4))
@@ -149,6 +138,31 @@ static enum qg_net_kind net_parse_ipv6(const uint8_t *frame, uint32_t len, struc
 	default:
 		return QG_NET_OTHER;
 	}
+}
+
+static enum qg_net_kind net_parse_ipv6(const uint8_t *frame, uint32_t len, struct qg_net_pkt *out)
+{
+	const uint8_t *ip = frame + out->l3_off;
+	const uint8_t *ports = net_no_ports;
+	uint32_t avail = len - out->l3_off;
+	enum qg_net_kind kind;
+	uint32_t plen;
+
+	if (unlikely(avail < NET_IPV6_HLEN || (ip[0] >> 4) != 6))
+		return net_bad(out, QG_NET_BAD_L3);
+	plen = net_rd16(ip + 4);
+	if (unlikely(plen > avail - NET_IPV6_HLEN))
+		return net_bad(out, QG_NET_BAD_L3);
+	out->l4_proto = ip[6];
+	out->l4_off = (uint16_t)(out->l3_off + NET_IPV6_HLEN);
+	if (likely(ip[6] == NET_PROTO_UDP)) {
+		if ((kind = net_parse_udp(frame, plen, out)) == QG_NET_UDP)
+			ports = frame + out->l4_off;
+	} else {
+		kind = net_ipv6_other(ip, plen, out);
+	}
+	net_endpoints_store(out, net_ip6_v16(ip + 8), net_ip6_v16(ip + 24), ports, AF_INET6);
+	return kind;
 }
 
 enum qg_net_kind qg_net_parse(const uint8_t *frame, uint32_t len, struct qg_net_pkt *out)

@@ -330,17 +330,29 @@ static void relay_prefetch(struct qg_relay *r, const struct qg_pkt *pkts, unsign
 }
 
 /*
- * Toward a client: out through the I/O backend, or for a Bluetooth client
- * link copied into the bridge's ring and the buffer given back.
+ * Toward client peer, answering from service svc: out through the I/O
+ * backend, or for a Bluetooth client link copied into the bridge's ring and
+ * the buffer given back. The packet is copied into the output burst before the
+ * copy is addressed: a 16-byte load over fields just stored by narrower stores
+ * would wait for them to reach the cache (as toward a backend).
  */
-static inline void relay_to_client(struct qg_relay *r, struct qg_pkt *p, unsigned *nc, unsigned *nd)
+static inline void relay_to_client(struct qg_relay *r, struct qg_pkt *p, const struct qg_addr *peer,
+				   uint16_t svc, unsigned *nc, unsigned *nd)
 {
-	if (unlikely(p->peer.family == AF_BLUETOOTH)) {
+	struct qg_pkt *q;
+
+	if (unlikely(peer->family == AF_BLUETOOTH)) {
+		if (peer != &p->peer)
+			p->peer = *peer;
+		p->svc = svc;
 		qg_relay_bt_send(r, p, 1);
 		r->drop[(*nd)++] = *p;
 		return;
 	}
-	r->to_client[(*nc)++] = *p;
+	q = &r->to_client[(*nc)++];
+	*q = *p;
+	q->peer = *peer;
+	q->svc = svc;
 }
 
 /* One burst of at most r->burst packets (the scratch arrays' size). */
@@ -376,7 +388,7 @@ static void relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uin
 					continue;
 				}
 				if (v == QG_QROUTE_ANSWER) {
-					relay_to_client(r, p, &nc, &nd);
+					relay_to_client(r, p, &p->peer, p->svc, &nc, &nd);
 					continue;
 				}
 				if (unlikely(r->table->svc[p->svc].multipath))
@@ -428,16 +440,7 @@ static void relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uin
 				qg_quic_learn_reply(r, p, f->svc, idx); /* reads the payload only */
 			QG_COUNTER_ADD(&r->bstat[f->backend].rx_pkts, 1);
 			QG_COUNTER_ADD(&r->bstat[f->backend].rx_bytes, p->len);
-			if (unlikely(f->client.family == AF_BLUETOOTH)) {
-				p->peer = f->client;
-				p->svc = f->svc;
-				relay_to_client(r, p, &nc, &nd);
-				continue;
-			}
-			/* Copy, then address the copy (as toward a backend: no load over fresh stores). */
-			r->to_client[nc] = *p;
-			r->to_client[nc].peer = f->client;
-			r->to_client[nc++].svc = f->svc;
+			relay_to_client(r, p, &f->client, f->svc, &nc, &nd);
 		}
 	}
 	qg_ctr_add(r->ctr, QG_CTR_RX_CLIENT, from_client);
