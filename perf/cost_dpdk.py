@@ -222,6 +222,9 @@ def backend_counts(packets, flows, n, order="rr"):
 # ---- callgrind output -------------------------------------------------------------
 
 NAME_RE = re.compile(r"^\((\d+)\)(?: (.*))?$")
+# GCC's clones of a function (link-time optimisation, constant propagation, split-off cold
+# parts): counted as the function itself, so a build with and without LTO reads the same.
+CLONE_RE = re.compile(r"(\.(?:lto_priv|constprop|isra|part|cold)(?:\.\d+)?)+$")
 
 
 class Profile:
@@ -289,6 +292,8 @@ class Profile:
                         name = names[space].get(m.group(1), val)
                     else:
                         name = val
+                    if space == "fn":
+                        name = CLONE_RE.sub("", name)
                     if key == "ob":
                         ob = name
                     elif key == "cob":
