@@ -33,10 +33,11 @@ enum {
 	PT_GATEWAY6,
 	PT_NAT,
 	PT_NEIGHBORS,
+	PT_KERNEL_TAP,
 	PT_N
 };
-static const char *const pt_keys[PT_N] = { "name",     "addresses",	"gateway",
-					   "gateway6", "nat_addresses", "neighbors" };
+static const char *const pt_keys[PT_N] = { "name",	    "addresses", "gateway",   "gateway6",
+					   "nat_addresses", "neighbors", "kernel_tap" };
 static const struct section pt_section = { "port", "in port", pt_keys, PT_N };
 
 enum {
@@ -308,6 +309,28 @@ static void load_gateway(struct qg_cfg_ctx *ctx, const yaml_node_t *node, const 
 	*out = gw;
 }
 
+/* A Linux interface name qgate will create: 1..15 of [A-Za-z0-9_.-], not "." or "..". */
+static void load_kernel_tap(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_dpdk_port *p)
+{
+	const char *s;
+	size_t n;
+
+	if (qg_cfg_scalar(ctx, node, "kernel_tap", &s))
+		return;
+	n = strlen(s);
+	if (n == 0 || n >= sizeof(p->kernel_tap) ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789_.-") != n ||
+	    !strcmp(s, ".") || !strcmp(s, "..")) {
+		qg_cfg_error(ctx, node,
+			     "kernel_tap: '%.40s' is not an interface name (1..%zu of letters, digits, '_', "
+			     "'.', '-')",
+			     s, sizeof(p->kernel_tap) - 1);
+		return;
+	}
+	memcpy(p->kernel_tap, s, n + 1);
+}
+
 static void load_port(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_dpdk_port *p,
 		      const yaml_node_t **name_node)
 {
@@ -345,6 +368,8 @@ static void load_port(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg
 		load_nat(ctx, f.val[PT_NAT], p);
 	if (f.val[PT_NEIGHBORS])
 		load_neighbors(ctx, f.val[PT_NEIGHBORS], p);
+	if (f.val[PT_KERNEL_TAP])
+		load_kernel_tap(ctx, f.val[PT_KERNEL_TAP], p);
 }
 
 static void load_ports(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct qg_config_dpdk *d)
@@ -369,6 +394,13 @@ static void load_ports(struct qg_cfg_ctx *ctx, const yaml_node_t *node, struct q
 			if (names[j] && !strcmp(d->ports[i].name, d->ports[j].name)) {
 				qg_cfg_error(ctx, names[i], "duplicate port '%s' (first at line %d)",
 					     d->ports[i].name, qg_cfg_node_line(names[j]));
+				break;
+			}
+		}
+		for (j = 0; d->ports[i].kernel_tap[0] && j < i; j++) {
+			if (!strcmp(d->ports[i].kernel_tap, d->ports[j].kernel_tap)) {
+				qg_cfg_error(ctx, item, "kernel_tap: '%s' is already port %s's (line %d)",
+					     d->ports[i].kernel_tap, d->ports[j].name, d->ports[j].line);
 				break;
 			}
 		}

@@ -377,6 +377,12 @@ int qg_dpdk_setup(const struct qg_config *cfg)
 		rc = port_start(cfg, p);
 		if (rc)
 			goto err;
+		/* Before any worker polls: the kernel has the addresses when the first frame comes. */
+		if (qg_dpdk.ports[p].cfg->kernel_tap[0]) {
+			rc = qg_dpdk_tap_create(p);
+			if (rc)
+				goto err;
+		}
 	}
 	return 0;
 err:
@@ -393,6 +399,7 @@ void qg_dpdk_teardown(void)
 	for (unsigned p = 0; p < qg_dpdk.n_ports; p++) {
 		if (!qg_dpdk.ports[p].cfg)
 			continue;
+		qg_dpdk_tap_close(p);
 		/* Closing flushes what a capture PMD buffered and frees the mbufs the queues hold. */
 		(void)rte_eth_dev_stop(qg_dpdk.ports[p].port_id);
 		(void)rte_eth_dev_close(qg_dpdk.ports[p].port_id);

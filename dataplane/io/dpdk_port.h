@@ -38,6 +38,8 @@ struct qg_dpdk_port {
 	const struct qg_config_dpdk_port *cfg;
 	struct qg_addr own4, own6; /**< first owned address of each family (family 0: none) */
 	struct qg_addr gw4, gw6;   /**< gateways (family 0: none) */
+	uint8_t has_tap;	   /**< frames not ours go to the kernel through tap_id */
+	uint16_t tap_id;	   /**< the kernel_tap's ethdev (dpdk_tap.c) */
 };
 
 /** One NAT source address (port field 0) and the port it belongs to. */
@@ -57,6 +59,7 @@ struct qg_dpdk {
 	struct rte_mempool *pools[QG_DPDK_MAX_WORKERS];
 	struct rte_ring *rings[QG_DPDK_MAX_WORKERS]; /**< replies handed to their NAT port's worker */
 	struct qg_neigh_table *neigh;
+	unsigned n_taps; /**< ports with a kernel_tap */
 	int eal_ready;
 	/*
 	 * Our own copy of the ports' configuration: the workers route by it for
@@ -116,6 +119,7 @@ struct qg_io {
 	uint32_t n_up;	  /**< n_nat * ppw */
 	uint16_t queue;	  /**< RX/TX queue id on every port */
 	uint64_t tsc_per_ms;
+	uint64_t kernel_next_tsc;     /**< next read of the kernel_tap queues (io_dpdk.c, kernel_rx) */
 	const struct qg_addr *listen; /**< copied listen address of each service */
 	/** Per upstream: its destination's index + 1, 0 when the port is free. n_up entries. */
 	uint32_t *up_dest;
@@ -155,6 +159,18 @@ struct qg_io {
 /** EAL, ports, queues, pools, rings, neighbours. 0 or -errno (logged); on failure undo what was done. */
 int qg_dpdk_setup(const struct qg_config *cfg);
 void qg_dpdk_teardown(void);
+
+/**
+ * A frame qgate does not own, received on port p: to the kernel through p's
+ * kernel_tap (counted kernel_tx, or kernel_full), else dropped as not_ours.
+ */
+void qg_dpdk_to_kernel(struct qg_io *io, unsigned p, struct rte_mbuf *m);
+
+/** Create, set up and start port p's kernel_tap (after the port itself). @return 0 or -errno. */
+int qg_dpdk_tap_create(unsigned p);
+
+/** Stop and remove port p's kernel_tap, if it has one. */
+void qg_dpdk_tap_close(unsigned p);
 
 /**
  * Where a destination goes: the port whose prefixes cover it (next hop = the

@@ -32,9 +32,10 @@
 #include "qgate/log.h"
 #include "qgate/mem.h"
 
-#define RX_MAX	    256 /* largest burst (the config's burst max) */
-#define IDLE_MAX_US 500 /* an idle worker naps at most this long: the NIC ring holds what arrives */
-#define SVC_NONE    (-1)
+#define RX_MAX	       256 /* largest burst (the config's burst max) */
+#define IDLE_MAX_US    500 /* an idle worker naps at most this long: the NIC ring holds what arrives */
+#define KERNEL_POLL_US 20  /* a worker reads its kernel_tap queues at most this often */
+#define SVC_NONE       (-1)
 
 static const enum qg_ctr_id bad_ctr[] = {
 	[QG_NET_BAD_NONE] = QG_CTR_DROP_NOT_OURS,
@@ -63,6 +64,46 @@ static inline void drop(struct qg_io *io, struct rte_mbuf *m, enum qg_ctr_id why
 {
 	qg_ctr_add(io->ctr, why, 1);
 	rte_pktmbuf_free(m);
+}
+
+void qg_dpdk_to_kernel(struct qg_io *io, unsigned p, struct rte_mbuf *m)
+{
+	const struct qg_dpdk_port *dp = &qg_dpdk.ports[p];
+
+	if (!dp->has_tap) {
+		drop(io, m, QG_CTR_DROP_NOT_OURS);
+		return;
+	}
+	/* Rare by nature (what the host itself talks): one frame per call, no batching. */
+	if (rte_eth_tx_burst(dp->tap_id, io->queue, &m, 1) == 1)
+		qg_ctr_add(io->ctr, QG_CTR_KERNEL_TX, 1);
+	else
+		drop(io, m, QG_CTR_DROP_KERNEL_FULL);
+}
+
+/*
+ * What the kernel sent on the ports' kernel_taps, out through the ports. A
+ * TAP receive is a read() even when empty, so it is polled every
+ * KERNEL_POLL_US at most, not on every loop of a busy worker.
+ */
+static void kernel_rx(struct qg_io *io)
+{
+	struct rte_mbuf *mb[RX_MAX];
+	uint64_t now = rte_rdtsc();
+
+	if (now < io->kernel_next_tsc)
+		return;
+	io->kernel_next_tsc = now + io->tsc_per_ms * KERNEL_POLL_US / 1000;
+	for (unsigned p = 0; p < qg_dpdk.n_ports; p++) {
+		uint16_t nb;
+
+		if (!qg_dpdk.ports[p].has_tap)
+			continue;
+		nb = rte_eth_rx_burst(qg_dpdk.ports[p].tap_id, io->queue, mb, RX_MAX);
+		for (uint16_t i = 0; i < nb; i++)
+			qg_dpdk_tx_queue(io, p, mb[i], 0); /* not UDP we relay: not in tx_bytes */
+		qg_ctr_add(io->ctr, QG_CTR_KERNEL_RX, nb);
+	}
 }
 
 static int dpdk_probe(char *why, size_t len)
@@ -322,6 +363,7 @@ static inline void pkt_fill(struct qg_io *io, struct qg_pkt *pkt, struct rte_mbu
 static int rx_nat(struct qg_io *io, struct rte_mbuf *m, const struct qg_net_pkt *np, int k, int from_ring,
 		  struct qg_pkt *pkt)
 {
+	unsigned nat_port = qg_dpdk.nat[k].port;
 	uint32_t port = ntohs(np->dst.port), off, owner, up, d;
 
 	if (unlikely(port < QG_DPDK_NAT_FIRST))
@@ -344,13 +386,17 @@ static int rx_nat(struct qg_io *io, struct rte_mbuf *m, const struct qg_net_pkt 
 	/* Only the backend the port was opened toward may answer through it. */
 	if (d && !qg_addr_equal(&io->dest[d - 1].backend, &np->src))
 		goto not_ours;
+	/* A port no flow holds: with a kernel_tap, the kernel's own (its ephemeral ports share the
+	 * address); else a late reply the relay counts as stale. */
+	if (!d && qg_dpdk.ports[nat_port].has_tap)
+		goto not_ours;
 	pkt_fill(io, pkt, m, np);
 	pkt->dir = QG_PKT_FROM_BACKEND;
 	pkt->upstream = up;
 	pkt->svc = 0;
 	return 1;
 not_ours:
-	drop(io, m, QG_CTR_DROP_NOT_OURS);
+	qg_dpdk_to_kernel(io, nat_port, m);
 	return 0;
 }
 
@@ -384,7 +430,7 @@ static int rx_one(struct qg_io *io, struct rte_mbuf *m, unsigned p, int from_rin
 			     np->bad < QG_ARRAY_SIZE(bad_ctr) ? bad_ctr[np->bad] : QG_CTR_DROP_NOT_OURS);
 			return 0;
 		default:
-			drop(io, m, QG_CTR_DROP_NOT_OURS);
+			qg_dpdk_to_kernel(io, p, m);
 			return 0;
 		}
 		svc = find_vip(io, &np->dst);
@@ -398,7 +444,10 @@ static int rx_one(struct qg_io *io, struct rte_mbuf *m, unsigned p, int from_rin
 	}
 	k = find_nat(&np->dst);
 	if (k < 0) {
-		drop(io, m, QG_CTR_DROP_NOT_OURS);
+		if (from_ring)
+			drop(io, m, QG_CTR_DROP_NOT_OURS);
+		else
+			qg_dpdk_to_kernel(io, p, m);
 		return 0;
 	}
 	return rx_nat(io, m, np, k, from_ring, pkt);
@@ -427,6 +476,8 @@ static unsigned dpdk_rx_burst(struct qg_io *io, struct qg_pkt *pkts, unsigned n,
 			cnt += (unsigned)rx_one(io, mb[i], p, 0, &pkts[cnt]);
 		}
 	}
+	if (unlikely(qg_dpdk.n_taps))
+		kernel_rx(io);
 	if (!cnt && wait_us) {
 		/* Only when idle (the worker asks to wait after many empty polls): give the CPU back briefly.
 		 */

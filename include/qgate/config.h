@@ -192,6 +192,7 @@ struct qg_config_service {
 #define QG_CONFIG_DPDK_PORT_NAME_MAX 64	 /* EAL device name, with the NUL */
 #define QG_CONFIG_DPDK_MAX_ADDRS     8	 /* owned addresses (and NAT addresses) per port */
 #define QG_CONFIG_DPDK_MAX_NEIGHBORS 64	 /* static neighbours per port */
+#define QG_CONFIG_DPDK_TAP_NAME_MAX  16	 /* a Linux interface name (IFNAMSIZ), with the NUL */
 #define QG_CONFIG_DPDK_MAX_NAT	     64	 /* NAT source addresses per port: 64 x 64k ports */
 
 /** An IP address with a prefix length (the port of addr is 0). */
@@ -218,6 +219,8 @@ struct qg_config_dpdk_port {
 		nat[QG_CONFIG_DPDK_MAX_NAT]; /**< NAT source addresses (port 0); none = own addresses */
 	uint32_t n_neighbors;
 	struct qg_config_neighbor neighbors[QG_CONFIG_DPDK_MAX_NEIGHBORS];
+	/** Kernel interface (TAP) for the traffic qgate does not own; "" for none (dropped). */
+	char kernel_tap[QG_CONFIG_DPDK_TAP_NAME_MAX];
 	int line;
 };
 

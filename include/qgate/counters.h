@@ -100,6 +100,11 @@ extern "C" {
 	X(DROP_HANDOVER_FULL, QG_CTR_KIND_DROP, "handover_full",                                             \
 	  "reply for another worker's NAT port: that worker's ring was full")                                \
 	X(HANDOVER, QG_CTR_KIND_TRAFFIC, "handover", "replies passed to the worker owning their NAT port")   \
+	X(KERNEL_TX, QG_CTR_KIND_TRAFFIC, "kernel_tx",                                                       \
+	  "frames not ours passed to the kernel through the port's kernel_tap")                              \
+	X(KERNEL_RX, QG_CTR_KIND_TRAFFIC, "kernel_rx", "frames the kernel sent out through a kernel_tap")    \
+	X(DROP_KERNEL_FULL, QG_CTR_KIND_DROP, "kernel_full",                                                 \
+	  "the kernel_tap's queue toward the kernel was full")                                               \
 	X(ARP_REPLIES, QG_CTR_KIND_TRAFFIC, "arp_replies",                                                   \
 	  "ARP replies sent for owned, VIP and NAT addresses")                                               \
 	X(ND_REPLIES, QG_CTR_KIND_TRAFFIC, "nd_replies",                                                     \

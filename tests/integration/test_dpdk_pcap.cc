@@ -8,6 +8,7 @@
 // and for checksums by tshark.
 #include <gtest/gtest.h>
 #include <arpa/inet.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -318,7 +319,7 @@ class DpdkPcap : public ::testing::Test
 		(void)!system(("rm -rf /var/run/dpdk/qgate-test-" + std::to_string(getpid())).c_str());
 	}
 
-	std::string Config(const std::string &in, const std::string &out)
+	std::string Config(const std::string &in, const std::string &out, const std::string &port_extra = "")
 	{
 		std::string prefix = "qgate-test-" + std::to_string(getpid());
 		return "dataplane:\n"
@@ -343,7 +344,8 @@ class DpdkPcap : public ::testing::Test
 		       "          - {address: \"2001:db8::fe\", mac: \"02:00:00:00:00:f6\"}\n"
 		       "          - {address: 192.0.2.50, mac: \"02:00:00:00:00:50\"}\n"
 		       "          - {address: 192.0.2.51, mac: \"02:00:00:00:00:51\"}\n"
-		       "          - {address: \"2001:db8::50\", mac: \"02:00:00:00:00:56\"}\n"
+		       "          - {address: \"2001:db8::50\", mac: \"02:00:00:00:00:56\"}\n" +
+		       port_extra +
 		       "services:\n"
 		       "  - name: v4\n"
 		       "    listen: 192.0.2.100:4433\n"
@@ -355,16 +357,17 @@ class DpdkPcap : public ::testing::Test
 
 	// Run qgate over in -> out. @return false (with *why) when EAL cannot start here.
 	bool RunQgate(const std::vector<Bytes> &frames, const std::string &tag, std::string *err_text,
-		      std::string *why)
+		      std::string *why, const std::string &port_extra = "", int (*pre_exec)() = nullptr)
 	{
 		std::string in = dir_ + "/in-" + tag + ".pcap", out = dir_ + "/out-" + tag + ".pcap";
 		std::string cfg = dir_ + "/qgate-" + tag + ".yaml", err = dir_ + "/stderr-" + tag;
 		WritePcap(in, frames);
 		{
 			std::ofstream f(cfg);
-			f << Config(in, out);
+			f << Config(in, out, port_extra);
 		}
 		qgt::ChildOptions opts;
+		opts.pre_exec = pre_exec;
 		// DPDK's own allocations are not ours to check (EAL keeps memory until exit).
 		opts.env = { "ASAN_OPTIONS=detect_leaks=0" };
 		qgt::Child q({ QGATE_BIN, "-c", cfg }, dir_ + "/stdout-" + tag, err, opts);
@@ -599,6 +602,104 @@ TEST_F(DpdkPcap, NatBothWaysArpNdAndGarbage)
 	EXPECT_EQ(Total(err, "stale_reply"), 0u) << err;
 	EXPECT_EQ(Total(err, "tx_bytes"), udp_bytes2) << err;
 	CheckWithTshark(out_, out2.size(), 2 * (kClients4 + kClients6));
+}
+
+// An IPv4 packet of protocol proto from smac/src to the port's MAC and dst, l4 as given.
+Bytes Ip4Packet(const uint8_t *smac, const Bytes &src, const Bytes &dst, uint8_t proto, Bytes l4)
+{
+	Bytes f = Eth(kPortMacAny, smac, 0x0800);
+	Bytes h(20, 0);
+	h[0] = 0x45;
+	Put16(h, 2, (uint16_t)(20 + l4.size()));
+	h[8] = 64;
+	h[9] = proto;
+	std::copy(src.begin(), src.end(), h.begin() + 12);
+	std::copy(dst.begin(), dst.end(), h.begin() + 16);
+	Put16(h, 10, Fold(SumWords(h.data(), 20)));
+	Append(f, h.data(), h.size());
+	Append(f, l4.data(), l4.size());
+	return f;
+}
+
+Bytes TcpSyn(const uint8_t *smac, const Bytes &src, const Bytes &dst, uint16_t dport)
+{
+	Bytes t(20, 0);
+	Put16(t, 0, 40123);
+	Put16(t, 2, dport);
+	t[4] = 1; // sequence number
+	t[12] = 5 << 4;
+	t[13] = 0x02; // SYN
+	Put16(t, 14, 64240);
+	Put16(t, 16, L4Csum(src, dst, 6, t.data(), t.size()));
+	return Ip4Packet(smac, src, dst, 6, t);
+}
+
+Bytes IcmpEcho(const uint8_t *smac, const Bytes &src, const Bytes &dst)
+{
+	Bytes e = { 8, 0, 0, 0, 0x12, 0x34, 0, 1, 'p', 'i', 'n', 'g' };
+	Put16(e, 2, Fold(SumWords(e.data(), e.size())));
+	return Ip4Packet(smac, src, dst, 1, e);
+}
+
+// In the child before exec: a network namespace of its own, so the TAP and its addresses
+// stay out of the machine's.
+int NewNetns()
+{
+	return unshare(CLONE_NEWNET);
+}
+
+// kernel_tap: what qgate does not own goes to the kernel, which answers through the port.
+TEST_F(DpdkPcap, KernelTapCarriesWhatIsNotOursBothWays)
+{
+	if (geteuid() != 0)
+		GTEST_SKIP() << "needs root (a network namespace and a TAP interface)";
+	if (access("/dev/net/tun", R_OK | W_OK) != 0)
+		GTEST_SKIP() << "no /dev/net/tun here: the kernel has no TUN/TAP";
+	const uint8_t c1[6] = { 0x02, 0, 0, 0, 0, 0x60 }, c2[6] = { 0x02, 0, 0, 0, 0, 0x61 };
+	Bytes own = Ip4("192.0.2.1");
+	std::vector<Bytes> frames;
+	// For the kernel: a TCP SYN and a ping from on-link hosts (the kernel asks their MACs to
+	// answer), LLDP, and UDP to the port's address where no service listens.
+	frames.push_back(TcpSyn(c1, Ip4("192.0.2.60"), own, 22));
+	frames.push_back(IcmpEcho(c2, Ip4("192.0.2.61"), own));
+	Bytes lldp = Eth(kPortMacAny, kGwMac, 0x88cc);
+	lldp.resize(60, 0);
+	frames.push_back(lldp);
+	frames.push_back(Udp(kGwMac, Ip4("198.18.1.4"), 1, own, 9999, "nobody"));
+	// Still qgate's: a client datagram to the VIP and ARP for an owned address; not the kernel's
+	// either: ARP for an address nobody here owns.
+	frames.push_back(Udp(kGwMac, Ip4("198.18.0.1"), 40000, Ip4("192.0.2.100"), 4433, "c4-0-payload"));
+	frames.push_back(ArpRequest(kGwMac, Ip4("192.0.2.254"), Ip4("192.0.2.100")));
+	frames.push_back(ArpRequest(kGwMac, Ip4("192.0.2.254"), Ip4("192.0.2.77")));
+
+	std::string err, why;
+	if (!RunQgate(frames, "tap", &err, &why, "        kernel_tap: qgk0\n", NewNetns))
+		GTEST_SKIP() << why;
+	if (err.find("cannot create kernel_tap") != std::string::npos)
+		GTEST_SKIP() << "this kernel refuses the TAP interface:\n" << err;
+	ASSERT_NE(err.find("goes to the kernel on qgk0"), std::string::npos) << err;
+
+	EXPECT_EQ(Total(err, "kernel_tx"), 4u) << err;
+	EXPECT_EQ(Total(err, "not_ours"), 1u) << err; // the ARP for .77
+	EXPECT_EQ(Total(err, "kernel_full"), 0u) << err;
+	EXPECT_EQ(Total(err, "tx_backend"), 1u) << err;
+	EXPECT_EQ(Total(err, "arp_replies"), 1u) << err;
+
+	// The kernel answered: it asked for the MACs of the SYN's and the ping's senders, from the
+	// port's MAC and address, out through the port.
+	std::set<std::string> asked;
+	for (const Bytes &f : ReadPcap(out_)) {
+		if (f.size() >= 42 && Get16(&f[12]) == 0x0806 && Get16(&f[20]) == 1) {
+			EXPECT_EQ(memcmp(&f[6], kPortMacAny, 6), 0)
+				<< "the kernel speaks with the port's MAC";
+			EXPECT_EQ(memcmp(&f[22], kPortMacAny, 6), 0);
+			EXPECT_EQ(IpText(&f[28], false), "192.0.2.1") << "and the port's address";
+			asked.insert(IpText(&f[38], false));
+		}
+	}
+	EXPECT_TRUE(asked.count("192.0.2.60")) << err;
+	EXPECT_TRUE(asked.count("192.0.2.61")) << err;
+	EXPECT_GE(Total(err, "kernel_rx"), 2u) << err;
 }
 
 } // namespace

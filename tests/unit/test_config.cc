@@ -538,6 +538,7 @@ TEST(ConfigLoad, DpdkSectionRoundTrips)
 			"        nat_addresses: [198.51.100.10, \"2001:db8:1::10\"]\n"
 			"        neighbors: [{address: 192.0.2.2, mac: \"02:00:00:00:00:02\"},\n"
 			"                    {address: \"2001:db8::2\", mac: \"02:00:00:00:00:03\"}]\n"
+			"        kernel_tap: qg-edge0\n"
 			"      - name: \"0000:01:00.0\"\n"
 			"        addresses: [10.1.0.1/16]\n" +
 			kServices;
@@ -575,6 +576,8 @@ TEST(ConfigLoad, DpdkSectionRoundTrips)
 	const uint8_t mac[6] = { 2, 0, 0, 0, 0, 2 };
 	EXPECT_EQ(memcmp(p->neighbors[0].mac, mac, 6), 0);
 	EXPECT_EQ(p->neighbors[1].mac[5], 3);
+	EXPECT_STREQ(p->kernel_tap, "qg-edge0");
+	EXPECT_STREQ(d->ports[1].kernel_tap, "") << "no kernel_tap: frames not ours are dropped";
 	EXPECT_STREQ(d->ports[1].name, "0000:01:00.0");
 	EXPECT_EQ(d->ports[1].gateway.family, 0);
 	EXPECT_EQ(d->ports[1].n_nat, 0u);
@@ -600,7 +603,7 @@ TEST(ConfigErrors, DpdkUnknownKeys)
 		"unknown key 'hugepages' in dpdk (valid keys: eal_args, mbufs, rx_desc, tx_desc, ports)");
 	ExpectOneError(DpdkPortWith("mtu: 9000"), 6, 9,
 		       "unknown key 'mtu' in port (valid keys: name, addresses, gateway, gateway6, "
-		       "nat_addresses, neighbors)");
+		       "nat_addresses, neighbors, kernel_tap)");
 	ExpectOneError(DpdkPortWith("neighbors: [{address: 192.0.2.2, mac: \"02:00:00:00:00:02\", vlan: 3}]"),
 		       6, 68, "unknown key 'vlan' in neighbor");
 }
@@ -663,6 +666,22 @@ TEST(ConfigErrors, DpdkRangesAndCounts)
 		       "      - {name: a, addresses: [10.0.0.2/8]}\n" +
 			       kServices,
 		       5, 16, "duplicate port 'a' (first at line 4)");
+}
+
+TEST(ConfigErrors, DpdkKernelTap)
+{
+	ExpectOneError(DpdkPortWith("kernel_tap: qgate-edge-port-0"), 6, 21,
+		       "kernel_tap: 'qgate-edge-port-0' is not an interface name (1..15 of letters, digits, "
+		       "'_', '.', '-')");
+	ExpectOneError(DpdkPortWith("kernel_tap: \"eth 0\""), 6, 21,
+		       "kernel_tap: 'eth 0' is not an interface name");
+	ExpectOneError(DpdkPortWith("kernel_tap: \"..\""), 6, 21,
+		       "kernel_tap: '..' is not an interface name");
+	ExpectOneError("dataplane:\n  dpdk:\n    ports:\n"
+		       "      - {name: a, addresses: [10.0.0.1/8], kernel_tap: qg0}\n"
+		       "      - {name: b, addresses: [10.0.0.2/8], kernel_tap: qg0}\n" +
+			       kServices,
+		       5, 9, "kernel_tap: 'qg0' is already port a's (line 4)");
 }
 
 TEST(ConfigErrors, HashOnlyWithMaglev)
