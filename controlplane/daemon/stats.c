@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "qgate/clock.h"
+#include "qgate/io.h"
 #include "stats.h"
 
 struct qg_stats_report {
@@ -87,6 +88,7 @@ void qg_stats_report_print(struct qg_stats_report *r, const struct qg_dataplane 
 
 void qg_stats_report_totals(const struct qg_dataplane *dp, FILE *f)
 {
+	struct qg_io_port_stats ps;
 	struct qg_ctr_block c;
 
 	qg_dataplane_counters(dp, &c);
@@ -94,6 +96,17 @@ void qg_stats_report_totals(const struct qg_dataplane *dp, FILE *f)
 		if (c.v[i])
 			fprintf(f, "qgate: total %s = %llu\n", qg_ctr_name((enum qg_ctr_id)i),
 				(unsigned long long)c.v[i]);
+	/* The ports' own count (DPDK): frames the NIC dropped before a worker saw them show only here. */
+	for (unsigned i = 0; qg_dataplane_port_stats(dp, i, &ps) == 0; i++) {
+		static const char *const names[] = { "rx_packets", "tx_packets", "rx_missed",
+						     "rx_nombuf",  "rx_errors",	 "tx_errors" };
+		const uint64_t v[] = { ps.rx_packets, ps.tx_packets, ps.rx_missed,
+				       ps.rx_nombuf,  ps.rx_errors,  ps.tx_errors };
+
+		for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
+			fprintf(f, "qgate: total port %s %s = %llu\n", ps.name, names[k],
+				(unsigned long long)v[k]);
+	}
 	fflush(f);
 }
 

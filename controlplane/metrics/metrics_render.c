@@ -11,9 +11,11 @@
 #include <string.h>
 
 #include "qgate/clock.h"
+#include "qgate/config.h"
 #include "qgate/dataplane.h"
 #include "qgate/events.h"
 #include "qgate/health.h"
+#include "qgate/io.h"
 #include "qgate/paths.h"
 #include "qgate/metrics.h"
 #include "qgate/protect.h"
@@ -220,6 +222,46 @@ static void paths(struct qg_metrics_text *t, const struct qg_metrics_source *src
 	}
 }
 
+/* The ports' own counts (DPDK): what the NIC took in and sent, and what it dropped before any worker saw
+ * it. The families are there with no series when the backend drives no ports. */
+static void ports(struct qg_metrics_text *t, const struct qg_metrics_source *src)
+{
+	struct qg_io_port_stats ps[QG_CONFIG_DPDK_MAX_PORTS];
+	unsigned n = 0;
+
+	while (n < QG_CONFIG_DPDK_MAX_PORTS && qg_dataplane_port_stats(src->dp, n, &ps[n]) == 0)
+		n++;
+	qg_metrics_family(t, "qgate_port_packets_total", "counter",
+			  "Frames a DPDK port received (direction rx) or sent (tx), by the port's own count");
+	for (unsigned i = 0; i < n; i++) {
+		qg_metrics_sample(t, "qgate_port_packets_total", ps[i].rx_packets, "port", ps[i].name,
+				  "direction", "rx", NULL);
+		qg_metrics_sample(t, "qgate_port_packets_total", ps[i].tx_packets, "port", ps[i].name,
+				  "direction", "tx", NULL);
+	}
+	qg_metrics_family(t, "qgate_port_bytes_total", "counter", "Bytes of those frames");
+	for (unsigned i = 0; i < n; i++) {
+		qg_metrics_sample(t, "qgate_port_bytes_total", ps[i].rx_bytes, "port", ps[i].name,
+				  "direction", "rx", NULL);
+		qg_metrics_sample(t, "qgate_port_bytes_total", ps[i].tx_bytes, "port", ps[i].name,
+				  "direction", "tx", NULL);
+	}
+	qg_metrics_family(
+		t, "qgate_port_drops_total", "counter",
+		"Frames a DPDK port dropped, by reason (rx_missed: its RX queues were full, the workers "
+		"fell behind; rx_nombuf: no mbuf free; rx_errors, tx_errors: the port's own errors)");
+	for (unsigned i = 0; i < n; i++) {
+		qg_metrics_sample(t, "qgate_port_drops_total", ps[i].rx_missed, "port", ps[i].name, "reason",
+				  "rx_missed", NULL);
+		qg_metrics_sample(t, "qgate_port_drops_total", ps[i].rx_nombuf, "port", ps[i].name, "reason",
+				  "rx_nombuf", NULL);
+		qg_metrics_sample(t, "qgate_port_drops_total", ps[i].rx_errors, "port", ps[i].name, "reason",
+				  "rx_errors", NULL);
+		qg_metrics_sample(t, "qgate_port_drops_total", ps[i].tx_errors, "port", ps[i].name, "reason",
+				  "tx_errors", NULL);
+	}
+}
+
 static void dataplane(struct qg_metrics_text *t, const struct qg_metrics_source *src)
 {
 	struct qg_ctr_block c;
@@ -230,6 +272,7 @@ static void dataplane(struct qg_metrics_text *t, const struct qg_metrics_source 
 	services(t, src);
 	health(t, src);
 	paths(t, src);
+	ports(t, src);
 	counters_by_kind(t, &c, "qgate_drops_total", "Datagrams dropped, by reason", QG_CTR_KIND_DROP);
 	counters_by_kind(t, &c, "qgate_errors_total", "I/O errors, by reason", QG_CTR_KIND_ERROR);
 	qg_metrics_family(t, "qgate_flows_created_total", "counter", qg_ctr_desc(QG_CTR_FLOW_CREATED));

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -225,6 +226,30 @@ static void egress(struct qg_io *io, struct rte_mbuf *m, const struct qg_addr *s
 	if (qg_dpdk.ports[p].csum_offload)
 		csum_offload(m, np, frame);
 	qg_dpdk_tx_queue(io, p, m, np->payload_len);
+}
+
+/* The ethdev's own counters: what the NIC saw, including what never reached a worker. */
+static int dpdk_port_stats(unsigned i, struct qg_io_port_stats *out)
+{
+	struct rte_eth_stats st;
+	int rc;
+
+	if (i >= qg_dpdk.n_ports || !qg_dpdk.ports[i].cfg)
+		return -ENOENT;
+	rc = rte_eth_stats_get(qg_dpdk.ports[i].port_id, &st);
+	if (rc)
+		return rc < 0 ? rc : -EIO;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", qg_dpdk.ports[i].cfg->name);
+	out->rx_packets = st.ipackets;
+	out->rx_bytes = st.ibytes;
+	out->tx_packets = st.opackets;
+	out->tx_bytes = st.obytes;
+	out->rx_missed = st.imissed;
+	out->rx_nombuf = st.rx_nombuf;
+	out->rx_errors = st.ierrors;
+	out->tx_errors = st.oerrors;
+	return 0;
 }
 
 static void dpdk_tx_backend(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
@@ -732,4 +757,5 @@ const struct qg_io_ops qg_io_dpdk_ops = {
 	.start = dpdk_start,
 	.stop = dpdk_stop,
 	.flush = dpdk_flush,
+	.port_stats = dpdk_port_stats,
 };

@@ -534,6 +534,15 @@ unsigned qg_dataplane_telemetry_poll(struct qg_dataplane *dp, qg_dataplane_tm_fn
 	return n;
 }
 
+int qg_dataplane_port_stats(const struct qg_dataplane *dp, unsigned i, struct qg_io_port_stats *out)
+{
+	if (!dp->ops->port_stats)
+		return -ENOTSUP;
+	if (!dp->setup_done)
+		return -ENOENT;
+	return dp->ops->port_stats(i, out);
+}
+
 int qg_dataplane_ring_stats(const struct qg_dataplane *dp, unsigned worker, struct qg_ring_stats *out)
 {
 	if (worker >= dp->n_workers)

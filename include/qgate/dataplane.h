@@ -211,6 +211,15 @@ struct qg_ring_stats {
 /** Telemetry ring figures of one worker. @return 0 or -ENOENT. */
 int qg_dataplane_ring_stats(const struct qg_dataplane *dp, unsigned worker, struct qg_ring_stats *out);
 
+struct qg_io_port_stats;
+
+/**
+ * The figures of the I/O backend's port i (DPDK: rte_eth_stats of the i-th
+ * configured port). @return 0, -ENOENT past the last port, -ENOTSUP when the
+ * backend drives no ports, or another -errno.
+ */
+int qg_dataplane_port_stats(const struct qg_dataplane *dp, unsigned i, struct qg_io_port_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

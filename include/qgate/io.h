@@ -72,6 +72,17 @@ struct qg_io_params {
 struct qg_io;
 
 /** The ops table every backend fills. */
+/** A port's own figures (its NIC's or PMD's count), for backends that drive ports (DPDK). */
+struct qg_io_port_stats {
+	char name[64]; /**< the port's configured name */
+	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
+	uint64_t rx_missed; /**< frames dropped because the port's RX queues were full: the workers fell
+			       behind */
+	uint64_t rx_nombuf; /**< frames dropped for want of an mbuf */
+	uint64_t rx_errors; /**< frames the port received in error */
+	uint64_t tx_errors; /**< frames the port failed to send */
+};
+
 struct qg_io_ops {
 	const char *name;
 	/** 0 when usable here, else -errno with a reason in why. */
@@ -146,6 +157,13 @@ struct qg_io_ops {
 	void (*stop)(struct qg_io *io);
 	/** Push out everything queued (end of a burst). */
 	void (*flush)(struct qg_io *io);
+	/**
+	 * Optional (NULL: the backend drives no ports): the figures of port i,
+	 * counting from 0, read on the control thread while the workers run
+	 * (and after they stopped, before teardown). @return 0, -ENOENT past
+	 * the last port, or another -errno.
+	 */
+	int (*port_stats)(unsigned i, struct qg_io_port_stats *out);
 	/**
 	 * Reloads. On the control thread before a new service is published
 	 * (NULL when the backend needs no socket: DPDK matches VIPs in

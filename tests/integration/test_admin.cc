@@ -332,8 +332,11 @@ TEST_F(Admin, MetricsExposition)
 	       "qgate_flows_active{service=\"echo\"} 4", "qgate_flows_created_total 4",
 	       "# TYPE qgate_backend_flows_active gauge",
 	       "qgate_backend_packets_total{service=\"echo\",backend=",
-	       "qgate_backend_weight{service=\"echo\",backend=\"" })
+	       "qgate_backend_weight{service=\"echo\",backend=\"",
+	       // Families of the DPDK ports' own counts: there, without series, on a socket backend.
+	       "# TYPE qgate_port_packets_total counter", "# TYPE qgate_port_drops_total counter" })
 		EXPECT_NE(body.find(want), std::string::npos) << want << "\n" << body;
+	EXPECT_EQ(body.find("qgate_port_packets_total{"), std::string::npos) << body;
 	for (const char *want : { "qgate_events_dropped_total 0", "qgate_component_up{component=\"admin\"} 1",
 				  "qgate_component_up{component=\"metrics\"} 1" })
 		EXPECT_NE(body.find(want), std::string::npos) << want << "\n" << body;

@@ -562,6 +562,10 @@ TEST_F(DpdkPcap, NatBothWaysArpNdAndGarbage)
 	// tx_bytes: the UDP payload bytes of the frames that left, ARP and ND answers not included.
 	EXPECT_EQ(Total(err, "tx_bytes"), udp_bytes1) << err;
 	EXPECT_EQ(Total(err, "neigh_unresolved"), 0u) << err;
+	// The port's own count: every frame of the capture in, every frame written out, none missed.
+	EXPECT_EQ(Total(err, "port net_pcap0 rx_packets"), pass1.size()) << err;
+	EXPECT_EQ(Total(err, "port net_pcap0 tx_packets"), out1.size()) << err;
+	EXPECT_NE(err.find("qgate: total port net_pcap0 rx_missed = 0"), std::string::npos) << err;
 
 	// tshark agrees on every checksum.
 	CheckWithTshark(out_, out1.size(), kClients4 + kClients6);
