@@ -252,9 +252,16 @@ static int dpdk_port_stats(unsigned i, struct qg_io_port_stats *out)
 	return 0;
 }
 
+static void dpdk_upstream_state(const struct qg_io *io, const void **base, size_t *stride)
+{
+	*base = io->up_dest;
+	*stride = sizeof(*io->up_dest);
+}
+
 static void dpdk_tx_backend(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 {
-	/* One NAT port per flow: with many flows each lookup is a miss, so issue them all first. */
+	/* One NAT port per flow: with many flows each lookup is a miss, so issue them all first (the
+	 * relay prefetched them already as its lookups named them: dpdk_upstream_state). */
 	for (unsigned i = 0; i < n; i++)
 		if (likely(pkts[i].upstream < io->n_up))
 			rte_prefetch0(&io->up_dest[pkts[i].upstream]);
@@ -758,4 +765,5 @@ const struct qg_io_ops qg_io_dpdk_ops = {
 	.stop = dpdk_stop,
 	.flush = dpdk_flush,
 	.port_stats = dpdk_port_stats,
+	.upstream_state = dpdk_upstream_state,
 };

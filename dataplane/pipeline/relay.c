@@ -414,6 +414,10 @@ static void relay_burst(struct qg_relay *r, struct qg_pkt *pkts, unsigned n, uin
 				r->drop[nd++] = *p;
 				continue;
 			}
+			/* What tx_backend will read for this upstream: the rest of the burst's lookups
+			 * hide the miss instead of tx_backend's first packets waiting for it. */
+			if (r->up_state && likely(f->upstream < r->max_upstreams))
+				qg_prefetch(r->up_state + (size_t)f->upstream * r->up_stride);
 			/* In the flow's own line, already in cache: a per-upstream array was a miss at 1M
 			 * flows. */
 			QG_RELAY_FLOW_QUEUED_SEQ(f) = r->burst_seq;
@@ -594,6 +598,12 @@ int qg_relay_create(const struct qg_relay_params *p, struct qg_relay **out)
 	r->share = p->share;
 	r->worker = p->worker;
 	r->max_upstreams = p->max_upstreams;
+	if (r->ops->upstream_state) {
+		const void *base = NULL;
+
+		r->ops->upstream_state(r->io, &base, &r->up_stride);
+		r->up_state = base;
+	}
 	r->burst = p->burst;
 	/* Indexed by upstream, at random with many flows: huge pages (qgate/mem.h). */
 	r->up_flow = qg_mem_alloc(sizeof(*r->up_flow) * p->max_upstreams);

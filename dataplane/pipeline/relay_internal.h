@@ -51,6 +51,8 @@ struct qg_relay_quic {
 struct qg_relay {
 	const struct qg_io_ops *ops;
 	struct qg_io *io;
+	const char *up_state; /* the I/O's per-upstream state (ops->upstream_state), NULL when none */
+	size_t up_stride;
 	struct qg_ctr_block *ctr;
 	const struct qg_svc_table *table;
 	struct qg_flow_table *flows;

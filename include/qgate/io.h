@@ -165,6 +165,15 @@ struct qg_io_ops {
 	 */
 	int (*port_stats)(unsigned i, struct qg_io_port_stats *out);
 	/**
+	 * Optional (NULL: nothing to announce): the per-upstream state
+	 * tx_backend reads, as an array of max_upstreams entries of *stride
+	 * bytes from *base, valid for the instance's life. The relay prefetches
+	 * an upstream's entry as soon as a flow lookup names it, the rest of
+	 * the burst ahead of tx_backend (DPDK: the NAT port -> destination map,
+	 * a cache miss per packet with a million flows).
+	 */
+	void (*upstream_state)(const struct qg_io *io, const void **base, size_t *stride);
+	/**
 	 * Reloads. On the control thread before a new service is published
 	 * (NULL when the backend needs no socket: DPDK matches VIPs in
 	 * frames): open a listening socket for one worker. 0 or -errno.
