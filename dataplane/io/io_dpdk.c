@@ -260,11 +260,8 @@ static void dpdk_upstream_state(const struct qg_io *io, const void **base, size_
 
 static void dpdk_tx_backend(struct qg_io *io, struct qg_pkt *pkts, unsigned n)
 {
-	/* One NAT port per flow: with many flows each lookup is a miss, so issue them all first (the
-	 * relay prefetched them already as its lookups named them: dpdk_upstream_state). */
-	for (unsigned i = 0; i < n; i++)
-		if (likely(pkts[i].upstream < io->n_up))
-			rte_prefetch0(&io->up_dest[pkts[i].upstream]);
+	/* One NAT port per flow, a miss each with many flows: the relay prefetched every packet's entry
+	 * of up_dest as its lookup named it (dpdk_upstream_state), so none is issued again here. */
 	for (unsigned i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i].priv;
 		uint32_t up = pkts[i].upstream, d;

@@ -104,8 +104,8 @@ static double run_pipelined(struct qg_flow_table *t, const struct qg_addr *keys,
 			const uint32_t *o = &order[(b - 2) * BURST];
 
 			for (int i = 0; i < BURST; i++)
-				found += qg_flow_lookup_hashed(t, 0, &keys[o[i]], hashes[(b - 2) % 3][i], 1) !=
-					 QG_FLOW_NONE;
+				found += qg_flow_lookup_hashed(t, 0, &keys[o[i]], hashes[(b - 2) % 3][i],
+							       1) != QG_FLOW_NONE;
 		}
 	}
 	if (found != n_bursts * BURST)
