@@ -3,9 +3,18 @@
  * Per-core flow table (see include/qgate/flow.h for the contract).
  *
  * Layout, all allocated once at creation:
- *  - flows[capacity]: 64-byte entries, cache-line aligned. A free entry has
- *    svc == FLOW_SVC_FREE and is chained on the free list through hnext.
- *  - buckets[pow2 >= capacity]: head index of each hash chain (hnext links).
+ *  - flows[capacity]: 64-byte entries, cache-line aligned; the entries are
+ *    also the hash table. A key's home is the entry its hash maps to
+ *    (flow_home()). A new flow takes its home when that entry is free, else
+ *    any free entry, and is then chained (hnext) from its home entry's
+ *    `chain`, which belongs to the position, not to the flow living there.
+ *    A lookup reads the home entry: one cache miss for a flow at home (most
+ *    flows at the load factors gateways run, ~79 % at half full), two for a
+ *    displaced one; a separate bucket array would cost two for every flow.
+ *    Flows never move (their index names them to the owner), so a flow
+ *    displaced from home stays displaced when its home frees up.
+ *  - Free entries (svc == FLOW_SVC_FREE) are on a doubly linked free list
+ *    through lru_prev/lru_next, so an insert can take its home out of it.
  *  - clients[capacity] + cbuckets[pow2 >= capacity]: per-(svc, client IP)
  *    flow counters for max_flows_per_client. A counter lives only while its
  *    count is > 0 and every counted flow holds one, so capacity counters are
@@ -70,16 +79,14 @@ struct qg_flow_svc {
 
 struct qg_flow_table {
 	struct qg_flow *flows;
-	uint32_t *buckets;
 	struct qg_flow_client *clients;
 	uint32_t *cbuckets;
 	uint64_t seed;
 	uint64_t cseed; /* separate seed so client and flow chains do not correlate */
-	uint32_t bucket_mask;
 	uint32_t cbucket_mask;
 	uint32_t capacity;
 	uint32_t count;
-	uint32_t free_head;
+	uint32_t free_head; /* doubly linked through lru_prev/lru_next */
 	uint32_t cfree_head;
 	uint32_t n_services;
 	uint32_t expire_next;  /* service qg_flow_expire starts with next time */
@@ -98,6 +105,25 @@ static inline uint32_t flow_hash(const struct qg_flow_table *t, uint16_t svc, co
 static inline uint32_t client_hash(const struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client)
 {
 	return (uint32_t)qg_hash_ip(client, t->cseed ^ ((uint64_t)(svc + 1) * FLOW_SEED_MUL));
+}
+
+/* The entry a hash names. Multiply-shift maps it onto [0, capacity) evenly
+ * without a division, for any capacity. */
+static inline uint32_t flow_home(const struct qg_flow_table *t, uint32_t h)
+{
+	return (uint32_t)(((uint64_t)h * t->capacity) >> 32);
+}
+
+/*
+ * a when pick, else b, as data rather than a branch: whether a flow sits at
+ * its home is random per packet (a fifth of them are displaced at half load),
+ * so a branch would mispredict that often.
+ */
+static inline uint32_t select_u32(uint32_t pick, uint32_t a, uint32_t b)
+{
+	uint32_t m = -(uint32_t)(pick != 0);
+
+	return (a & m) | (b & ~m);
 }
 
 static inline int flow_is_live(const struct qg_flow_table *t, uint32_t idx)
@@ -156,12 +182,37 @@ static inline void flow_refresh(struct qg_flow_table *t, uint32_t idx, struct qg
 	}
 }
 
-/* ---- hash chains ---- */
+/* ---- free list (doubly linked: an insert takes its home entry out of it) ---- */
+
+static inline void free_push(struct qg_flow_table *t, uint32_t idx, struct qg_flow *f)
+{
+	f->lru_prev = QG_FLOW_NONE;
+	f->lru_next = t->free_head;
+	if (t->free_head != QG_FLOW_NONE)
+		t->flows[t->free_head].lru_prev = idx;
+	t->free_head = idx;
+}
+
+static inline void free_take(struct qg_flow_table *t, struct qg_flow *f)
+{
+	if (f->lru_prev != QG_FLOW_NONE)
+		t->flows[f->lru_prev].lru_next = f->lru_next;
+	else
+		t->free_head = f->lru_next;
+	if (f->lru_next != QG_FLOW_NONE)
+		t->flows[f->lru_next].lru_prev = f->lru_prev;
+}
+
+/* ---- hash chains: a flow at its home is on none; a displaced one is on its home's ---- */
 
 static void hash_unlink(struct qg_flow_table *t, uint32_t idx, const struct qg_flow *f)
 {
-	uint32_t *link = &t->buckets[f->hash & t->bucket_mask];
+	uint32_t home = flow_home(t, f->hash);
+	uint32_t *link;
 
+	if (home == idx)
+		return;
+	link = &t->flows[home].chain;
 	while (*link != idx) {
 		assert(*link != QG_FLOW_NONE);
 		link = &t->flows[*link].hnext;
@@ -171,25 +222,45 @@ static void hash_unlink(struct qg_flow_table *t, uint32_t idx, const struct qg_f
 
 static inline void hash_link(struct qg_flow_table *t, uint32_t idx, struct qg_flow *f)
 {
-	uint32_t *b = &t->buckets[f->hash & t->bucket_mask];
+	uint32_t home = flow_home(t, f->hash);
 
-	f->hnext = *b;
-	*b = idx;
+	if (home == idx) {
+		f->hnext = QG_FLOW_NONE;
+		return;
+	}
+	f->hnext = t->flows[home].chain;
+	t->flows[home].chain = idx;
+}
+
+static inline int flow_match(const struct qg_flow *f, uint16_t svc, const struct qg_addr *client, uint32_t h)
+{
+	return likely(f->hash == h) && likely(f->svc == svc) && likely(qg_addr_equal(&f->client, client));
 }
 
 static inline uint32_t hash_find(const struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client,
 				 uint32_t h)
 {
-	uint32_t i = t->buckets[h & t->bucket_mask];
+	uint32_t home = flow_home(t, h);
+	const struct qg_flow *hf = &t->flows[home];
+	/* Start at home when it holds a live flow with this hash (then it is at
+	 * its home and on no chain), else at the chain of displaced flows. Chosen
+	 * without a branch, a hit runs the loop once either way, so mixing home
+	 * and displaced flows costs no mispredictions. */
+	uint32_t first = select_u32(((hf->hash ^ h) | (uint32_t)(hf->svc ^ svc)) == 0, home, hf->chain);
+	uint32_t i = first;
 
 	while (i != QG_FLOW_NONE) {
 		const struct qg_flow *f = &t->flows[i];
 
-		if (likely(f->hash == h) && likely(f->svc == svc) &&
-		    likely(qg_addr_equal(&f->client, client)))
+		if (flow_match(f, svc, client, h))
 			return i;
 		i = f->hnext;
 	}
+	/* A different key with the same 32-bit hash at home: the chain may still hold ours. */
+	if (unlikely(first == home))
+		for (i = hf->chain; i != QG_FLOW_NONE; i = t->flows[i].hnext)
+			if (flow_match(&t->flows[i], svc, client, h))
+				return i;
 	return QG_FLOW_NONE;
 }
 
@@ -276,8 +347,7 @@ static void flow_release(struct qg_flow_table *t, uint32_t idx, enum qg_flow_rea
 	if (t->on_remove)
 		t->on_remove(t->cb_ctx, idx, f, why);
 	f->svc = FLOW_SVC_FREE;
-	f->hnext = t->free_head;
-	t->free_head = idx;
+	free_push(t, idx, f);
 }
 
 /* ---- public API ---- */
@@ -297,9 +367,9 @@ static size_t clients_bytes(const struct qg_flow_table *t)
 	return (size_t)t->capacity * sizeof(struct qg_flow_client);
 }
 
-static size_t buckets_bytes(const struct qg_flow_table *t)
+static size_t cbuckets_bytes(const struct qg_flow_table *t)
 {
-	return ((size_t)t->bucket_mask + 1) * sizeof(uint32_t);
+	return ((size_t)t->cbucket_mask + 1) * sizeof(uint32_t);
 }
 
 /* log2 of the grain: the largest power of two <= min(bound, timeout / 16), 0 for exact. */
@@ -339,14 +409,12 @@ int qg_flow_table_create(const struct qg_flow_table_params *p, struct qg_flow_ta
 	/* Sizes first: destroy frees by them. */
 	t->n_services = p->n_services;
 	t->capacity = p->capacity;
-	t->bucket_mask = nb - 1;
 	t->cbucket_mask = nb - 1;
 	/* Huge pages: at a million flows these are read at random once per packet (see qgate/mem.h). */
 	t->flows = qg_mem_alloc(flows_bytes(t));
-	t->buckets = qg_mem_alloc(buckets_bytes(t));
 	t->clients = qg_mem_alloc(clients_bytes(t));
-	t->cbuckets = qg_mem_alloc(buckets_bytes(t));
-	if (!t->flows || !t->buckets || !t->clients || !t->cbuckets)
+	t->cbuckets = qg_mem_alloc(cbuckets_bytes(t));
+	if (!t->flows || !t->clients || !t->cbuckets)
 		goto err;
 
 	t->seed = p->seed;
@@ -356,11 +424,15 @@ int qg_flow_table_create(const struct qg_flow_table_params *p, struct qg_flow_ta
 	t->cb_ctx = p->cb_ctx;
 
 	/* qg_mem_alloc zeroed the entries and faulted every page in. */
-	memset(t->buckets, 0xff, buckets_bytes(t));
-	memset(t->cbuckets, 0xff, buckets_bytes(t));
+	memset(t->cbuckets, 0xff, cbuckets_bytes(t));
 	for (i = 0; i < p->capacity; i++) {
-		t->flows[i].svc = FLOW_SVC_FREE;
-		t->flows[i].hnext = i + 1 < p->capacity ? i + 1 : QG_FLOW_NONE;
+		struct qg_flow *f = &t->flows[i];
+
+		f->svc = FLOW_SVC_FREE;
+		f->hnext = QG_FLOW_NONE;
+		f->chain = QG_FLOW_NONE;
+		f->lru_prev = i ? i - 1 : QG_FLOW_NONE;
+		f->lru_next = i + 1 < p->capacity ? i + 1 : QG_FLOW_NONE;
 		t->clients[i].next = i + 1 < p->capacity ? i + 1 : QG_FLOW_NONE;
 	}
 	t->free_head = 0;
@@ -385,19 +457,18 @@ void qg_flow_table_destroy(struct qg_flow_table *t)
 	if (!t)
 		return;
 	qg_mem_free(t->flows, flows_bytes(t));
-	qg_mem_free(t->buckets, buckets_bytes(t));
 	qg_mem_free(t->clients, clients_bytes(t));
-	qg_mem_free(t->cbuckets, buckets_bytes(t));
+	qg_mem_free(t->cbuckets, cbuckets_bytes(t));
 	qg_mem_free(t, table_bytes(t->n_services));
 }
 
 int qg_flow_table_memory(const struct qg_flow_table *t, size_t *bytes, size_t *huge_bytes)
 {
-	const void *base[4] = { t->flows, t->clients, t->buckets, t->cbuckets };
-	size_t len[4] = { flows_bytes(t), clients_bytes(t), buckets_bytes(t), buckets_bytes(t) };
+	const void *base[3] = { t->flows, t->clients, t->cbuckets };
+	size_t len[3] = { flows_bytes(t), clients_bytes(t), cbuckets_bytes(t) };
 	size_t total = 0, huge = 0;
 
-	for (unsigned i = 0; i < 4; i++) {
+	for (unsigned i = 0; i < 3; i++) {
 		long h = qg_mem_huge_bytes(base[i], len[i]);
 
 		if (h < 0)
@@ -415,16 +486,18 @@ uint32_t qg_flow_prefetch(struct qg_flow_table *t, uint16_t svc, const struct qg
 {
 	uint32_t h = flow_hash(t, svc, client);
 
-	qg_prefetch(&t->buckets[h & t->bucket_mask]);
+	qg_prefetch(&t->flows[flow_home(t, h)]);
 	return h;
 }
 
 void qg_flow_prefetch_entry(struct qg_flow_table *t, uint32_t hash)
 {
-	uint32_t i = t->buckets[hash & t->bucket_mask];
+	uint32_t home = flow_home(t, hash);
+	const struct qg_flow *f = &t->flows[home];
+	/* A displaced flow's entry; otherwise home again, an L1 hit cheaper than a branch. */
+	uint32_t i = select_u32((f->hash == hash) | (f->chain == QG_FLOW_NONE), home, f->chain);
 
-	if (i != QG_FLOW_NONE)
-		qg_prefetch(&t->flows[i]);
+	qg_prefetch(&t->flows[i]);
 }
 
 uint32_t qg_flow_lookup(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client, uint32_t now_ms)
@@ -502,9 +575,12 @@ int qg_flow_insert(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *
 		flow_release(t, victim, QG_FLOW_REASON_EVICTED);
 	}
 
-	i = t->free_head;
+	/* Home when free (one miss per lookup from now on), else any free entry. */
+	i = flow_home(t, h);
+	if (t->flows[i].svc != FLOW_SVC_FREE)
+		i = t->free_head;
 	f = &t->flows[i];
-	t->free_head = f->hnext;
+	free_take(t, f);
 
 	f->client = *client;
 	f->svc = svc;
@@ -513,7 +589,6 @@ int qg_flow_insert(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *
 	f->upstream = QG_FLOW_NONE;
 	f->last_seen = now_ms;
 	f->hash = h;
-	f->user = 0;
 	f->user2 = 0;
 	/* Eviction may have just freed this client's counter; get it anew. */
 	f->client_slot = s->max_per_client ? client_get(t, svc, client, ch) : QG_FLOW_NONE;

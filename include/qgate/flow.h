@@ -2,11 +2,11 @@
 /*
  * Per-core flow table. One instance per worker, touched by that worker only:
  * no locks, no atomics. Entries live in a pool preallocated at creation and
- * are addressed by 32-bit index; lookup is O(1) (hash buckets of chained
- * indexes), each service keeps its own LRU list so flows expire by that
- * service's idle timeout, and a full table evicts the least recently used
- * flow. The table knows nothing of packet I/O: the I/O handle of a flow
- * (upstream socket slot, NAT port) is an opaque 32-bit value.
+ * are addressed by 32-bit index; lookup is O(1) (the entries are the hash
+ * table: a flow sits in the entry its hash names when that was free, one
+ * cache line per lookup, else on that entry's chain), each service keeps its own LRU list so flows expire by
+ * that service's idle timeout, and a full table evicts the least recently used flow. The table knows nothing
+ * of packet I/O: the I/O handle of a flow (upstream socket slot, NAT port) is an opaque 32-bit value.
  */
 #ifndef QGATE_FLOW_H
 #define QGATE_FLOW_H
@@ -35,7 +35,7 @@ struct qg_flow {
 	uint32_t last_seen;   /**< ms clock of the last packet (wraps; compared by difference) */
 	uint32_t hash;	      /**< key hash, to skip full compares and rehash quickly */
 	uint32_t client_slot; /**< per-client counter entry, QG_FLOW_NONE when unlimited */
-	uint32_t user;	      /**< spare for the owner (e.g. QUIC CID links) */
+	uint32_t chain;	      /**< table-internal: flows displaced from this entry (their home) */
 	uint32_t user2;	      /**< second spare for the owner; pads the entry to 64 bytes */
 };
 
@@ -93,15 +93,16 @@ int qg_flow_table_memory(const struct qg_flow_table *t, size_t *bytes, size_t *h
 uint32_t qg_flow_lookup(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client, uint32_t now_ms);
 
 /**
- * Start a lookup early: compute the key's hash and prefetch its bucket, so a
- * burst can issue every memory access before it needs the first result.
+ * Start a lookup early: compute the key's hash and prefetch its home entry,
+ * so a burst can issue every memory access before it needs the first result.
  * @return the hash to give qg_flow_lookup_hashed().
  */
 uint32_t qg_flow_prefetch(struct qg_flow_table *t, uint16_t svc, const struct qg_addr *client);
 
 /**
- * Second stage: once the bucket is in cache, prefetch the chain's first
- * entry. Bursts run stage one on every key, then stage two, then lookups.
+ * Second stage: once the home entry is in cache, prefetch the first entry of
+ * its chain when the flow may be displaced from home. Bursts run stage one on
+ * every key, then stage two, then lookups.
  */
 void qg_flow_prefetch_entry(struct qg_flow_table *t, uint32_t hash);
 

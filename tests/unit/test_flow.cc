@@ -582,6 +582,72 @@ TEST(Flow, Rekey)
 	EXPECT_EQ(qg_flow_count(tb.get()), 3u);
 }
 
+// Two clients whose 32-bit key hashes are equal share a home entry and cannot
+// be told apart by the hash: the second is displaced, and each must still be
+// found through every order of arrival, departure and migration.
+TEST(Flow, KeysWithTheSameHash)
+{
+	Table tb(64, { 100000 });
+	ASSERT_EQ(tb.rc(), 0);
+	// Birthday search: the first repeat of a 32-bit hash comes after ~80k keys.
+	std::unordered_map<uint32_t, uint32_t> seen;
+	uint32_t ia = 0, ib = 0;
+	bool found = false;
+	for (uint32_t n = 1; n < 4000000 && !found; n++) {
+		qg_addr k = v4(n, 443);
+		uint32_t h = qg_flow_prefetch(tb.get(), 0, &k);
+		auto [it, fresh] = seen.emplace(h, n);
+		if (!fresh) {
+			ia = it->second;
+			ib = n;
+			found = true;
+		}
+	}
+	ASSERT_TRUE(found);
+	qg_addr a = v4(ia, 443), b = v4(ib, 443), c = v4(0x0b000001, 443);
+	ASSERT_EQ(qg_flow_prefetch(tb.get(), 0, &a), qg_flow_prefetch(tb.get(), 0, &b));
+
+	uint32_t fa = tb.insert(0, a, 1);
+	EXPECT_EQ(tb.lookup(0, b, 1), QG_FLOW_NONE); // the hash matches, the key does not
+	uint32_t fb = tb.insert(0, b, 1);
+	ASSERT_NE(fa, fb);
+	EXPECT_EQ(tb.lookup(0, a, 2), fa);
+	EXPECT_EQ(tb.lookup(0, b, 2), fb);
+	// The staged lookup takes the same paths.
+	uint32_t h = qg_flow_prefetch(tb.get(), 0, &b);
+	qg_flow_prefetch_entry(tb.get(), h);
+	EXPECT_EQ(qg_flow_lookup_hashed(tb.get(), 0, &b, h, 2), fb);
+
+	// The home's flow leaves: the displaced one is still found, and a returning
+	// a goes back home while b stays where it is (flows never move).
+	qg_flow_remove(tb.get(), fa);
+	EXPECT_EQ(tb.lookup(0, a, 3), QG_FLOW_NONE);
+	EXPECT_EQ(tb.lookup(0, b, 3), fb);
+	uint32_t fa2 = tb.insert(0, a, 3);
+	EXPECT_EQ(fa2, fa);
+	EXPECT_EQ(tb.lookup(0, a, 4), fa2);
+	EXPECT_EQ(tb.lookup(0, b, 4), fb);
+
+	// Migration away from the shared home and back onto it.
+	EXPECT_EQ(qg_flow_rekey(tb.get(), fb, &c), 0);
+	EXPECT_EQ(tb.lookup(0, b, 5), QG_FLOW_NONE);
+	EXPECT_EQ(tb.lookup(0, c, 5), fb);
+	EXPECT_EQ(tb.lookup(0, a, 5), fa2);
+	EXPECT_EQ(qg_flow_rekey(tb.get(), fa2, &b), 0);
+	EXPECT_EQ(tb.lookup(0, a, 6), QG_FLOW_NONE);
+	EXPECT_EQ(tb.lookup(0, b, 6), fa2);
+	EXPECT_EQ(qg_flow_rekey(tb.get(), fb, &a), 0);
+	EXPECT_EQ(tb.lookup(0, a, 7), fb);
+	EXPECT_EQ(tb.lookup(0, b, 7), fa2);
+	EXPECT_EQ(tb.lookup(0, c, 7), QG_FLOW_NONE);
+
+	// Same key, another service: a different hash, an independent flow.
+	qg_flow_remove(tb.get(), fa2);
+	EXPECT_EQ(tb.lookup(0, a, 8), fb);
+	EXPECT_EQ(tb.lookup(0, b, 8), QG_FLOW_NONE);
+	EXPECT_EQ(qg_flow_count(tb.get()), 1u);
+}
+
 TEST(Flow, Foreach)
 {
 	Table tb(32, { 1000, 1000 });
@@ -737,7 +803,7 @@ TEST(Flow, RandomizedAgainstModel)
 		uint32_t removed;
 		uint32_t by_reason[3];
 	} ctx{ &m, &keystr, &clientstr, &limits, 0, &timeouts, QG_FLOW_REASON_REMOVED, 0, { 0, 0, 0 } };
-	uint32_t n_dquot = 0, n_lazy = 0;
+	uint32_t n_dquot = 0, n_lazy = 0, n_rekey = 0;
 
 	// The model learns removals (expired/evicted) from the callback and checks
 	// each one is legitimate.
@@ -837,6 +903,34 @@ TEST(Flow, RandomizedAgainstModel)
 			m.flows[k] = MFlow{ idx, svc, a, now };
 			if (limits[svc])
 				m.clients[clientstr(svc, a)]++;
+		} else if (r < 84) { // rekey an existing flow to this client (migration)
+			if (m.flows.empty())
+				continue;
+			auto it = m.flows.begin();
+			std::advance(it, rng() % std::min<size_t>(m.flows.size(), 16));
+			MFlow mf = it->second;
+			std::string k2 = keystr(mf.svc, a); // a flow keeps its service
+			int rc = qg_flow_rekey(t, mf.idx, &a);
+			if (k2 == it->first) {
+				ASSERT_EQ(rc, 0);
+				continue;
+			}
+			if (m.flows.count(k2)) {
+				ASSERT_EQ(rc, -EEXIST);
+				continue;
+			}
+			ASSERT_EQ(rc, 0);
+			if (limits[mf.svc] && (mf.a.family != a.family || memcmp(mf.a.ip, a.ip, 16) != 0)) {
+				auto ci = m.clients.find(clientstr(mf.svc, mf.a));
+				ASSERT_NE(ci, m.clients.end());
+				if (--ci->second == 0)
+					m.clients.erase(ci);
+				m.clients[clientstr(mf.svc, a)]++;
+			}
+			m.flows.erase(it);
+			mf.a = a;
+			m.flows[k2] = mf;
+			n_rekey++;
 		} else if (r < 90) { // remove an existing flow (by a random model entry)
 			if (m.flows.empty())
 				continue;
@@ -873,9 +967,10 @@ TEST(Flow, RandomizedAgainstModel)
 	EXPECT_GT(ctx.by_reason[QG_FLOW_REASON_EVICTED], 0u);
 	EXPECT_GT(ctx.by_reason[QG_FLOW_REASON_REMOVED], 0u);
 	EXPECT_GT(n_dquot, 0u);
-	std::printf("[ info ] expired %u (lazy %u) evicted %u removed %u edquot %u\n",
+	EXPECT_GT(n_rekey, 0u);
+	std::printf("[ info ] expired %u (lazy %u) evicted %u removed %u edquot %u rekeyed %u\n",
 		    ctx.by_reason[QG_FLOW_REASON_EXPIRED], n_lazy, ctx.by_reason[QG_FLOW_REASON_EVICTED],
-		    ctx.by_reason[QG_FLOW_REASON_REMOVED], n_dquot);
+		    ctx.by_reason[QG_FLOW_REASON_REMOVED], n_dquot, n_rekey);
 	// Final full comparison.
 	for (auto &kv : m.flows) {
 		const qg_flow *f = qg_flow_get(t, kv.second.idx);
