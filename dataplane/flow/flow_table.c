@@ -8,9 +8,10 @@
  *    (flow_home()). A new flow takes its home when that entry is free, else
  *    any free entry, and is then chained (hnext) from its home entry's
  *    `chain`, which belongs to the position, not to the flow living there.
- *    A lookup reads the home entry: one cache miss for a flow at home (most
- *    flows at the load factors gateways run, ~79 % at half full), two for a
- *    displaced one; a separate bucket array would cost two for every flow.
+ *    A lookup reads the home entry: one cache miss for a flow at home, two
+ *    for a displaced one; a separate bucket array would cost two for every
+ *    flow. A new flow finds its home free with probability 1 - load, so a
+ *    table filled to half holds three in four flows at home, a full one half.
  *    Flows never move (their index names them to the owner), so a flow
  *    displaced from home stays displaced when its home frees up.
  *  - Free entries (svc == FLOW_SVC_FREE) are on a doubly linked free list
@@ -116,7 +117,7 @@ static inline uint32_t flow_home(const struct qg_flow_table *t, uint32_t h)
 
 /*
  * a when pick, else b, as data rather than a branch: whether a flow sits at
- * its home is random per packet (a fifth of them are displaced at half load),
+ * its home is random per packet (a quarter of them are displaced in a half-full table),
  * so a branch would mispredict that often.
  */
 static inline uint32_t select_u32(uint32_t pick, uint32_t a, uint32_t b)

@@ -299,10 +299,11 @@ void qg_relay_upstream_refused(struct qg_relay *r, uint32_t up)
 }
 
 /*
- * Issue the burst's flow-table memory accesses before using any: bucket
- * heads first, then the entries they point to. With a million flows every
- * lookup misses the caches; overlapping the misses cut the lookup cost by a
- * third in qgate-flowbench (docs/PERFORMANCE.md).
+ * Issue the burst's flow-table memory accesses before using any: each key's
+ * home entry first, then, for a flow displaced from home, the first entry of
+ * that home's chain. With a million flows every lookup misses the caches;
+ * overlapping the misses cut the lookup cost by a third in qgate-flowbench
+ * (docs/PERFORMANCE.md).
  */
 static void relay_prefetch(struct qg_relay *r, const struct qg_pkt *pkts, unsigned n)
 {

@@ -12,7 +12,10 @@
  * --capacity-factor N: tables of N x FLOWS entries (default 1: full), e.g. 2
  * as bench-dpdk.sh sizes qgate's table (flows_per_core = 2 x flows).
  * Prints ns per lookup for each mode; the machine's noise applies, so it
- * reports the best of several rounds.
+ * reports the best of several rounds. The mode names keep their first
+ * meaning for comparison with older results: stage one ("bucket") has
+ * prefetched the key's home entry since the entries became the hash table,
+ * stage two ("entry") the first displaced flow of that home.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +45,7 @@ static uint64_t next_rand(void)
 	return rng;
 }
 
-/* prefetch: 0 none, 1 bucket, 2 bucket + entry; moving: the clock advances (LRU refresh). */
+/* prefetch: 0 none, 1 stage one, 2 both stages; moving: the clock advances (LRU refresh). */
 static double run(struct qg_flow_table *t, const struct qg_addr *keys, const uint32_t *order,
 		  size_t n_lookups, int prefetch, int moving)
 {
