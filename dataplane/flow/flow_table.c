@@ -116,15 +116,22 @@ static inline uint32_t flow_home(const struct qg_flow_table *t, uint32_t h)
 }
 
 /*
- * a when pick, else b, as data rather than a branch: whether a flow sits at
- * its home is random per packet (a quarter of them are displaced in a half-full table),
- * so a branch would mispredict that often.
+ * a when x is 0, else b, as data rather than a branch: whether a flow sits at
+ * its home is random per packet (a quarter of them are displaced in a
+ * half-full table), so a branch would mispredict that often. GCC turns a
+ * ternary here into branches whatever it is told of the odds, and masks cost
+ * six instructions on the lookup's critical path; x86 has a conditional move.
  */
-static inline uint32_t select_u32(uint32_t pick, uint32_t a, uint32_t b)
+static inline uint32_t select_if_zero(uint32_t x, uint32_t a, uint32_t b)
 {
-	uint32_t m = -(uint32_t)(pick != 0);
+#if defined(__x86_64__)
+	__asm__("test %1, %1\n\tcmovz %2, %0" : "+r"(b) : "r"(x), "r"(a) : "cc");
+	return b;
+#else
+	uint32_t m = -(uint32_t)(x == 0);
 
 	return (a & m) | (b & ~m);
+#endif
 }
 
 static inline int flow_is_live(const struct qg_flow_table *t, uint32_t idx)
@@ -247,7 +254,7 @@ static inline uint32_t hash_find(const struct qg_flow_table *t, uint16_t svc, co
 	 * its home and on no chain), else at the chain of displaced flows. Chosen
 	 * without a branch, a hit runs the loop once either way, so mixing home
 	 * and displaced flows costs no mispredictions. */
-	uint32_t first = select_u32(((hf->hash ^ h) | (uint32_t)(hf->svc ^ svc)) == 0, home, hf->chain);
+	uint32_t first = select_if_zero((hf->hash ^ h) | (uint32_t)(hf->svc ^ svc), home, hf->chain);
 	uint32_t i = first;
 
 	while (i != QG_FLOW_NONE) {
@@ -495,8 +502,9 @@ void qg_flow_prefetch_entry(struct qg_flow_table *t, uint32_t hash)
 {
 	uint32_t home = flow_home(t, hash);
 	const struct qg_flow *f = &t->flows[home];
-	/* A displaced flow's entry; otherwise home again, an L1 hit cheaper than a branch. */
-	uint32_t i = select_u32((f->hash == hash) | (f->chain == QG_FLOW_NONE), home, f->chain);
+	/* A displaced flow's entry; otherwise (this hash at home, or no chain: ~NONE is 0) home
+	 * again, an L1 hit cheaper than a branch. */
+	uint32_t i = select_if_zero(~f->chain, home, select_if_zero(f->hash ^ hash, home, f->chain));
 
 	qg_prefetch(&t->flows[i]);
 }
