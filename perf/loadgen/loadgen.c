@@ -67,7 +67,8 @@ struct lg_thread {
 	unsigned idx;
 	struct lg_flow *flows;
 	unsigned n_flows;
-	uint64_t rate; /* open loop: this thread's share */
+	unsigned n_open; /* flows set up so far (teardown undoes these) */
+	uint64_t rate;	 /* open loop: this thread's share */
 	uint64_t open_sent;
 	unsigned rr;
 	int epfd;
@@ -616,6 +617,7 @@ static int setup_thread(struct lg_thread *t, unsigned idx, uint32_t first_flow, 
 
 		if (lg_flow_init(f, first_flow + i, rs))
 			return -ENOMEM;
+		t->n_open++;
 		f->fd = socket(opt.target.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (f->fd < 0)
 			return -errno;
@@ -625,6 +627,22 @@ static int setup_thread(struct lg_thread *t, unsigned idx, uint32_t first_flow, 
 			return -errno;
 	}
 	return 0;
+}
+
+/* Undo setup_thread, however far it got (epfd starts at -1). */
+static void teardown_thread(struct lg_thread *t)
+{
+	for (unsigned i = 0; i < t->n_open; i++) {
+		if (t->flows[i].fd >= 0)
+			close(t->flows[i].fd);
+		lg_flow_free(&t->flows[i]);
+	}
+	if (t->epfd >= 0)
+		close(t->epfd);
+	free(t->flows);
+	free(t->stats);
+	free(t->txbuf);
+	free(t->rxbuf);
 }
 
 static void live_line(uint64_t now, struct lg_counters *prev_c, struct lg_hist *prev_h, struct lg_hist *cur,
@@ -664,7 +682,7 @@ static void on_signal_again(int sig)
 
 int main(int argc, char **argv)
 {
-	struct lg_hist *hbuf;
+	struct lg_hist *hbuf = NULL;
 	struct lg_counters prev_c = { 0 };
 	struct lg_report rep;
 	struct rusage ru;
@@ -672,7 +690,8 @@ int main(int argc, char **argv)
 	char lb_text[32];
 	uint32_t per, extra, first = 0;
 	uint64_t last, meas_end;
-	int err;
+	unsigned started = 0;
+	int err, rc = 1;
 
 	if (lg_dpdk_requested(argc, argv)) {
 #ifdef QGATE_LOADGEN_DPDK
@@ -688,18 +707,20 @@ int main(int argc, char **argv)
 	set_nofile(opt.flows);
 	if (lg_model_init(&model, opt.payload, opt.size))
 		return 1;
+	threads = calloc(opt.threads, sizeof(*threads));
+	hbuf = calloc(4, sizeof(*hbuf)); /* prev, cur, diff, total: too big for the stack */
+	if (!threads || !hbuf)
+		goto out;
+	for (unsigned i = 0; i < opt.threads; i++)
+		threads[i].epfd = -1;
 	if (opt.quic_lb.enabled) {
 		err = lg_model_set_quic_lb(&model, &opt.quic_lb, opt.flows);
 		if (err) {
 			fprintf(stderr, "qgate-loadgen: cannot encode the QUIC-LB CIDs: %s\n",
 				strerror(-err));
-			return 1;
+			goto out;
 		}
 	}
-	threads = calloc(opt.threads, sizeof(*threads));
-	hbuf = calloc(4, sizeof(*hbuf)); /* prev, cur, diff, total: too big for the stack */
-	if (!threads || !hbuf)
-		return 1;
 	per = opt.flows / opt.threads;
 	extra = opt.flows % opt.threads;
 	for (unsigned i = 0; i < opt.threads; i++) {
@@ -709,7 +730,7 @@ int main(int argc, char **argv)
 		if (err) {
 			fprintf(stderr, "qgate-loadgen: cannot set up %u flows to %s: %s\n", opt.flows,
 				opt.target_text, strerror(-err));
-			return 1;
+			goto out;
 		}
 		threads[i].rate = opt.rate / opt.threads + (i < opt.rate % opt.threads);
 		first += n;
@@ -736,8 +757,10 @@ int main(int argc, char **argv)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (err) {
 			fprintf(stderr, "qgate-loadgen: cannot start thread: %s\n", strerror(err));
-			return 1;
+			stop = 2; /* the threads already running give up at once */
+			goto join;
 		}
+		started++;
 	}
 
 	last = start_ns;
@@ -764,6 +787,7 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < opt.threads; i++)
 		pthread_join(threads[i].tid, NULL);
+	started = 0;
 
 	memset(&rep, 0, sizeof(rep));
 	for (unsigned i = 0; i < opt.threads; i++) {
@@ -797,5 +821,16 @@ int main(int argc, char **argv)
 		lg_report_text(stdout, &rep);
 	lg_report_json(stdout, &rep);
 	fflush(stdout);
-	return 0;
+	rc = 0;
+join:
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(threads[i].tid, NULL);
+out:
+	if (threads)
+		for (unsigned i = 0; i < opt.threads; i++)
+			teardown_thread(&threads[i]);
+	free(threads);
+	free(hbuf);
+	lg_model_free(&model);
+	return rc;
 }
