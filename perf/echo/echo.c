@@ -627,20 +627,39 @@ static int setup_thread(struct echo_thread *t, unsigned idx)
 	return 0;
 }
 
+/* Undo setup_thread, however far it got (descriptors start at -1). */
+static void teardown_thread(struct echo_thread *t)
+{
+	for (unsigned ai = 0; ai < opt.n_addrs; ai++)
+		if (t->fds[ai] >= 0)
+			close(t->fds[ai]);
+	if (t->epfd >= 0)
+		close(t->epfd);
+	free(t->dq);
+	free(t->arena);
+}
+
 int main(int argc, char **argv)
 {
-	struct echo_counters *prev;
+	struct echo_counters *prev = NULL;
 	struct sigaction sa;
 	char line[4096];
 	size_t off;
-	uint64_t last, start;
+	uint64_t last, start = 0;
+	unsigned started = 0;
+	int rc = 1;
 
 	if (parse_options(argc, argv))
 		return 2;
 	threads = calloc(opt.threads, sizeof(*threads));
 	prev = calloc(opt.n_addrs, sizeof(*prev));
 	if (!threads || !prev)
-		return 1;
+		goto out;
+	for (unsigned i = 0; i < opt.threads; i++) {
+		threads[i].epfd = -1;
+		for (unsigned ai = 0; ai < ECHO_MAX_ADDRS; ai++)
+			threads[i].fds[ai] = -1;
+	}
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -651,7 +670,7 @@ int main(int argc, char **argv)
 	/* Open every socket before starting any thread: errors surface before "listening". */
 	for (unsigned i = 0; i < opt.threads; i++) {
 		if (setup_thread(&threads[i], i))
-			return 1;
+			goto out;
 	}
 	/* Workers inherit a mask blocking the signals so the main thread handles them. */
 	sigset_t set, old;
@@ -663,10 +682,14 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < opt.threads; i++) {
 		if (pthread_create(&threads[i].tid, NULL, echo_thread_main, &threads[i])) {
 			fprintf(stderr, "qgate-echo: cannot start thread\n");
-			return 1;
+			stop = 1; /* the threads already running see it and return */
+			break;
 		}
+		started++;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (started < opt.threads)
+		goto join;
 
 	off = (size_t)snprintf(line, sizeof(line), "qgate-echo: listening on");
 	for (unsigned ai = 0; ai < opt.n_addrs && off < sizeof(line) - QG_ADDR_STRLEN - 2; ai++) {
@@ -690,12 +713,22 @@ int main(int argc, char **argv)
 			last = now;
 		}
 	}
-	for (unsigned i = 0; i < opt.threads; i++)
+join:
+	for (unsigned i = 0; i < started; i++)
 		pthread_join(threads[i].tid, NULL);
+	if (started < opt.threads)
+		goto out;
 	if (!opt.quiet) {
 		fprintf(stderr, "qgate-echo: stopping after %.1f s\n",
 			(double)(qg_clock_ms() - start) / 1000.0);
 		print_counters("final", NULL, 0);
 	}
-	return 0;
+	rc = 0;
+out:
+	if (threads)
+		for (unsigned i = 0; i < opt.threads; i++)
+			teardown_thread(&threads[i]);
+	free(threads);
+	free(prev);
+	return rc;
 }

@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// qgate-loadgen on kernel sockets, as users run it against a UDP service:
-// against an echo on loopback its summary accounts for every datagram, a
-// signal ends the run early with a summary, and bad options or a setup it
-// cannot complete end with an error and exit code, never a crash. Run on the
-// sanitize build, the exit code also says nothing leaked (LeakSanitizer exits
-// non-zero).
+// The load-test tools on kernel sockets, as users run them: qgate-loadgen
+// against an echo on loopback accounts for every datagram in its summary, a
+// signal ends its run early with a summary, and bad options or a setup it
+// cannot complete end with an error and exit code, never a crash; qgate-echo
+// answers it and stops cleanly. Run on the sanitize build, the exit codes also
+// say nothing leaked (LeakSanitizer exits non-zero).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "proc.h"
@@ -18,6 +19,9 @@
 
 #ifndef QGATE_LOADGEN_BIN
 #error "QGATE_LOADGEN_BIN (path of the qgate-loadgen executable) must be defined by the build"
+#endif
+#ifndef QGATE_ECHO_BIN
+#error "QGATE_ECHO_BIN (path of the qgate-echo executable) must be defined by the build"
 #endif
 
 namespace
@@ -132,6 +136,42 @@ TEST(Loadgen, SetupThatCannotCompleteFailsCleanly)
 	ASSERT_TRUE(lg.Wait(20000)) << lg.Describe();
 	EXPECT_EQ(lg.code(), 1) << lg.Describe();
 	EXPECT_NE(lg.err().find("cannot set up 500 flows"), std::string::npos) << lg.Describe();
+}
+
+TEST(Echo, AnswersTheLoadgenAndStopsCleanly)
+{
+	qgt::TempDir dir("qgate-echo-test");
+	ASSERT_TRUE(dir.ok());
+	qgt::Child echo(dir, "echo", qgt::Cmd(QGATE_ECHO_BIN, { "-l", "127.0.0.1:0", "--threads", "2" }));
+	ASSERT_TRUE(echo.started()) << echo.spawn_error();
+	ASSERT_TRUE(echo.WaitForErr("listening on", 10000)) << echo.Describe();
+	// Port 0: the line names the port the kernel gave.
+	std::string err = echo.err();
+	size_t at = err.find("listening on 127.0.0.1:");
+	ASSERT_NE(at, std::string::npos) << err;
+	std::string port = std::to_string(atoi(err.c_str() + at + strlen("listening on 127.0.0.1:")));
+	ASSERT_NE(port, "0") << err;
+
+	qgt::Result r = qgt::Run(Loadgen({ "--target", "127.0.0.1:" + port, "--flows", "16", "--duration",
+					   "1", "--warmup", "0", "--json" }),
+				 30000);
+	ASSERT_EQ(r.status, 0) << r.err;
+	double tx = JsonNumber(r.out, "tx"), rx = JsonNumber(r.out, "rx");
+	EXPECT_GT(rx, 0) << r.out;
+	EXPECT_EQ(rx + JsonNumber(r.out, "lost"), tx) << r.out;
+	EXPECT_EQ(JsonNumber(r.out, "mismatched"), 0) << r.out;
+
+	ASSERT_TRUE(echo.Stop(10000)) << echo.Describe();
+	EXPECT_EQ(echo.code(), 0) << echo.Describe();
+	EXPECT_NE(echo.err().find("qgate-echo: total rx="), std::string::npos) << echo.Describe();
+}
+
+TEST(Echo, AnAddressItCannotBindIsAnError)
+{
+	// 192.0.2.0/24 is TEST-NET-1: never a local address.
+	qgt::Result r = qgt::Run(qgt::Cmd(QGATE_ECHO_BIN, { "-l", "127.0.0.1:0", "-l", "192.0.2.1:5000" }));
+	EXPECT_EQ(r.status, 1) << r.err;
+	EXPECT_NE(r.err.find("cannot listen on 192.0.2.1:5000"), std::string::npos) << r.err;
 }
 
 } // namespace
