@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -41,6 +42,18 @@ void WriteFile(const std::string &path, const std::string &text)
 std::string Tail(const std::string &s, size_t n)
 {
 	return s.size() <= n ? s : "[...]\n" + s.substr(s.size() - n);
+}
+
+double JsonNumber(const std::string &json, const std::string &key)
+{
+	std::string k = "\"" + key + "\":";
+	size_t pos = json.find(k);
+	if (pos == std::string::npos)
+		return NAN;
+	const char *p = json.c_str() + pos + k.size();
+	char *end;
+	double v = strtod(p, &end);
+	return end == p ? NAN : v;
 }
 
 bool WaitFor(const std::function<bool()> &cond, int timeout_ms, int poll_ms)

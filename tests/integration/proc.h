@@ -20,6 +20,10 @@ void WriteFile(const std::string &path, const std::string &text);
 // The last n bytes of s, marked "[...]" when cut.
 std::string Tail(const std::string &s, size_t n = 3000);
 
+// A numeric field of a one-line JSON object such as qgate-loadgen's summary ("key":number), or NAN when
+// it is missing or not a number.
+double JsonNumber(const std::string &json, const std::string &key);
+
 // Poll cond every poll_ms for at most timeout_ms; true as soon as it holds.
 bool WaitFor(const std::function<bool()> &cond, int timeout_ms, int poll_ms = 10);
 

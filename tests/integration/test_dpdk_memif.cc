@@ -82,19 +82,6 @@ bool IsSocket(const std::string &path)
 	return stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-// A numeric field of the loadgen's one-line JSON, or NAN.
-double JsonNumber(const std::string &json, const std::string &key)
-{
-	std::string k = "\"" + key + "\":";
-	size_t pos = json.find(k);
-	if (pos == std::string::npos)
-		return NAN;
-	const char *p = json.c_str() + pos + k.size();
-	char *end;
-	double v = strtod(p, &end);
-	return end == p ? NAN : v;
-}
-
 // qgate's exit totals: "qgate: total NAME = N" (only non-zero counters are printed).
 std::map<std::string, uint64_t> Totals(const std::string &err)
 {
@@ -457,7 +444,7 @@ class DpdkMemif : public ::testing::Test
 		ASSERT_EQ(lg.code(), 0) << lg.Describe("qgate-loadgen") << qg.Describe("qgate");
 
 		// Let qgate print a report that covers everything reflected (reports every 0.5 s).
-		double reflected = JsonNumber(lg_json_, "reflected");
+		double reflected = qgt::JsonNumber(lg_json_, "reflected");
 		WaitFor(
 			[&] {
 				uint64_t to = 0;
@@ -478,16 +465,16 @@ class DpdkMemif : public ::testing::Test
 	void CheckRun(const RunSpec &spec)
 	{
 		// Loadgen: every datagram came back intact to its own client.
-		double tx = JsonNumber(lg_json_, "tx"), rx = JsonNumber(lg_json_, "rx");
-		double reflected = JsonNumber(lg_json_, "reflected");
+		double tx = qgt::JsonNumber(lg_json_, "tx"), rx = qgt::JsonNumber(lg_json_, "rx");
+		double reflected = qgt::JsonNumber(lg_json_, "reflected");
 		ASSERT_FALSE(std::isnan(tx)) << "no JSON from the loadgen" << describe_;
-		EXPECT_EQ(JsonNumber(lg_json_, "flows"), kFlows) << lg_json_;
+		EXPECT_EQ(qgt::JsonNumber(lg_json_, "flows"), kFlows) << lg_json_;
 		EXPECT_GT(tx, 0.8 * kRate * spec.duration_s) << lg_json_;
-		EXPECT_EQ(JsonNumber(lg_json_, "lost"), 0) << lg_json_ << describe_;
-		EXPECT_EQ(JsonNumber(lg_json_, "mismatched"), 0) << lg_json_ << describe_;
-		EXPECT_EQ(JsonNumber(lg_json_, "late"), 0) << lg_json_;
+		EXPECT_EQ(qgt::JsonNumber(lg_json_, "lost"), 0) << lg_json_ << describe_;
+		EXPECT_EQ(qgt::JsonNumber(lg_json_, "mismatched"), 0) << lg_json_ << describe_;
+		EXPECT_EQ(qgt::JsonNumber(lg_json_, "late"), 0) << lg_json_;
 		EXPECT_EQ(rx, tx) << lg_json_;
-		EXPECT_EQ(JsonNumber(lg_json_, "out_dropped"), 0) << lg_json_;
+		EXPECT_EQ(qgt::JsonNumber(lg_json_, "out_dropped"), 0) << lg_json_;
 
 		// qgate: one flow per client, nothing dropped, every datagram relayed both ways.
 		auto t = Totals(qg_err_);

@@ -27,19 +27,6 @@
 namespace
 {
 
-// A numeric field of the loadgen's one-line JSON summary, or NAN.
-double JsonNumber(const std::string &json, const std::string &key)
-{
-	std::string k = "\"" + key + "\":";
-	size_t pos = json.find(k);
-	if (pos == std::string::npos)
-		return NAN;
-	const char *p = json.c_str() + pos + k.size();
-	char *end;
-	double v = strtod(p, &end);
-	return end == p ? NAN : v;
-}
-
 std::vector<std::string> Loadgen(const std::vector<std::string> &args)
 {
 	return qgt::Cmd(QGATE_LOADGEN_BIN, args);
@@ -52,14 +39,15 @@ TEST(Loadgen, ClosedLoopAccountsForEveryDatagram)
 					   "--window", "4", "--duration", "1", "--warmup", "0", "--json" }),
 				 30000);
 	ASSERT_EQ(r.status, 0) << r.err;
-	double tx = JsonNumber(r.out, "tx"), rx = JsonNumber(r.out, "rx"), lost = JsonNumber(r.out, "lost");
+	double tx = qgt::JsonNumber(r.out, "tx"), rx = qgt::JsonNumber(r.out, "rx"),
+	       lost = qgt::JsonNumber(r.out, "lost");
 	EXPECT_GT(tx, 0) << r.out;
 	// Every measured datagram came back or was counted lost; an echo returns the exact payload.
 	EXPECT_EQ(rx + lost, tx) << r.out;
-	EXPECT_EQ(JsonNumber(r.out, "mismatched"), 0) << r.out;
-	EXPECT_EQ(JsonNumber(r.out, "flows"), 32) << r.out;
-	EXPECT_EQ(JsonNumber(r.out, "threads"), 2) << r.out;
-	EXPECT_GT(JsonNumber(r.out, "p50_us"), 0) << r.out;
+	EXPECT_EQ(qgt::JsonNumber(r.out, "mismatched"), 0) << r.out;
+	EXPECT_EQ(qgt::JsonNumber(r.out, "flows"), 32) << r.out;
+	EXPECT_EQ(qgt::JsonNumber(r.out, "threads"), 2) << r.out;
+	EXPECT_GT(qgt::JsonNumber(r.out, "p50_us"), 0) << r.out;
 	// The echo saw what the generator sent, warm-up and drain included.
 	EXPECT_GE(echo.datagrams(), static_cast<uint64_t>(rx));
 }
@@ -74,11 +62,11 @@ TEST(Loadgen, OpenLoopIpv6SendsAtTheRate)
 				   "--duration", "1", "--warmup", "0", "--payload", "quic", "--json" }),
 			 30000);
 	ASSERT_EQ(r.status, 0) << r.err;
-	double tx = JsonNumber(r.out, "tx");
+	double tx = qgt::JsonNumber(r.out, "tx");
 	// 2,000 datagrams/s for one second; a loaded machine may send late but never more.
 	EXPECT_GT(tx, 500) << r.out;
 	EXPECT_LE(tx, 2200) << r.out;
-	EXPECT_EQ(JsonNumber(r.out, "mismatched"), 0) << r.out;
+	EXPECT_EQ(qgt::JsonNumber(r.out, "mismatched"), 0) << r.out;
 }
 
 TEST(Loadgen, SignalEndsTheRunWithASummary)
@@ -94,9 +82,9 @@ TEST(Loadgen, SignalEndsTheRunWithASummary)
 	ASSERT_TRUE(lg.Signal(SIGINT));
 	ASSERT_TRUE(lg.Wait(10000)) << lg.Describe();
 	EXPECT_EQ(lg.code(), 0) << lg.Describe();
-	double dur = JsonNumber(lg.out(), "duration_s");
+	double dur = qgt::JsonNumber(lg.out(), "duration_s");
 	EXPECT_LT(dur, 30) << lg.out();
-	EXPECT_GT(JsonNumber(lg.out(), "tx"), 0) << lg.out();
+	EXPECT_GT(qgt::JsonNumber(lg.out(), "tx"), 0) << lg.out();
 }
 
 TEST(Loadgen, BadOptionsAreRefused)
@@ -156,10 +144,10 @@ TEST(Echo, AnswersTheLoadgenAndStopsCleanly)
 					   "1", "--warmup", "0", "--json" }),
 				 30000);
 	ASSERT_EQ(r.status, 0) << r.err;
-	double tx = JsonNumber(r.out, "tx"), rx = JsonNumber(r.out, "rx");
+	double tx = qgt::JsonNumber(r.out, "tx"), rx = qgt::JsonNumber(r.out, "rx");
 	EXPECT_GT(rx, 0) << r.out;
-	EXPECT_EQ(rx + JsonNumber(r.out, "lost"), tx) << r.out;
-	EXPECT_EQ(JsonNumber(r.out, "mismatched"), 0) << r.out;
+	EXPECT_EQ(rx + qgt::JsonNumber(r.out, "lost"), tx) << r.out;
+	EXPECT_EQ(qgt::JsonNumber(r.out, "mismatched"), 0) << r.out;
 
 	ASSERT_TRUE(echo.Stop(10000)) << echo.Describe();
 	EXPECT_EQ(echo.code(), 0) << echo.Describe();
