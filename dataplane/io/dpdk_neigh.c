@@ -45,6 +45,16 @@ static void reply_send(struct qg_io *io, unsigned p, struct rte_mbuf *m, uint32_
 	qg_ctr_add(io->ctr, ctr, 1);
 }
 
+/* An ARP reply or neighbour advertisement, once learnt from: the kernel behind
+ * a kernel_tap may be the one who asked, else it is done with (not a drop). */
+static void answer_learnt(struct qg_io *io, unsigned p, struct rte_mbuf *m)
+{
+	if (qg_dpdk.ports[p].has_tap)
+		qg_dpdk_to_kernel(io, p, m);
+	else
+		rte_pktmbuf_free(m);
+}
+
 void qg_dpdk_arp_input(struct qg_io *io, unsigned p, struct rte_mbuf *m)
 {
 	uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
@@ -69,11 +79,7 @@ void qg_dpdk_arp_input(struct qg_io *io, unsigned p, struct rte_mbuf *m)
 	if (memcmp(a.sender_ip, "\0\0\0\0", 4))
 		(void)qg_neigh_set(qg_dpdk.neigh, &sender, a.sender_mac, 0);
 	if (a.op != 1) {
-		/* A reply: the kernel behind a kernel_tap may be the one who asked. */
-		if (dp->has_tap)
-			qg_dpdk_to_kernel(io, p, m);
-		else
-			rte_pktmbuf_free(m);
+		answer_learnt(io, p, m);
 		return;
 	}
 	len = qg_net_arp_build(frame, room(m), 2, a.sender_mac, dp->mac.addr_bytes, a.target_ip, a.sender_mac,
@@ -102,10 +108,7 @@ void qg_dpdk_nd_input(struct qg_io *io, unsigned p, struct rte_mbuf *m)
 		/* An advertisement answers our solicitation (or announces a change): learn it. */
 		if (!qg_dpdk_is_ours(io, p, &target))
 			(void)qg_neigh_set(qg_dpdk.neigh, &target, nd.has_lladdr ? nd.lladdr : nd.src_mac, 0);
-		if (dp->has_tap)
-			qg_dpdk_to_kernel(io, p, m);
-		else
-			rte_pktmbuf_free(m);
+		answer_learnt(io, p, m);
 		return;
 	}
 	if (!qg_dpdk_is_ours(io, p, &target)) {

@@ -392,7 +392,6 @@ static inline void pkt_fill(struct qg_io *io, struct qg_pkt *pkt, struct rte_mbu
 static int rx_nat(struct qg_io *io, struct rte_mbuf *m, const struct qg_net_pkt *np, int k, int from_ring,
 		  struct qg_pkt *pkt)
 {
-	unsigned nat_port = qg_dpdk.nat[k].port;
 	uint32_t port = ntohs(np->dst.port), off, owner, up, d;
 
 	if (unlikely(port < QG_DPDK_NAT_FIRST))
@@ -417,7 +416,7 @@ static int rx_nat(struct qg_io *io, struct rte_mbuf *m, const struct qg_net_pkt 
 		goto not_ours;
 	/* A port no flow holds: with a kernel_tap, the kernel's own (its ephemeral ports share the
 	 * address); else a late reply the relay counts as stale. */
-	if (!d && qg_dpdk.ports[nat_port].has_tap)
+	if (!d && qg_dpdk.ports[qg_dpdk.nat[k].port].has_tap)
 		goto not_ours;
 	pkt_fill(io, pkt, m, np);
 	pkt->dir = QG_PKT_FROM_BACKEND;
@@ -425,7 +424,7 @@ static int rx_nat(struct qg_io *io, struct rte_mbuf *m, const struct qg_net_pkt 
 	pkt->svc = 0;
 	return 1;
 not_ours:
-	qg_dpdk_to_kernel(io, nat_port, m);
+	qg_dpdk_to_kernel(io, qg_dpdk.nat[k].port, m);
 	return 0;
 }
 

@@ -71,10 +71,9 @@ struct qg_io_params {
 
 struct qg_io;
 
-/** The ops table every backend fills. */
 /** A port's own figures (its NIC's or PMD's count), for backends that drive ports (DPDK). */
 struct qg_io_port_stats {
-	char name[64]; /**< the port's configured name */
+	char name[QG_CONFIG_DPDK_PORT_NAME_MAX]; /**< the port's configured name */
 	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
 	uint64_t rx_missed; /**< frames dropped because the port's RX queues were full: the workers fell
 			       behind */
@@ -83,6 +82,7 @@ struct qg_io_port_stats {
 	uint64_t tx_errors; /**< frames the port failed to send */
 };
 
+/** The ops table every backend fills. */
 struct qg_io_ops {
 	const char *name;
 	/** 0 when usable here, else -errno with a reason in why. */
